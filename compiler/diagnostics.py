@@ -1,0 +1,120 @@
+"""Diagnostics as values: what went wrong, where, and what to do about it."""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+
+
+class Severity(str, enum.Enum):
+    ERROR = "error"
+    WARNING = "warning"
+
+
+@dataclass(frozen=True)
+class Span:
+    """A region of a source file; lines and columns are 1-based."""
+
+    file: str
+    line: int
+    col: int
+    end_line: int | None = None
+    end_col: int | None = None
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    code: str
+    message: str
+    span: Span | None = None
+    hint: str | None = None
+    severity: Severity = Severity.ERROR
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity is Severity.ERROR
+
+
+class SpecError(Exception):
+    """Raised by the Python API when a spec has errors; carries every diagnostic."""
+
+    def __init__(self, diagnostics: list[Diagnostic]):
+        self.diagnostics = diagnostics
+        super().__init__("\n".join(render_text(d) for d in diagnostics if d.is_error))
+
+
+class UsageError(Exception):
+    """A mistake in how nncompile was invoked (a missing file, a bad flag or override): exit status 2."""
+
+
+def has_errors(diagnostics: Iterable[Diagnostic]) -> bool:
+    return any(d.is_error for d in diagnostics)
+
+
+def sort_key(diagnostic: Diagnostic) -> tuple:
+    span = diagnostic.span
+    return (span.file, span.line, span.col) if span else ("", 0, 0)
+
+
+def render_text(diagnostic: Diagnostic, source: str | None = None) -> str:
+    """`file:line:col: error[E0302]: message`, then the source line with a caret, then the hint."""
+    head = f"{diagnostic.severity.value}[{diagnostic.code}]: {diagnostic.message}"
+    span = diagnostic.span
+    lines = [f"{span.file}:{span.line}:{span.col}: {head}" if span else head]
+    if span and source is not None:
+        lines.extend(_snippet(span, source))
+    if diagnostic.hint:
+        lines.append(f"  = hint: {diagnostic.hint}")
+    return "\n".join(lines)
+
+
+def _snippet(span: Span, source: str) -> list[str]:
+    source_lines = source.splitlines()
+    if not 1 <= span.line <= len(source_lines):
+        return []
+    text = source_lines[span.line - 1].expandtabs(1)
+    if len(text) > 200:
+        text = text[:200] + "…"
+    width = 1
+    if span.end_line == span.line and span.end_col and span.end_col > span.col:
+        width = span.end_col - span.col
+    width = max(1, min(width, len(text) - span.col + 1))
+    gutter = " " * len(str(span.line))
+    return [f" {gutter} |", f" {span.line} | {text}", f" {gutter} | {' ' * (span.col - 1)}{'^' * width}"]
+
+
+def render_json(diagnostics: Iterable[Diagnostic]) -> str:
+    return json.dumps([_as_json(d) for d in diagnostics], indent=2)
+
+
+def _as_json(diagnostic: Diagnostic) -> dict:
+    data = asdict(diagnostic)
+    data["severity"] = diagnostic.severity.value
+    return data
+
+
+def render_github(diagnostic: Diagnostic) -> str:
+    """A GitHub Actions workflow command, which CI shows as an annotation on the line."""
+    kind = "error" if diagnostic.is_error else "warning"
+    message = f"[{diagnostic.code}] {diagnostic.message}"
+    if diagnostic.hint:
+        message += f" (hint: {diagnostic.hint})"
+    message = message.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    span = diagnostic.span
+    where = f" file={span.file},line={span.line},col={span.col}" if span else ""
+    return f"::{kind}{where}::{message}"
+
+
+def closest(name: str, candidates: Iterable[str]) -> str | None:
+    """A 'did you mean …' suggestion, or None."""
+    import difflib
+
+    matches = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
+    return matches[0] if matches else None
+
+
+def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
+    match = closest(name, candidates)
+    return f"did you mean '{match}'?" if match else None

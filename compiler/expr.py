@@ -1,0 +1,194 @@
+"""A small, safe expression language: `$width * 4`, `$stride != 1 or channels(input) != $width`.
+
+Expressions are parsed with Python's `ast` and interpreted here over a closed set of node
+kinds; nothing is ever compiled or passed to `eval`. No attribute access, no calls but the
+functions below, no `**`, no string arithmetic, and a length bound: evaluation is cheap.
+"""
+
+from __future__ import annotations
+
+import ast
+import operator
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+MAX_LENGTH = 500
+_PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+_PARAM_PREFIX = "__param_"
+SHAPE_FUNCTIONS = ("shape", "channels")
+PLAIN_FUNCTIONS: dict[str, Callable[..., Any]] = {"min": min, "max": max, "abs": abs, "int": int, "round": round}
+
+_BINARY = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+    ast.FloorDiv: operator.floordiv,
+    ast.Mod: operator.mod,
+}
+_COMPARE = {
+    ast.Eq: operator.eq,
+    ast.NotEq: operator.ne,
+    ast.Lt: operator.lt,
+    ast.LtE: operator.le,
+    ast.Gt: operator.gt,
+    ast.GtE: operator.ge,
+}
+
+
+class ExprError(Exception):
+    """A malformed expression, or one that cannot be evaluated; the message says why."""
+
+
+@dataclass(frozen=True)
+class Expression:
+    text: str
+    tree: ast.expr
+    params: frozenset[str]
+    refs: frozenset[str]
+
+    @property
+    def needs_shapes(self) -> bool:
+        """True when the value depends on inferred shapes (it calls shape() or channels())."""
+        return bool(self.refs)
+
+
+def is_expression(value: Any) -> bool:
+    return isinstance(value, str) and value.startswith("$")
+
+
+def parse(text: str) -> Expression:
+    """Parse an expression; parameters are written `$name`, layer references bare (`channels(input)`)."""
+    if len(text) > MAX_LENGTH:
+        raise ExprError(f"expression is longer than {MAX_LENGTH} characters")
+    if re.search(r"\$(?![A-Za-z_])", text) or _PARAM_PREFIX in text:
+        raise ExprError("'$' must be followed by a parameter name, as in $width")
+    source = _PARAM.sub(lambda m: _PARAM_PREFIX + m.group(1), text)
+    try:
+        tree = ast.parse(source.strip(), mode="eval").body
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        raise ExprError(f"cannot parse expression '{text}'") from None
+    params, refs = set(), set()
+    _check(tree, params, refs)
+    return Expression(text, tree, frozenset(params), frozenset(refs))
+
+
+def _check(node: ast.AST, params: set[str], refs: set[str]) -> None:
+    """Reject every node kind outside the language; collect parameter and layer names."""
+    if isinstance(node, ast.Call):
+        name = node.func.id if isinstance(node.func, ast.Name) else None
+        if (name not in SHAPE_FUNCTIONS and name not in PLAIN_FUNCTIONS) or node.keywords:
+            known = ", ".join((*SHAPE_FUNCTIONS, *PLAIN_FUNCTIONS))
+            raise ExprError(f"unknown function '{ast.unparse(node.func)}' (known: {known})")
+        if name in SHAPE_FUNCTIONS:
+            if len(node.args) != 1 or not isinstance(node.args[0], ast.Name) or node.args[0].id.startswith(_PARAM_PREFIX):
+                raise ExprError(f"{name}() takes one layer name, as in {name}(input)")
+            refs.add(node.args[0].id)
+            return
+        for arg in node.args:
+            _check(arg, params, refs)
+        return
+    if isinstance(node, ast.Name):
+        if not node.id.startswith(_PARAM_PREFIX):
+            raise ExprError(f"unknown name '{node.id}': parameters are written ${node.id}")
+        params.add(node.id[len(_PARAM_PREFIX) :])
+        return
+    allowed = (ast.Constant, ast.BinOp, ast.UnaryOp, ast.BoolOp, ast.Compare, ast.IfExp, ast.List, ast.Tuple, ast.Subscript, ast.Load)
+    allowed_ops = (*_BINARY, *_COMPARE, ast.And, ast.Or, ast.Not, ast.USub, ast.UAdd)
+    if isinstance(node, (ast.operator, ast.cmpop, ast.boolop, ast.unaryop)):
+        if not isinstance(node, allowed_ops):
+            raise ExprError(f"operator '{type(node).__name__}' is not supported in expressions")
+        return
+    if not isinstance(node, allowed) or (isinstance(node, ast.Constant) and not isinstance(node.value, (int, float, str))):
+        raise ExprError(f"'{ast.unparse(node)}' is not allowed in expressions")
+    for child in ast.iter_child_nodes(node):
+        _check(child, params, refs)
+
+
+def evaluate(expr: Expression, params: Mapping[str, Any], shape_of: Callable[[str], tuple[int, ...]] | None = None) -> Any:
+    """Evaluate with parameter values and, for shape functions, a lookup of per-sample shapes."""
+    try:
+        return _Evaluator(params, shape_of).eval(expr.tree)
+    except ExprError:
+        raise
+    except (TypeError, ValueError, ZeroDivisionError, IndexError, OverflowError) as error:
+        raise ExprError(f"cannot evaluate '{expr.text}': {error}") from None
+
+
+class _Evaluator:
+    def __init__(self, params: Mapping[str, Any], shape_of: Callable[[str], tuple[int, ...]] | None):
+        self.params = params
+        self.shape_of = shape_of
+
+    def eval(self, node: ast.expr) -> Any:
+        method = getattr(self, f"_{type(node).__name__}")
+        return method(node)
+
+    def _Constant(self, node: ast.Constant) -> Any:
+        return node.value
+
+    def _Name(self, node: ast.Name) -> Any:
+        name = node.id[len(_PARAM_PREFIX) :]
+        if name not in self.params:
+            from .diagnostics import did_you_mean
+
+            hint = did_you_mean(name, self.params)
+            raise ExprError(f"unknown parameter ${name}" + (f"; {hint}" if hint else ""))
+        return self.params[name]
+
+    def _BinOp(self, node: ast.BinOp) -> Any:
+        left, right = self.eval(node.left), self.eval(node.right)
+        if not all(isinstance(v, (int, float)) for v in (left, right)):
+            raise ExprError(f"arithmetic needs numbers, got {left!r} and {right!r}")
+        return _BINARY[type(node.op)](left, right)
+
+    def _UnaryOp(self, node: ast.UnaryOp) -> Any:
+        value = self.eval(node.operand)
+        if isinstance(node.op, ast.Not):
+            return not value
+        if not isinstance(value, (int, float)):
+            raise ExprError(f"arithmetic needs a number, got {value!r}")
+        return -value if isinstance(node.op, ast.USub) else +value
+
+    def _BoolOp(self, node: ast.BoolOp) -> Any:
+        if isinstance(node.op, ast.And):
+            return all(self.eval(v) for v in node.values)
+        return any(self.eval(v) for v in node.values)
+
+    def _Compare(self, node: ast.Compare) -> bool:
+        left = self.eval(node.left)
+        for op, comparator in zip(node.ops, node.comparators):
+            right = self.eval(comparator)
+            if not _COMPARE[type(op)](left, right):
+                return False
+            left = right
+        return True
+
+    def _IfExp(self, node: ast.IfExp) -> Any:
+        return self.eval(node.body) if self.eval(node.test) else self.eval(node.orelse)
+
+    def _List(self, node: ast.List) -> list:
+        return [self.eval(item) for item in node.elts]
+
+    _Tuple = _List
+
+    def _Subscript(self, node: ast.Subscript) -> Any:
+        value, index = self.eval(node.value), self.eval(node.slice)
+        if not isinstance(value, list) or not isinstance(index, int):
+            raise ExprError("indexing needs a list and an integer index")
+        return value[index]
+
+    def _Call(self, node: ast.Call) -> Any:
+        name = node.func.id
+        if name in PLAIN_FUNCTIONS:
+            return PLAIN_FUNCTIONS[name](*(self.eval(arg) for arg in node.args))
+        if self.shape_of is None:
+            raise ExprError(f"{name}() needs inferred shapes, which are not known here")
+        shape = list(self.shape_of(node.args[0].id))
+        if name == "shape":
+            return shape
+        if not shape:
+            raise ExprError(f"channels({node.args[0].id}) of a scalar sample")
+        return shape[0]

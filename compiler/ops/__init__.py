@@ -1,0 +1,56 @@
+"""The op registry: every op defined once (see `core.OpDef`), looked up by name."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+from . import activation, conv, dense, tensor
+from .core import REQUIRED, Call, FunctionEmit, ModuleEmit, OpDef, Param, ShapeError, TensorType
+
+__all__ = [
+    "BUILTIN",
+    "REQUIRED",
+    "Call",
+    "FunctionEmit",
+    "ModuleEmit",
+    "OpDef",
+    "Param",
+    "Registry",
+    "ShapeError",
+    "TensorType",
+]
+
+
+class Registry:
+    """An immutable set of ops by name; `extend` returns a new registry (plugins never mutate the builtins)."""
+
+    def __init__(self, ops: Iterable[OpDef]):
+        self._ops: dict[str, OpDef] = {}
+        for op in ops:
+            if op.name in self._ops:
+                raise ValueError(f"op '{op.name}' is defined twice")
+            self._ops[op.name] = op
+
+    def extend(self, ops: Iterable[OpDef]) -> Registry:
+        return Registry([*self._ops.values(), *ops])
+
+    def get(self, name: str) -> OpDef | None:
+        return self._ops.get(name)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._ops
+
+    def __iter__(self) -> Iterator[OpDef]:
+        return iter(self._ops.values())
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._ops)
+
+    @property
+    def activations(self) -> list[str]:
+        """Activation ops usable in the `activation:` shorthand (those with no required parameter)."""
+        return [op.name for op in self if op.category == "activation" and not any(p.required for p in op.params)]
+
+
+BUILTIN = Registry([*conv.OPS, *dense.OPS, *activation.OPS, *tensor.OPS])

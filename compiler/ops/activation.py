@@ -1,0 +1,41 @@
+"""Activations: usable as layers (`op: gelu`) and as the `activation:` shorthand on any layer."""
+
+from __future__ import annotations
+
+from .core import Call, Choice, Float, FunctionEmit, Int, OpDef, Param, TensorType, expect_float, normalize_dim
+
+
+def _elementwise(call: Call) -> TensorType:
+    expect_float(call.x)
+    return call.x
+
+
+def _along_dim(call: Call) -> TensorType:
+    expect_float(call.x)
+    normalize_dim(call.args["dim"], call.x.rank, "dim")
+    return call.x
+
+
+def _activation(name: str, target: str, params: tuple[Param, ...] = (), infer=_elementwise) -> OpDef:
+    return OpDef(
+        name=name,
+        doc=f"{name} activation ({target.replace(':', '.')})",
+        params=params,
+        infer=infer,
+        emit=FunctionEmit(target, lambda call: dict(call.args)),
+        category="activation",
+    )
+
+
+OPS = (
+    _activation("relu", "torch:relu"),
+    _activation("sigmoid", "torch:sigmoid"),
+    _activation("tanh", "torch:tanh"),
+    _activation("gelu", "torch.nn.functional:gelu", (Choice("approximate", ("none", "tanh"), "none"),)),
+    _activation("silu", "torch.nn.functional:silu"),
+    _activation("leaky_relu", "torch.nn.functional:leaky_relu", (Float("negative_slope", 0.01),)),
+    _activation("elu", "torch.nn.functional:elu", (Float("alpha", 1.0),)),
+    _activation("hardswish", "torch.nn.functional:hardswish"),
+    _activation("softmax", "torch.nn.functional:softmax", (Int("dim", -1),), _along_dim),
+    _activation("log_softmax", "torch.nn.functional:log_softmax", (Int("dim", -1),), _along_dim),
+)

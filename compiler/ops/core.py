@@ -1,0 +1,180 @@
+"""What an op is: its parameters, its shape rule, its costs, and how it becomes PyTorch.
+
+Everything here is plain Python. How an op becomes torch is data (an import path and the
+keyword arguments to call it with), resolved only by `compiler.emit`, so the check path
+never imports torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+REQUIRED: Any = object()
+
+FLOAT_DTYPES = ("float32", "float64", "float16", "bfloat16")
+INT_DTYPES = ("int64", "int32")
+
+
+@dataclass(frozen=True)
+class TensorType:
+    """A tensor flowing through the graph: its per-sample shape (batch dimension implicit) and dtype."""
+
+    shape: tuple[int, ...]
+    dtype: str = "float32"
+
+    @property
+    def rank(self) -> int:
+        return len(self.shape)
+
+    def numel(self) -> int:
+        total = 1
+        for size in self.shape:
+            total *= size
+        return total
+
+    def with_shape(self, shape: tuple[int, ...]) -> TensorType:
+        return TensorType(tuple(shape), self.dtype)
+
+
+class ShapeError(Exception):
+    """Raised by a shape rule; `param` names the argument the message is about, if any."""
+
+    def __init__(self, message: str, param: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.param = param
+
+
+@dataclass(frozen=True, eq=False)
+class Param:
+    """One argument of an op: its JSON Schema (the single source of truth for its type) and default."""
+
+    name: str
+    schema: Mapping[str, Any]
+    default: Any = REQUIRED
+    doc: str = ""
+
+    @property
+    def required(self) -> bool:
+        return self.default is REQUIRED
+
+    @property
+    def is_scalar(self) -> bool:
+        """True when no valid value is a list, so a list can only mean one value per repetition."""
+        kinds = self.schema.get("type") or [alt.get("type") for alt in self.schema.get("anyOf", ())]
+        kinds = kinds if isinstance(kinds, list) else [kinds]
+        return "array" not in kinds
+
+
+def Int(name: str, default: Any = REQUIRED, minimum: int | None = None, doc: str = "") -> Param:
+    schema: dict[str, Any] = {"type": "integer"}
+    if minimum is not None:
+        schema["minimum"] = minimum
+    return Param(name, schema, default, doc)
+
+
+def Float(name: str, default: Any = REQUIRED, minimum: float | None = None, maximum: float | None = None, doc: str = "") -> Param:
+    schema: dict[str, Any] = {"type": "number"}
+    if minimum is not None:
+        schema["minimum"] = minimum
+    if maximum is not None:
+        schema["maximum"] = maximum
+    return Param(name, schema, default, doc)
+
+
+def Bool(name: str, default: Any = REQUIRED, doc: str = "") -> Param:
+    return Param(name, {"type": "boolean"}, default, doc)
+
+
+def Choice(name: str, choices: tuple[str, ...], default: Any = REQUIRED, doc: str = "") -> Param:
+    return Param(name, {"type": "string", "enum": list(choices)}, default, doc)
+
+
+def IntOrPair(name: str, default: Any = REQUIRED, minimum: int = 0, doc: str = "") -> Param:
+    item = {"type": "integer", "minimum": minimum}
+    pair = {"type": "array", "items": item, "minItems": 2, "maxItems": 2}
+    return Param(name, {"anyOf": [item, pair]}, default, doc)
+
+
+def Ints(name: str, default: Any = REQUIRED, doc: str = "") -> Param:
+    return Param(name, {"type": "array", "items": {"type": "integer"}, "minItems": 1}, default, doc)
+
+
+@dataclass(frozen=True)
+class Call:
+    """An op applied: its argument values (defaults filled in) and the types of its inputs."""
+
+    args: Mapping[str, Any]
+    inputs: tuple[TensorType, ...]
+
+    @property
+    def x(self) -> TensorType:
+        return self.inputs[0]
+
+
+@dataclass(frozen=True)
+class ModuleEmit:
+    """Becomes `target(**kwargs(call))`, an nn.Module registered under the layer's id."""
+
+    target: str
+    kwargs: Callable[[Call], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class FunctionEmit:
+    """Becomes a call of `target` on the inputs: as positional args, one list, or folded pairwise."""
+
+    target: str
+    kwargs: Callable[[Call], dict[str, Any]] = lambda call: {}
+    inputs: Literal["args", "list", "fold"] = "args"
+
+
+def no_count(call: Call, *_: Any) -> int:
+    return 0
+
+
+@dataclass(frozen=True, eq=False)
+class OpDef:
+    """One op, defined once: parameters, shape rule, parameter and MAC counts, and emission."""
+
+    name: str
+    doc: str
+    infer: Callable[[Call], TensorType]
+    emit: ModuleEmit | FunctionEmit
+    params: tuple[Param, ...] = ()
+    count_params: Callable[[Call], int] = no_count
+    count_macs: Callable[[Call, TensorType], int] = no_count
+    arity: tuple[int, int | None] = (1, 1)
+    category: Literal["layer", "activation", "merge", "tensor"] = "layer"
+    param_index: Mapping[str, Param] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "param_index", {p.name: p for p in self.params})
+
+
+def pair(value: int | list[int] | tuple[int, ...]) -> tuple[int, int]:
+    return (value, value) if isinstance(value, int) else (value[0], value[1])
+
+
+def expect_rank(x: TensorType, ranks: tuple[int, ...], what: str) -> None:
+    if x.rank not in ranks:
+        want = " or ".join(str(r) for r in ranks)
+        raise ShapeError(f"expects {what} (rank {want} per sample), got shape {list(x.shape)}")
+
+
+def expect_float(x: TensorType) -> None:
+    if x.dtype not in FLOAT_DTYPES:
+        raise ShapeError(f"expects a floating-point input, got {x.dtype}")
+
+
+def normalize_dim(dim: int, rank: int, param: str) -> int:
+    """A torch dim (0 is the batch) → an index into the per-sample shape."""
+    full = rank + 1
+    if not -full <= dim < full:
+        raise ShapeError(f"dim {dim} is out of range for a rank-{full} tensor (batch included)", param)
+    dim %= full
+    if dim == 0:
+        raise ShapeError("dim 0 is the batch dimension and cannot be used here", param)
+    return dim - 1

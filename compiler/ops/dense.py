@@ -1,0 +1,171 @@
+"""Layers with weights that are not convolutions: linear, embedding, normalisation; and dropout."""
+
+from __future__ import annotations
+
+from .core import (
+    INT_DTYPES,
+    Bool,
+    Call,
+    Float,
+    Int,
+    ModuleEmit,
+    OpDef,
+    Param,
+    ShapeError,
+    TensorType,
+    expect_float,
+    expect_rank,
+)
+
+
+def _linear_infer(call: Call) -> TensorType:
+    if call.x.rank < 1:
+        raise ShapeError("expects at least one feature dimension per sample, got a scalar per sample")
+    expect_float(call.x)
+    return call.x.with_shape((*call.x.shape[:-1], call.args["out"]))
+
+
+LINEAR = OpDef(
+    name="linear",
+    doc="fully connected layer over the last dimension (torch.nn.Linear); in_features is inferred",
+    params=(Int("out", minimum=1, doc="output features"), Bool("bias", True)),
+    infer=_linear_infer,
+    emit=ModuleEmit(
+        "torch.nn:Linear",
+        lambda call: {"in_features": call.x.shape[-1], "out_features": call.args["out"], "bias": call.args["bias"]},
+    ),
+    count_params=lambda call: call.x.shape[-1] * call.args["out"] + (call.args["out"] if call.args["bias"] else 0),
+    count_macs=lambda call, y: call.x.shape[-1] * y.numel(),
+)
+
+
+def _embedding_infer(call: Call) -> TensorType:
+    if call.x.dtype not in INT_DTYPES:
+        raise ShapeError(f"expects integer indices, got {call.x.dtype} (declare the input with dtype: int64)")
+    padding_idx = call.args["padding_idx"]
+    if padding_idx is not None and not -call.args["num"] <= padding_idx < call.args["num"]:
+        raise ShapeError(f"padding_idx {padding_idx} is outside the {call.args['num']} embeddings", "padding_idx")
+    return TensorType((*call.x.shape, call.args["dim"]), "float32")
+
+
+EMBEDDING = OpDef(
+    name="embedding",
+    doc="lookup table of `num` vectors of size `dim` (torch.nn.Embedding)",
+    params=(
+        Int("num", minimum=1, doc="number of embeddings (vocabulary size)"),
+        Int("dim", minimum=1, doc="size of each embedding vector"),
+        Param("padding_idx", {"type": ["integer", "null"]}, None),
+    ),
+    infer=_embedding_infer,
+    emit=ModuleEmit(
+        "torch.nn:Embedding",
+        lambda call: {"num_embeddings": call.args["num"], "embedding_dim": call.args["dim"], "padding_idx": call.args["padding_idx"]},
+    ),
+    count_params=lambda call: call.args["num"] * call.args["dim"],
+)
+
+
+def _batchnorm_op(dims: int, shapes: tuple[int, ...], layout: str) -> OpDef:
+    def infer(call: Call) -> TensorType:
+        expect_rank(call.x, shapes, layout)
+        expect_float(call.x)
+        return call.x
+
+    def kwargs(call: Call) -> dict:
+        args = call.args
+        return {"num_features": call.x.shape[0], "eps": args["eps"], "momentum": args["momentum"], "affine": args["affine"]}
+
+    return OpDef(
+        name=f"batchnorm{dims}d",
+        doc=f"batch normalisation over channels (torch.nn.BatchNorm{dims}d); num_features is inferred",
+        params=(Float("eps", 1e-5, minimum=0), Float("momentum", 0.1, minimum=0, maximum=1), Bool("affine", True)),
+        infer=infer,
+        emit=ModuleEmit(f"torch.nn:BatchNorm{dims}d", kwargs),
+        count_params=lambda call: 2 * call.x.shape[0] if call.args["affine"] else 0,
+    )
+
+
+def _normalized_shape(call: Call) -> tuple[int, ...]:
+    dims = call.args["dims"]
+    if dims > call.x.rank:
+        raise ShapeError(f"cannot normalise the last {dims} dims of a rank-{call.x.rank} sample {list(call.x.shape)}", "dims")
+    return call.x.shape[-dims:]
+
+
+def _layernorm_infer(call: Call) -> TensorType:
+    expect_float(call.x)
+    _normalized_shape(call)
+    return call.x
+
+
+def _layernorm_params(call: Call) -> int:
+    size = 1
+    for d in _normalized_shape(call):
+        size *= d
+    return 2 * size if call.args["affine"] else 0
+
+
+LAYERNORM = OpDef(
+    name="layernorm",
+    doc="layer normalisation over the last `dims` dimensions (torch.nn.LayerNorm); the shape is inferred",
+    params=(
+        Int("dims", 1, minimum=1, doc="how many trailing dimensions to normalise"),
+        Float("eps", 1e-5, minimum=0),
+        Bool("affine", True),
+    ),
+    infer=_layernorm_infer,
+    emit=ModuleEmit(
+        "torch.nn:LayerNorm",
+        lambda call: {
+            "normalized_shape": list(_normalized_shape(call)),
+            "eps": call.args["eps"],
+            "elementwise_affine": call.args["affine"],
+        },
+    ),
+    count_params=_layernorm_params,
+)
+
+
+def _groupnorm_infer(call: Call) -> TensorType:
+    expect_float(call.x)
+    if call.x.rank < 1:
+        raise ShapeError("expects [channels, ...] per sample")
+    if call.x.shape[0] % call.args["groups"]:
+        raise ShapeError(f"groups={call.args['groups']} must divide the {call.x.shape[0]} channels", "groups")
+    return call.x
+
+
+GROUPNORM = OpDef(
+    name="groupnorm",
+    doc="group normalisation (torch.nn.GroupNorm); num_channels is inferred",
+    params=(Int("groups", minimum=1), Float("eps", 1e-5, minimum=0), Bool("affine", True)),
+    infer=_groupnorm_infer,
+    emit=ModuleEmit(
+        "torch.nn:GroupNorm",
+        lambda call: {
+            "num_groups": call.args["groups"],
+            "num_channels": call.x.shape[0],
+            "eps": call.args["eps"],
+            "affine": call.args["affine"],
+        },
+    ),
+    count_params=lambda call: 2 * call.x.shape[0] if call.args["affine"] else 0,
+)
+
+DROPOUT = OpDef(
+    name="dropout",
+    doc="zeroes elements with probability p while training (torch.nn.Dropout)",
+    params=(Float("p", 0.5, minimum=0, maximum=1),),
+    infer=lambda call: call.x,
+    emit=ModuleEmit("torch.nn:Dropout", lambda call: {"p": call.args["p"]}),
+)
+
+OPS = (
+    LINEAR,
+    EMBEDDING,
+    _batchnorm_op(1, (1, 2), "[channels] or [channels, L]"),
+    _batchnorm_op(2, (3,), "[channels, H, W]"),
+    LAYERNORM,
+    GROUPNORM,
+    DROPOUT,
+)

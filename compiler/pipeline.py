@@ -1,0 +1,54 @@
+"""The check path, stage by stage: load → validate → resolve → infer. No torch here."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .diagnostics import Diagnostic, UsageError, has_errors
+from .infer import TypedGraph, infer
+from .load import Document, load_file
+from .ops import Registry
+from .plugins import registry_with
+from .resolve import resolve
+from .validate import validate
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """What the check path learned about one spec."""
+
+    document: Document | None
+    graph: TypedGraph | None
+    diagnostics: list[Diagnostic]
+    registry: Registry
+
+    @property
+    def ok(self) -> bool:
+        return self.graph is not None and not has_errors(self.diagnostics)
+
+
+def analyze(path: str | Path, overrides: Mapping[str, Any] | None = None, plugins: tuple[str, ...] = ()) -> Analysis:
+    """Run every torch-free stage; stop after the first stage that reports errors.
+
+    Raises UsageError for a missing file, a bad override or a broken plugin.
+    """
+    registry = registry_with(tuple(plugins))
+    try:
+        document, diagnostics = load_file(path)
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such file") from None
+    except (IsADirectoryError, PermissionError) as error:
+        raise UsageError(f"{path}: {error.strerror}") from None
+    if document is None:
+        return Analysis(None, None, diagnostics, registry)
+    diagnostics = validate(document, registry)
+    if has_errors(diagnostics):
+        return Analysis(document, None, diagnostics, registry)
+    graph, diagnostics = resolve(document, registry, overrides)
+    if graph is None:
+        return Analysis(document, None, diagnostics, registry)
+    typed, inferred = infer(graph, registry)
+    return Analysis(document, typed, diagnostics + inferred, registry)

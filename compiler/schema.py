@@ -1,0 +1,157 @@
+"""The JSON Schema (Draft 2020-12) of the spec language, generated from the op registry.
+
+The copy shipped in the package (`nncompile.schema.json`) is this function's output for the
+builtin ops; a test regenerates it and compares, so the two never disagree.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from typing import Any
+
+from .ops import Registry
+
+SCHEMA_ID = "https://nncompile.dev/schema/v1.json"
+SHIPPED_SCHEMA = "nncompile.schema.json"
+SPEC_VERSION = 1
+BLOCK_PARAM_TYPES = ("int", "float", "bool", "str", "list")
+INPUT_DTYPES = ("float32", "float64", "float16", "bfloat16", "int64", "int32")
+LAYER_KEYS = ("id", "op", "from", "when", "repeat", "activation", "layers")
+MAX_REPEAT = 1000
+
+_EXPRESSION = {"$ref": "#/$defs/expression"}
+_VALUE = {"type": ["integer", "number", "boolean", "string", "array"]}
+
+
+def generate(registry: Registry) -> dict[str, Any]:
+    """The whole schema for specs using the ops in `registry`."""
+    defs: dict[str, Any] = {
+        "identifier": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
+        "reference": {"type": "string", "pattern": "^[A-Za-z0-9_]+(\\.[A-Za-z0-9_]+)*$"},
+        "expression": {"type": "string", "pattern": "^\\$", "description": "an expression: `$param`, `$width * 4`"},
+        "shape": {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 0},
+        "input": {
+            "anyOf": [
+                {"$ref": "#/$defs/shape"},
+                {
+                    "type": "object",
+                    "properties": {"shape": {"$ref": "#/$defs/shape"}, "dtype": {"enum": list(INPUT_DTYPES)}},
+                    "required": ["shape"],
+                    "additionalProperties": False,
+                },
+            ]
+        },
+        "block": _block_schema(),
+        "layers": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/layer"}},
+        "layer": _layer_schema(registry),
+        "group": _group_schema(),
+    }
+    for op in registry:
+        defs[f"op.{op.name}"] = _op_schema(op, registry)
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": SCHEMA_ID,
+        "title": "nncompile model spec",
+        "type": "object",
+        "required": ["nncompile", "inputs", "layers"],
+        "additionalProperties": False,
+        "properties": {
+            "nncompile": {"const": SPEC_VERSION, "description": "spec language version"},
+            "name": {"$ref": "#/$defs/identifier"},
+            "description": {"type": "string"},
+            "params": {
+                "type": "object",
+                "propertyNames": {"$ref": "#/$defs/identifier"},
+                "additionalProperties": _VALUE,
+                "description": "model parameters with their defaults; override with --set NAME=VALUE",
+            },
+            "inputs": {
+                "type": "object",
+                "minProperties": 1,
+                "propertyNames": {"$ref": "#/$defs/identifier"},
+                "additionalProperties": {"$ref": "#/$defs/input"},
+            },
+            "outputs": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/reference"}},
+            "blocks": {
+                "type": "object",
+                "propertyNames": {"$ref": "#/$defs/identifier"},
+                "additionalProperties": {"$ref": "#/$defs/block"},
+            },
+            "layers": {"$ref": "#/$defs/layers"},
+        },
+        "$defs": defs,
+    }
+
+
+def shipped() -> str:
+    """The schema file shipped inside the package, as text."""
+    return resources.files("compiler").joinpath(SHIPPED_SCHEMA).read_text(encoding="utf-8")
+
+
+def dumps(schema: dict[str, Any]) -> str:
+    return json.dumps(schema, indent=2) + "\n"
+
+
+def _block_schema() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["layers"],
+        "additionalProperties": False,
+        "properties": {
+            "description": {"type": "string"},
+            "params": {
+                "type": "object",
+                "propertyNames": {"$ref": "#/$defs/identifier"},
+                "additionalProperties": _VALUE,
+                "description": f"a type name ({', '.join(BLOCK_PARAM_TYPES)}) for a required parameter, or a default value",
+            },
+            "inputs": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/identifier"}},
+            "output": {"$ref": "#/$defs/reference"},
+            "layers": {"$ref": "#/$defs/layers"},
+        },
+    }
+
+
+def _common_properties(registry: Registry) -> dict[str, Any]:
+    return {
+        "id": {"$ref": "#/$defs/identifier"},
+        "op": {"$ref": "#/$defs/identifier"},
+        "from": {"anyOf": [{"$ref": "#/$defs/reference"}, {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/reference"}}]},
+        "when": {"anyOf": [{"type": "boolean"}, {"type": "string", "minLength": 1}]},
+        "repeat": {"anyOf": [{"type": "integer", "minimum": 1, "maximum": MAX_REPEAT}, _EXPRESSION]},
+        "activation": {"anyOf": [{"enum": registry.activations}, _EXPRESSION]},
+    }
+
+
+def _layer_schema(registry: Registry) -> dict[str, Any]:
+    branches: list[dict[str, Any]] = [{"if": {"required": ["layers"]}, "then": {"$ref": "#/$defs/group"}, "else": {"required": ["op"]}}]
+    for op in registry:
+        branches.append({"if": _op_is([op.name]), "then": {"$ref": f"#/$defs/op.{op.name}"}})
+    branches.append({"if": {"not": _op_is(registry.names)}, "then": {"additionalProperties": _VALUE}})
+    return {"type": "object", "properties": _common_properties(registry), "allOf": branches}
+
+
+def _op_is(names: list[str]) -> dict[str, Any]:
+    condition = {"const": names[0]} if len(names) == 1 else {"enum": names}
+    return {"properties": {"op": condition}, "required": ["op"]}
+
+
+def _group_schema() -> dict[str, Any]:
+    keys = {key: True for key in LAYER_KEYS if key not in ("op", "activation")}
+    return {"type": "object", "properties": keys, "additionalProperties": False}
+
+
+def _op_schema(op, registry: Registry) -> dict[str, Any]:
+    properties: dict[str, Any] = {key: True for key in LAYER_KEYS if key != "layers"}
+    for param in op.params:
+        alternatives = [dict(param.schema), _EXPRESSION]
+        if param.is_scalar:
+            per_repetition = {"anyOf": [dict(param.schema), _EXPRESSION]}
+            alternatives.append({"title": "one value per repetition", "type": "array", "items": per_repetition})
+        properties[param.name] = {"anyOf": alternatives, "description": param.doc} if param.doc else {"anyOf": alternatives}
+    required = [p.name for p in op.params if p.required]
+    schema: dict[str, Any] = {"description": op.doc, "properties": properties, "additionalProperties": False}
+    if required:
+        schema["required"] = required
+    return schema

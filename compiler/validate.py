@@ -1,0 +1,143 @@
+"""Validate: check a loaded document against the JSON Schema; every violation becomes a located diagnostic."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+import jsonschema
+
+from .diagnostics import Diagnostic, did_you_mean, sort_key
+from .load import Document, JsonPath
+from .ops import Registry
+from .schema import SPEC_VERSION, generate
+
+_STRICT_TYPES = jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
+    "integer", lambda checker, value: isinstance(value, int) and not isinstance(value, bool)
+)
+StrictValidator = jsonschema.validators.extend(jsonschema.Draft202012Validator, type_checker=_STRICT_TYPES)
+"""Draft 2020-12, except that 3.0 is not an integer: torch would receive the float."""
+
+
+@lru_cache(maxsize=8)
+def validator_for(registry: Registry) -> jsonschema.protocols.Validator:
+    """One validator per registry, built once (building costs far more than validating)."""
+    return StrictValidator(generate(registry))
+
+
+def validate(document: Document, registry: Registry) -> list[Diagnostic]:
+    """All schema violations of `document`, in source order."""
+    errors = validator_for(registry).iter_errors(document.data)
+    diagnostics = [d for error in errors for d in _diagnose(error, document)]
+    return sorted(set(diagnostics), key=sort_key)
+
+
+def describe(schema: Any) -> str:
+    """A short human description of what a (sub)schema accepts."""
+    if schema is True:
+        return "any value"
+    if "$ref" in schema:
+        name = schema["$ref"].rsplit("/", 1)[-1]
+        return {"expression": "a $expression", "reference": "a layer reference", "identifier": "a name"}.get(name, name)
+    if "title" in schema:
+        return schema["title"]
+    if "anyOf" in schema:
+        return " or ".join(dict.fromkeys(describe(s) for s in schema["anyOf"]))
+    if "enum" in schema:
+        return "one of " + ", ".join(repr(v) for v in schema["enum"])
+    if "const" in schema:
+        return repr(schema["const"])
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        return " or ".join(_article(k) for k in kind)
+    if kind == "array":
+        items = describe(schema.get("items", True))
+        count = schema.get("minItems")
+        if count and count == schema.get("maxItems"):
+            return f"a list of {count} ({items})"
+        return f"a list of ({items})"
+    low, high = schema.get("minimum"), schema.get("maximum")
+    if low is not None and high is not None:
+        return f"{_article(kind)} from {low} to {high}"
+    if low is not None:
+        return f"{_article(kind)} ≥ {low}"
+    return _article(kind) if kind else "a value"
+
+
+def _article(kind: str) -> str:
+    return {
+        "integer": "an integer",
+        "number": "a number",
+        "boolean": "true/false",
+        "string": "a string",
+        "array": "a list",
+        "object": "a mapping",
+        "null": "null",
+    }.get(kind, kind)
+
+
+def _diagnose(error: jsonschema.ValidationError, document: Document) -> list[Diagnostic]:
+    path: JsonPath = tuple(error.absolute_path)
+    prefix = _context(path, document.data)
+    kind = error.validator
+    if kind == "additionalProperties":
+        allowed = list(error.schema.get("properties", {}))
+        return [
+            Diagnostic(
+                "E0201",
+                f"{prefix}unknown key '{key}'",
+                document.key_span((*path, key)),
+                did_you_mean(key, allowed) or (f"allowed keys: {', '.join(allowed)}" if allowed else None),
+            )
+            for key in error.instance
+            if key not in error.schema.get("properties", {})
+        ]
+    if kind == "required":
+        missing = error.message.split("'")[1]
+        return [Diagnostic("E0202", f"{prefix}missing required key '{missing}'", document.span(path))]
+    span = document.span(path)
+    name = f"'{path[-1]}'" if path and isinstance(path[-1], str) else "value"
+    if kind == "const" and path == ("nncompile",):
+        message = f"unsupported spec version {error.instance!r}; this nncompile reads version {SPEC_VERSION}"
+        return [Diagnostic("E0203", message, span, f"write 'nncompile: {SPEC_VERSION}'")]
+    if kind == "enum":
+        hint = did_you_mean(str(error.instance), [str(v) for v in error.validator_value])
+        return [Diagnostic("E0203", f"{prefix}{name} must be {describe(error.schema)}, got {error.instance!r}", span, hint)]
+    if kind is False or error.schema is False:
+        return [Diagnostic("E0201", f"{prefix}{name} is not allowed here", span)]
+    if kind == "pattern" and error.schema.get("pattern", "").startswith("^[A-Za-z_]"):
+        message = f"{prefix}{error.instance!r} is not a valid name: use letters, digits and '_', not starting with a digit"
+        return [Diagnostic("E0203", message, span)]
+    message = f"{prefix}{name} must be {describe(error.schema)}, got {_show(error.instance)}"
+    hint = did_you_mean(error.instance, _enum_values(error.schema)) if isinstance(error.instance, str) else None
+    return [Diagnostic("E0203", message, span, hint)]
+
+
+def _enum_values(schema: Any) -> list[str]:
+    if not isinstance(schema, dict):
+        return []
+    values = [str(v) for v in schema.get("enum", ())]
+    return values + [v for alt in schema.get("anyOf", ()) for v in _enum_values(alt)]
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _context(path: JsonPath, data: Any) -> str:
+    """'layer 'conv2' (conv2d): ' for a path inside a layer, else ''."""
+    layer, layer_index = None, None
+    node = data
+    for i, key in enumerate(path):
+        if isinstance(node, (dict, list)) and (key in node if isinstance(node, dict) else key < len(node)):
+            node = node[key]
+        else:
+            break
+        if isinstance(key, int) and i > 0 and path[i - 1] == "layers" and isinstance(node, dict):
+            layer, layer_index = node, key
+    if layer is None:
+        return ""
+    name = f"'{layer['id']}'" if isinstance(layer.get("id"), str) else f"#{layer_index}"
+    op = layer.get("op")
+    return f"layer {name} ({op}): " if isinstance(op, str) else f"layer {name}: "

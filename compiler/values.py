@@ -1,0 +1,42 @@
+"""Type checks for values known only after parameters are substituted (op args, block args, overrides)."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+import jsonschema
+
+from .ops import Param
+from .schema import BLOCK_PARAM_TYPES
+from .validate import StrictValidator, describe
+
+_PYTHON_TYPES = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,), "list": (list,)}
+
+
+@cache
+def _validator(param: Param) -> jsonschema.protocols.Validator:
+    return StrictValidator(dict(param.schema))
+
+
+def check_value(param: Param, value: Any) -> str | None:
+    """None if `value` suits `param`, else what is wrong, e.g. "must be an integer ≥ 1, got 2.5"."""
+    if _validator(param).is_valid(value):
+        return None
+    return f"must be {describe(param.schema)}, got {value!r}"
+
+
+def block_param_type(declared: Any) -> str:
+    """A block parameter's type: named (`width: int`) or taken from its default (`stride: 1`)."""
+    if isinstance(declared, str) and declared in BLOCK_PARAM_TYPES:
+        return declared
+    for name, kinds in _PYTHON_TYPES.items():
+        if type(declared) in kinds and not (name == "int" and isinstance(declared, bool)):
+            return name
+    return "str"
+
+
+def check_block_value(kind: str, value: Any) -> str | None:
+    if (isinstance(value, bool) and kind != "bool") or not isinstance(value, _PYTHON_TYPES[kind]):
+        return f"must be of type {kind}, got {value!r}"
+    return None

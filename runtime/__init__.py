@@ -1,0 +1,1 @@
+"""nncompile's runtime: the `nncompile` command, and (soon) training compiled models."""

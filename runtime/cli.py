@@ -1,0 +1,169 @@
+"""The `nncompile` command. Each subcommand imports only what it needs: `check`, `summary` and
+`schema` never import torch."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from compiler import analyze
+from compiler.diagnostics import Diagnostic, UsageError, render_github, render_json, render_text
+
+EXIT_OK, EXIT_SPEC_ERRORS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.command(args)
+    except UsageError as error:
+        print(f"nncompile: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+    except Exception:
+        print("nncompile: internal error (this is a bug in nncompile, not in your spec; please report it):", file=sys.stderr)
+        traceback.print_exc()
+        return EXIT_INTERNAL
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nncompile", description="Compile YAML model specs into PyTorch modules.")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    check = commands.add_parser("check", help="validate specs and infer every shape (no torch import)")
+    check.add_argument("specs", nargs="+", metavar="SPEC")
+    check.add_argument("--format", choices=["text", "json", "github"], default="text", help="diagnostic format")
+    _add_spec_options(check)
+    check.set_defaults(command=_check)
+
+    build = commands.add_parser("build", help="compile a spec and export it (.pt TorchScript, .pt2 torch.export, .onnx)")
+    build.add_argument("spec", metavar="SPEC")
+    build.add_argument("-o", "--output", type=Path, help="output file; the suffix picks the format (default: build/NAME.pt)")
+    _add_spec_options(build)
+    build.set_defaults(command=_build)
+
+    summary = commands.add_parser("summary", help="per-layer output shapes, parameters and MACs")
+    summary.add_argument("spec", metavar="SPEC")
+    summary.add_argument("--format", choices=["text", "json"], default="text")
+    _add_spec_options(summary)
+    summary.set_defaults(command=_summary)
+
+    schema = commands.add_parser("schema", help="print the spec language's JSON Schema")
+    schema.add_argument("--plugin", action="append", default=[], metavar="MODULE", help="also load the ops of this plugin")
+    schema.set_defaults(command=_schema)
+    return parser
+
+
+def _add_spec_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="override a model parameter")
+    parser.add_argument("--plugin", action="append", default=[], metavar="MODULE", help="load ops from a module or .py file")
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """`["num_classes=10"]` → `{"num_classes": 10}`; values are YAML scalars or flow lists."""
+    overrides = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        if not sep or not name:
+            raise UsageError(f"--set expects NAME=VALUE, got '{pair}'")
+        try:
+            value = yaml.safe_load(text) if text else ""
+        except yaml.YAMLError:
+            raise UsageError(f"--set {name}: cannot read value '{text}'") from None
+        if not isinstance(value, (int, float, str, bool, list)):
+            raise UsageError(f"--set {name}: expected a number, string, boolean or list, got '{text}'")
+        overrides[name] = value
+    return overrides
+
+
+def _analyze(args: argparse.Namespace, spec: str):
+    return analyze(spec, parse_overrides(args.set), tuple(args.plugin))
+
+
+def _print_diagnostics(diagnostics: list[Diagnostic], source: str | None, fmt: str = "text") -> None:
+    for diagnostic in diagnostics:
+        print(render_github(diagnostic) if fmt == "github" else render_text(diagnostic, source))
+
+
+def _check(args: argparse.Namespace) -> int:
+    collected: list[Diagnostic] = []
+    for spec in args.specs:
+        analysis = _analyze(args, spec)
+        collected += analysis.diagnostics
+        if args.format != "json":
+            _print_diagnostics(analysis.diagnostics, analysis.document.text if analysis.document else _read(spec), args.format)
+    if args.format == "json":
+        print(render_json(collected))
+    errors = sum(d.is_error for d in collected)
+    if args.format == "text":
+        print(f"checked {len(args.specs)} spec(s): {errors} error(s), {len(collected) - errors} warning(s)", file=sys.stderr)
+    return EXIT_SPEC_ERRORS if errors else EXIT_OK
+
+
+def _read(path: str) -> str | None:
+    try:
+        return Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+
+
+def _checked(args: argparse.Namespace):
+    analysis = _analyze(args, args.spec)
+    _print_diagnostics(analysis.diagnostics, analysis.document.text if analysis.document else _read(args.spec))
+    return analysis if analysis.ok else None
+
+
+def _build(args: argparse.Namespace) -> int:
+    analysis = _checked(args)
+    if analysis is None:
+        return EXIT_SPEC_ERRORS
+    from compiler.emit import emit, example_inputs
+    from compiler.export import ExportError, export
+
+    module = emit(analysis.graph, analysis.registry)
+    output = args.output or Path("build") / f"{Path(args.spec).stem}.pt"
+    try:
+        kind = export(module, example_inputs(module), output)
+    except ExportError as error:
+        raise UsageError(str(error)) from None
+    print(f"wrote {output} ({kind}; reloaded and verified against the eager model)")
+    return EXIT_OK
+
+
+def _summary(args: argparse.Namespace) -> int:
+    from compiler.summary import summary_rows, summary_text
+
+    analysis = _checked(args)
+    if analysis is None:
+        return EXIT_SPEC_ERRORS
+    if args.format == "json":
+        import json
+
+        graph = analysis.graph
+        print(
+            json.dumps(
+                {"name": graph.name, "params": graph.total_params, "macs": graph.total_macs, "layers": summary_rows(graph)}, indent=2
+            )
+        )
+    else:
+        print(summary_text(analysis.graph))
+    return EXIT_OK
+
+
+def _schema(args: argparse.Namespace) -> int:
+    from compiler.plugins import registry_with
+    from compiler.schema import dumps, generate
+
+    sys.stdout.write(dumps(generate(registry_with(tuple(args.plugin)))))
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
