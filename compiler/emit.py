@@ -14,8 +14,15 @@ from .infer import TypedGraph
 from .ops import Call, FunctionEmit, ModuleEmit, OpDef, Registry
 
 
+LAYER_KEY = "nncompile_layer"
+
+
 def emit(typed: TypedGraph, registry: Registry) -> fx.GraphModule:
-    """Build the module through the fx Graph API: placeholders, call_module/call_function, output."""
+    """Build the module through the fx Graph API: placeholders, call_module/call_function, output.
+
+    The fx node holding each layer's output carries the layer's name in `node.meta[LAYER_KEY]`,
+    so passes (and tests) can line fx nodes up with the typed graph.
+    """
     graph = fx.Graph()
     values: dict[str, fx.Node] = {name: graph.placeholder(name) for name in typed.inputs}
     modules: dict[str, torch.nn.Module] = {}
@@ -26,6 +33,7 @@ def emit(typed: TypedGraph, registry: Registry) -> fx.GraphModule:
             activation = registry.get(node.node.activation)
             defaults = {p.name: p.default for p in activation.params}
             value = _apply(graph, modules, name, activation, Call(defaults, (node.output,)), [value])
+        value.meta[LAYER_KEY] = name
         values[name] = value
     outputs = [values[name] for name in typed.outputs]
     graph.output(outputs[0] if len(outputs) == 1 else tuple(outputs))

@@ -134,6 +134,7 @@ class _Resolver:
         scope = dataclasses.replace(scope, guards=scope.guards + ((guard,) if isinstance(guard, Deferred) else ()))
         kind = self._kind(layer, doc_path, path)
         if kind is None:
+            self.aliases[path] = sources[0][0]
             return path
         repeat = self._repeat(layer, doc_path, scope)
         last = path

@@ -41,5 +41,13 @@ def summary_text(graph: TypedGraph) -> str:
             lines.append("  ".join("-" * w for w in widths))
     shapes = ", ".join(f"{name} {list(t.shape)}" for name, t in graph.inputs.items())
     lines.append("")
-    lines.append(f"{graph.name}: {graph.total_params:,} parameters, {graph.total_macs / 1e9:.3f} GMACs per sample ({shapes})")
+    lines.append(f"{graph.name}: {graph.total_params:,} parameters, {_metric(graph.total_macs)}MACs per sample ({shapes})")
     return "\n".join(lines)
+
+
+def _metric(count: int) -> str:
+    """1814073344 → '1.814 G'; torchvision's model docs quote GMACs to three decimals."""
+    for scale, prefix in ((1e9, "G"), (1e6, "M"), (1e3, "K")):
+        if count >= scale:
+            return f"{count / scale:.3f} {prefix}"
+    return f"{count} "
