@@ -13,7 +13,6 @@ from torch import fx
 from .infer import TypedGraph
 from .ops import Call, FunctionEmit, ModuleEmit, OpDef, Registry
 
-
 LAYER_KEY = "nncompile_layer"
 
 

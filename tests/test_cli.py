@@ -9,16 +9,19 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import ROOT, SPECS
 
 from compiler.schema import shipped
-from conftest import ROOT, SPECS
 from runtime.cli import main
 
 MNIST = str(ROOT / "specs" / "mnist_mlp.yaml")
 
 
 def test_check_never_imports_torch():
-    code = "import sys; from runtime.cli import main; rc = main(['check', *sys.argv[1:]]); assert 'torch' not in sys.modules, 'torch imported'; sys.exit(rc)"
+    code = (
+        "import sys; from runtime.cli import main; rc = main(['check', *sys.argv[1:]]); "
+        "assert 'torch' not in sys.modules, 'torch imported'; sys.exit(rc)"
+    )
     result = subprocess.run([sys.executable, "-c", code, *map(str, SPECS)], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stderr
 

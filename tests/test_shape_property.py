@@ -32,16 +32,21 @@ image_layer = st.one_of(
             "activation": st.sampled_from(ACTIVATIONS),
         },
     ),
-    st.fixed_dictionaries({"op": st.sampled_from(["maxpool2d", "avgpool2d"]), "kernel": st.integers(1, 3)}, optional={"stride": st.integers(1, 3), "padding": st.integers(0, 1), "ceil_mode": st.booleans()}),
+    st.fixed_dictionaries(
+        {"op": st.sampled_from(["maxpool2d", "avgpool2d"]), "kernel": st.integers(1, 3)},
+        optional={"stride": st.integers(1, 3), "padding": st.integers(0, 1), "ceil_mode": st.booleans()},
+    ),
     st.fixed_dictionaries({"op": st.just("batchnorm2d")}, optional={"activation": st.sampled_from(ACTIVATIONS)}),
     st.fixed_dictionaries({"op": st.just("groupnorm"), "groups": st.sampled_from([1, 2])}),
     st.fixed_dictionaries({"op": st.just("adaptive_avgpool2d"), "size": st.one_of(small, st.lists(small, min_size=2, max_size=2))}),
     st.fixed_dictionaries({"op": st.sampled_from(["add", "mul", "concat"]), "from": st.just("SKIP")}),
-    st.fixed_dictionaries({"op": st.sampled_from(ACTIVATIONS + ["identity", "dropout"])}),
+    st.fixed_dictionaries({"op": st.sampled_from([*ACTIVATIONS, "identity", "dropout"])}),
     st.fixed_dictionaries({"op": st.just("permute"), "dims": st.permutations([1, 2, 3]).map(lambda p: [0, *p])}),
 )
 vector_layer = st.one_of(
-    st.fixed_dictionaries({"op": st.just("linear"), "out": st.integers(1, 12)}, optional={"bias": st.booleans(), "activation": st.sampled_from(ACTIVATIONS)}),
+    st.fixed_dictionaries(
+        {"op": st.just("linear"), "out": st.integers(1, 12)}, optional={"bias": st.booleans(), "activation": st.sampled_from(ACTIVATIONS)}
+    ),
     st.fixed_dictionaries({"op": st.just("layernorm")}, optional={"affine": st.booleans()}),
     st.fixed_dictionaries({"op": st.sampled_from(["softmax", "log_softmax"])}),
     st.fixed_dictionaries({"op": st.just("reshape"), "shape": st.just([-1])}),
@@ -51,7 +56,12 @@ vector_layer = st.one_of(
 sequence_layer = st.one_of(
     st.fixed_dictionaries(
         {"op": st.just("conv1d"), "out": channels, "kernel": small},
-        optional={"stride": st.integers(1, 2), "padding": st.integers(0, 2), "dilation": st.integers(1, 2), "groups": st.sampled_from([1, 2])},
+        optional={
+            "stride": st.integers(1, 2),
+            "padding": st.integers(0, 2),
+            "dilation": st.integers(1, 2),
+            "groups": st.sampled_from([1, 2]),
+        },
     ),
     st.fixed_dictionaries({"op": st.just("batchnorm1d")}, optional={"activation": st.sampled_from(ACTIVATIONS)}),
     st.fixed_dictionaries({"op": st.sampled_from(["add", "concat"]), "from": st.just("SKIP")}),
@@ -60,7 +70,9 @@ sequence_layer = st.one_of(
 
 @st.composite
 def image_specs(draw) -> tuple[dict, list]:
-    return {"image": [draw(channels), draw(st.integers(4, 12)), draw(st.integers(4, 12))]}, draw(st.lists(image_layer, min_size=1, max_size=6))
+    return {"image": [draw(channels), draw(st.integers(4, 12)), draw(st.integers(4, 12))]}, draw(
+        st.lists(image_layer, min_size=1, max_size=6)
+    )
 
 
 @st.composite
@@ -122,6 +134,3 @@ def test_generated_specs_are_mostly_accepted():
     """Runs after the property test (file order): guards against a generator that only makes duds."""
     total = ACCEPTED["yes"] + ACCEPTED["no"]
     assert total == 0 or ACCEPTED["yes"] / total > 0.5, ACCEPTED
-
-
-
