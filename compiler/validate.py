@@ -20,16 +20,39 @@ StrictValidator = jsonschema.validators.extend(jsonschema.Draft202012Validator, 
 
 
 @lru_cache(maxsize=8)
-def validator_for(registry: Registry) -> jsonschema.protocols.Validator:
-    """One validator per registry, built once (building costs far more than validating)."""
-    return StrictValidator(generate(registry))
+def _validators(registry: Registry) -> tuple[jsonschema.protocols.Validator, dict[str, jsonschema.protocols.Validator]]:
+    """The document skeleton's validator and one per op, built once per registry."""
+    defs = generate(registry)["$defs"]
+    per_op = {op.name: StrictValidator({"$ref": f"#/$defs/op.{op.name}", "$defs": defs}) for op in registry}
+    return StrictValidator(generate(registry, dispatch_ops=False)), per_op
 
 
 def validate(document: Document, registry: Registry) -> list[Diagnostic]:
-    """All schema violations of `document`, in source order."""
-    errors = validator_for(registry).iter_errors(document.data)
-    diagnostics = [d for error in errors for d in _diagnose(error, document)]
+    """All schema violations of `document`, in source order (the shipped schema's verdict)."""
+    skeleton, per_op = _validators(registry)
+    diagnostics = [d for error in skeleton.iter_errors(document.data) for d in _diagnose(error, (), document)]
+    for path, layer in _layers(document.data, ()):
+        validator = per_op.get(layer.get("op"))
+        if validator is not None and "layers" not in layer:
+            diagnostics += [d for error in validator.iter_errors(layer) for d in _diagnose(error, path, document)]
     return sorted(set(diagnostics), key=sort_key)
+
+
+def _layers(node: Any, path: JsonPath) -> list[tuple[JsonPath, dict]]:
+    """Every layer mapping in the document (top level, blocks, groups) with its path."""
+    found = []
+    if not isinstance(node, dict):
+        return found
+    blocks = node.get("blocks") if path == () else None
+    containers = [(("blocks", name), block) for name, block in blocks.items()] if isinstance(blocks, dict) else []
+    for prefix, owner in [((), node), *containers]:
+        layers = owner.get("layers") if isinstance(owner, dict) else None
+        for index, layer in enumerate(layers if isinstance(layers, list) else []):
+            if isinstance(layer, dict):
+                layer_path = (*path, *prefix, "layers", index)
+                found.append((layer_path, layer))
+                found += _layers(layer, layer_path)
+    return found
 
 
 def describe(schema: Any) -> str:
@@ -76,8 +99,8 @@ def _article(kind: str) -> str:
     }.get(kind, kind)
 
 
-def _diagnose(error: jsonschema.ValidationError, document: Document) -> list[Diagnostic]:
-    path: JsonPath = tuple(error.absolute_path)
+def _diagnose(error: jsonschema.ValidationError, prefix_path: JsonPath, document: Document) -> list[Diagnostic]:
+    path: JsonPath = (*prefix_path, *error.absolute_path)
     prefix = _context(path, document.data)
     kind = error.validator
     if kind == "additionalProperties":

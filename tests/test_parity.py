@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 import torchvision
+from conftest import ROOT
 from torch.utils.flop_counter import FlopCounterMode
 
 import compiler
-from conftest import ROOT
 
 MODELS = {"resnet18": (11_689_512, 1.814), "resnet50": (25_557_032, 4.089)}
 

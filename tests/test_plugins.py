@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import PLUGINS, ROOT
 
 import compiler
 from compiler.diagnostics import UsageError
 from compiler.plugins import registry_with
-from conftest import PLUGINS, ROOT
 
 SPEC = ROOT / "tests" / "specs" / "normalized_mlp.yaml"
 

@@ -7,10 +7,10 @@ import json
 import jsonschema
 import pytest
 import yaml
+from conftest import SPECS
 
 from compiler.ops import BUILTIN
 from compiler.schema import dumps, generate, shipped
-from conftest import SPECS
 
 
 def test_shipped_schema_matches_the_registry():

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import SPECS
 from torch.fx.passes.shape_prop import ShapeProp
 
 import compiler
 from compiler.emit import LAYER_KEY, example_inputs
 from compiler.export import export
-from conftest import SPECS
 
 CLEAN_PROCESS = """
 import sys
