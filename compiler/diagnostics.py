@@ -103,7 +103,8 @@ def render_github(diagnostic: Diagnostic) -> str:
         message += f" (hint: {diagnostic.hint})"
     message = message.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
     span = diagnostic.span
-    where = f" file={span.file},line={span.line},col={span.col}" if span else ""
+    file = span.file.replace("%", "%25").replace(",", "%2C").replace(":", "%3A") if span else ""
+    where = f" file={file},line={span.line},col={span.col}" if span else ""
     return f"::{kind}{where}::{message}"
 
 

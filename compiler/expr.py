@@ -75,13 +75,18 @@ def parse(text: str) -> Expression:
     return Expression(text, tree, frozenset(params), frozenset(refs))
 
 
+def _source(node: ast.AST) -> str:
+    """The expression text of `node`, as the user wrote it ($-parameters restored)."""
+    return ast.unparse(node).replace(_PARAM_PREFIX, "$")
+
+
 def _check(node: ast.AST, params: set[str], refs: set[str]) -> None:
     """Reject every node kind outside the language; collect parameter and layer names."""
     if isinstance(node, ast.Call):
         name = node.func.id if isinstance(node.func, ast.Name) else None
         if (name not in SHAPE_FUNCTIONS and name not in PLAIN_FUNCTIONS) or node.keywords:
             known = ", ".join((*SHAPE_FUNCTIONS, *PLAIN_FUNCTIONS))
-            raise ExprError(f"unknown function '{ast.unparse(node.func)}' (known: {known})")
+            raise ExprError(f"unknown function '{_source(node.func)}' (known: {known})")
         if name in SHAPE_FUNCTIONS:
             if len(node.args) != 1 or not isinstance(node.args[0], ast.Name) or node.args[0].id.startswith(_PARAM_PREFIX):
                 raise ExprError(f"{name}() takes one layer name, as in {name}(input)")
@@ -102,7 +107,7 @@ def _check(node: ast.AST, params: set[str], refs: set[str]) -> None:
             raise ExprError(f"operator '{type(node).__name__}' is not supported in expressions")
         return
     if not isinstance(node, allowed) or (isinstance(node, ast.Constant) and not isinstance(node.value, (int, float, str))):
-        raise ExprError(f"'{ast.unparse(node)}' is not allowed in expressions")
+        raise ExprError(f"'{_source(node)}' is not allowed in expressions")
     for child in ast.iter_child_nodes(node):
         _check(child, params, refs)
 

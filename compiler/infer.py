@@ -115,23 +115,23 @@ class _Inference:
             raise _Failed
         return self.types[producer].shape
 
-    def _evaluate(self, deferred: Deferred) -> Any:
+    def _evaluate(self, node: Node, deferred: Deferred) -> Any:
         try:
             return expr.evaluate(deferred.expr, deferred.params, lambda name: self._shape_of(deferred, name))
         except expr.ExprError as error:
-            self._fail("E0402", str(error), deferred.span)
+            self._fail("E0402", f"layer '{node.name}' ({node.op}): {error}", deferred.span)
 
     def _guard(self, node: Node, guard: Deferred) -> bool:
         """Guards are shared by every node of a conditional group: decide each once."""
         if id(guard) not in self.guards:
-            self.guards[id(guard)] = bool(self._evaluate(guard))
+            self.guards[id(guard)] = bool(self._evaluate(node, guard))
         return self.guards[id(guard)]
 
     def _value(self, node: Node, key: str, value: Any) -> Any:
         if isinstance(value, list):
-            value = [self._evaluate(v) if isinstance(v, Deferred) else v for v in value]
+            value = [self._evaluate(node, v) if isinstance(v, Deferred) else v for v in value]
         elif isinstance(value, Deferred):
-            value = self._evaluate(value)
+            value = self._evaluate(node, value)
         else:
             return value
         op = self.registry.get(node.op)

@@ -7,6 +7,7 @@ alias expansion and size are bounded before anything downstream sees the data.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,13 +104,24 @@ def load_text(raw: bytes | str, name: str = "<string>") -> tuple[Document | None
         mark = error.problem_mark or error.context_mark
         span = Span(name, mark.line + 1, mark.column + 1) if mark else Span(name, 1, 1)
         message = f"YAML syntax error: {error.problem or error.context}"
-        return None, [Diagnostic("E0101", message, span)]
+        return None, [Diagnostic("E0101", message, span, _syntax_hint(error, text))]
     except yaml.reader.ReaderError as error:
         before = text[: error.position]
         span = Span(name, before.count("\n") + 1, error.position - (before.rfind("\n") + 1) + 1)
         code = error.character if isinstance(error.character, int) else ord(error.character)
         message = f"spec contains a character YAML does not allow (#x{code:04x}: {error.reason})"
         return None, [Diagnostic("E0105", message, span)]
+
+
+def _syntax_hint(error: yaml.MarkedYAMLError, text: str) -> str | None:
+    """Where the construct that broke began, or that tabs cannot indent YAML."""
+    mark = error.problem_mark
+    if mark and mark.index < len(text) and text[mark.index] == "\t":
+        return "YAML does not allow tabs for indentation: use spaces"
+    context = error.context_mark
+    if error.context and context and (not mark or context.line != mark.line or context.column != mark.column):
+        return f"{error.context} at line {context.line + 1}, column {context.column + 1}"
+    return None
 
 
 def _decode(raw: bytes | str, name: str) -> str:
@@ -185,10 +197,13 @@ class _Builder:
         if tag == "tag:yaml.org,2002:timestamp":
             tag = "tag:yaml.org,2002:str"
         node = yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark)
+        kind = tag.rsplit(":", 1)[-1]
         try:
             value = _CONSTRUCTOR.yaml_constructors[tag](_CONSTRUCTOR, node)
-        except (ValueError, yaml.YAMLError) as error:
-            raise LoadError("E0101", f"invalid {tag.rsplit(':', 1)[-1]} value: {error}", _span(self.name, event)) from None
+        except (ValueError, KeyError, TypeError, yaml.YAMLError):
+            raise LoadError("E0101", f"invalid {kind} value {event.value!r}", _span(self.name, event)) from None
+        if isinstance(value, float) and not math.isfinite(value):
+            raise LoadError("E0101", f"non-finite number {event.value!r}", _span(self.name, event), "specs hold finite numbers only")
         self._place(value, _span(self.name, event), event.anchor, size=1)
 
     def _key(self, frame: _Frame, event: yaml.ScalarEvent) -> None:

@@ -108,7 +108,8 @@ class _Resolver:
                 self._error("E0309", f"block '{name}' has the name of a builtin op", span, "rename the block")
             for pname, declared in block.get("params", {}).items():
                 if isinstance(declared, str) and declared not in BLOCK_PARAM_TYPES and declared.lower() in BLOCK_PARAM_TYPES:
-                    self._error("E0305", f"block '{name}': parameter '{pname}' type '{declared}' is written in lower case", span)
+                    message = f"block '{name}': type names are lower case: write '{declared.lower()}', not '{declared}'"
+                    self._error("E0305", message, self.doc.span(("blocks", name, "params", pname)))
 
     # -- expansion -------------------------------------------------------------------------------
 
@@ -254,9 +255,12 @@ class _Resolver:
             return None
         span = self.doc.span((*doc_path, "repeat"))
         value = self._evaluate(layer["repeat"], scope, span)
-        if isinstance(value, Deferred) or not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 1000:
+        if isinstance(value, Deferred):
+            self._error("E0311", f"'repeat' cannot depend on shapes ({layer['repeat']})", span)
+            return 1
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 1000:
             if value is not _INVALID:
-                self._error("E0311", f"'repeat' must be an integer from 1 to 1000 known before shapes, got {value!r}", span)
+                self._error("E0311", f"'repeat' must be an integer from 1 to 1000, got {value!r}", span)
             return 1
         return value
 
@@ -342,7 +346,8 @@ class _Resolver:
             if key in values:
                 continue
             if isinstance(default, str) and default in BLOCK_PARAM_TYPES:
-                self._error("E0305", f"block '{name}': missing required parameter '{key}' ({default})", self.doc.span(doc_path))
+                where = f"layer '{scope.prefix}{layer.get('id', doc_path[-1])}': "
+                self._error("E0305", f"{where}block '{name}' needs parameter '{key}' ({default})", self.doc.span(doc_path))
                 params[key] = _INVALID
             else:
                 params[key] = default

@@ -11,6 +11,7 @@ from importlib import resources
 from typing import Any
 
 from .ops import Registry
+from .ops.core import MAX_SIZE
 
 SCHEMA_ID = "https://nncompile.dev/schema/v1.json"
 SHIPPED_SCHEMA = "nncompile.schema.json"
@@ -35,7 +36,7 @@ def generate(registry: Registry, dispatch_ops: bool = True) -> dict[str, Any]:
         "identifier": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
         "reference": {"type": "string", "pattern": "^[A-Za-z0-9_]+(\\.[A-Za-z0-9_]+)*$"},
         "expression": {"type": "string", "pattern": "^\\$", "description": "an expression: `$param`, `$width * 4`"},
-        "shape": {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 0},
+        "shape": {"type": "array", "items": {"type": "integer", "minimum": 1, "maximum": MAX_SIZE}},
         "input": {
             "anyOf": [
                 {"$ref": "#/$defs/shape"},

@@ -10,6 +10,7 @@ import jsonschema
 from .diagnostics import Diagnostic, did_you_mean, sort_key
 from .load import Document, JsonPath
 from .ops import Registry
+from .ops.core import MAX_SIZE
 from .schema import SPEC_VERSION, generate
 
 _STRICT_TYPES = jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
@@ -61,7 +62,15 @@ def describe(schema: Any) -> str:
         return "any value"
     if "$ref" in schema:
         name = schema["$ref"].rsplit("/", 1)[-1]
-        return {"expression": "a $expression", "reference": "a layer reference", "identifier": "a name"}.get(name, name)
+        names = {
+            "expression": "a $expression",
+            "reference": "a layer reference",
+            "identifier": "a name",
+            "shape": "a shape (a list of sizes ≥ 1)",
+            "input": "a shape or {shape, dtype}",
+            "layers": "a list of layers",
+        }
+        return names.get(name, name)
     if "title" in schema:
         return schema["title"]
     if "anyOf" in schema:
@@ -80,10 +89,13 @@ def describe(schema: Any) -> str:
             return f"a list of {count} ({items})"
         return f"a list of ({items})"
     low, high = schema.get("minimum"), schema.get("maximum")
+    high = None if high == MAX_SIZE else high
     if low is not None and high is not None:
         return f"{_article(kind)} from {low} to {high}"
     if low is not None:
         return f"{_article(kind)} ≥ {low}"
+    if high is not None:
+        return f"{_article(kind)} ≤ {high}"
     return _article(kind) if kind else "a value"
 
 
@@ -118,8 +130,23 @@ def _diagnose(error: jsonschema.ValidationError, prefix_path: JsonPath, document
     if kind == "required":
         missing = error.message.split("'")[1]
         return [Diagnostic("E0202", f"{prefix}missing required key '{missing}'", document.span(path))]
+    if kind == "anyOf" and error.context:
+        # The alternative whose type matched failed for a real reason (a bound, an enum, a nested
+        # key): report that one. If every alternative failed on type, describe them all.
+        specific = [e for e in _leaves(error) if e.validator not in ("type", "pattern")]
+        if specific:
+            return _diagnose(max(specific, key=lambda e: len(e.absolute_path)), prefix_path, document)
     span = document.span(path)
     name = f"'{path[-1]}'" if path and isinstance(path[-1], str) else "value"
+    if path == () and kind == "type":
+        message = f"a spec is a mapping with the keys nncompile, inputs and layers; got {_show(error.instance)}"
+        return [Diagnostic("E0203", message, span)]
+    if kind in ("minItems", "minProperties"):
+        what = "entry" if kind == "minItems" else "key"
+        return [Diagnostic("E0203", f"{prefix}{name} needs at least {error.validator_value} {what}(s)", span)]
+    if kind in ("maximum", "minimum"):
+        bound = "at most" if kind == "maximum" else "at least"
+        return [Diagnostic("E0203", f"{prefix}{name} must be {bound} {error.validator_value}, got {_show(error.instance)}", span)]
     if kind == "const" and path == ("nncompile",):
         message = f"unsupported spec version {error.instance!r}; this nncompile reads version {SPEC_VERSION}"
         return [Diagnostic("E0203", message, span, f"write 'nncompile: {SPEC_VERSION}'")]
@@ -141,6 +168,11 @@ def _enum_values(schema: Any) -> list[str]:
         return []
     values = [str(v) for v in schema.get("enum", ())]
     return values + [v for alt in schema.get("anyOf", ()) for v in _enum_values(alt)]
+
+
+def _leaves(error: jsonschema.ValidationError) -> list[jsonschema.ValidationError]:
+    """The errors inside (nested) anyOf alternatives."""
+    return [leaf for e in error.context for leaf in (_leaves(e) if e.validator == "anyOf" else [e])]
 
 
 def _show(value: Any) -> str:

@@ -8,6 +8,7 @@ from typing import Any
 import jsonschema
 
 from .ops import Param
+from .ops.core import MAX_SIZE
 from .schema import BLOCK_PARAM_TYPES
 from .validate import StrictValidator, describe
 
@@ -23,13 +24,15 @@ def check_value(param: Param, value: Any) -> str | None:
     """None if `value` suits `param`, else what is wrong, e.g. "must be an integer ≥ 1, got 2.5"."""
     if _validator(param).is_valid(value):
         return None
+    if isinstance(value, int) and value > MAX_SIZE:
+        return f"must be at most {MAX_SIZE}, got {value}"
     return f"must be {describe(param.schema)}, got {value!r}"
 
 
 def block_param_type(declared: Any) -> str:
     """A block parameter's type: named (`width: int`) or taken from its default (`stride: 1`)."""
-    if isinstance(declared, str) and declared in BLOCK_PARAM_TYPES:
-        return declared
+    if isinstance(declared, str) and declared.lower() in BLOCK_PARAM_TYPES:
+        return declared.lower()  # a mis-cased type name is reported by resolve; type it as meant
     for name, kinds in _PYTHON_TYPES.items():
         if type(declared) in kinds and not (name == "int" and isinstance(declared, bool)):
             return name

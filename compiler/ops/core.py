@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 REQUIRED: Any = object()
+MAX_SIZE = 2**31 - 1  # sizes beyond this are never meant, and overflow torch's int32 kernels
 
 FLOAT_DTYPES = ("float32", "float64", "float16", "bfloat16")
 INT_DTYPES = ("int64", "int32")
@@ -69,10 +70,8 @@ class Param:
 
 
 def Int(name: str, default: Any = REQUIRED, minimum: int | None = None, doc: str = "") -> Param:
-    schema: dict[str, Any] = {"type": "integer"}
-    if minimum is not None:
-        schema["minimum"] = minimum
-    return Param(name, schema, default, doc)
+    bounds = {} if minimum is None else {"minimum": minimum}
+    return Param(name, {"type": "integer", **bounds, "maximum": MAX_SIZE}, default, doc)
 
 
 def Float(name: str, default: Any = REQUIRED, minimum: float | None = None, maximum: float | None = None, doc: str = "") -> Param:
@@ -93,7 +92,7 @@ def Choice(name: str, choices: tuple[str, ...], default: Any = REQUIRED, doc: st
 
 
 def IntOrPair(name: str, default: Any = REQUIRED, minimum: int = 0, doc: str = "") -> Param:
-    item = {"type": "integer", "minimum": minimum}
+    item = {"type": "integer", "minimum": minimum, "maximum": MAX_SIZE}
     pair = {"type": "array", "items": item, "minItems": 2, "maxItems": 2}
     return Param(name, {"anyOf": [item, pair]}, default, doc)
 
