@@ -32,29 +32,7 @@ def generate(registry: Registry, dispatch_ops: bool = True) -> dict[str, Any]:
     checks each layer against its op's `$defs/op.NAME` directly, which is the same contract
     without testing every op's `if` branch on every layer.
     """
-    defs: dict[str, Any] = {
-        "identifier": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
-        "reference": {"type": "string", "pattern": "^[A-Za-z0-9_]+(\\.[A-Za-z0-9_]+)*$"},
-        "expression": {"type": "string", "pattern": "^\\$", "description": "an expression: `$param`, `$width * 4`"},
-        "shape": {"type": "array", "items": {"type": "integer", "minimum": 1, "maximum": MAX_SIZE}},
-        "input": {
-            "anyOf": [
-                {"$ref": "#/$defs/shape"},
-                {
-                    "type": "object",
-                    "properties": {"shape": {"$ref": "#/$defs/shape"}, "dtype": {"enum": list(INPUT_DTYPES)}},
-                    "required": ["shape"],
-                    "additionalProperties": False,
-                },
-            ]
-        },
-        "block": _block_schema(),
-        "layers": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/layer"}},
-        "layer": _layer_schema(registry, dispatch_ops),
-        "group": _group_schema(),
-    }
-    for op in registry:
-        defs[f"op.{op.name}"] = _op_schema(op, registry)
+    defs = _defs(registry, dispatch_ops)
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": SCHEMA_ID,
@@ -88,6 +66,32 @@ def generate(registry: Registry, dispatch_ops: bool = True) -> dict[str, Any]:
         },
         "$defs": defs,
     }
+
+
+def _defs(registry: Registry, dispatch_ops: bool) -> dict[str, Any]:
+    defs: dict[str, Any] = {
+        "identifier": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
+        "reference": {"type": "string", "pattern": "^[A-Za-z0-9_]+(\\.[A-Za-z0-9_]+)*$"},
+        "expression": {"type": "string", "pattern": "^\\$", "description": "an expression: `$param`, `$width * 4`"},
+        "shape": {"type": "array", "items": {"type": "integer", "minimum": 1, "maximum": MAX_SIZE}},
+        "input": {
+            "anyOf": [
+                {"$ref": "#/$defs/shape"},
+                {
+                    "type": "object",
+                    "properties": {"shape": {"$ref": "#/$defs/shape"}, "dtype": {"enum": list(INPUT_DTYPES)}},
+                    "required": ["shape"],
+                    "additionalProperties": False,
+                },
+            ]
+        },
+        "block": _block_schema(),
+        "layers": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/layer"}},
+        "layer": _layer_schema(registry, dispatch_ops),
+        "group": _group_schema(),
+    }
+    defs.update({f"op.{op.name}": _op_schema(op, registry) for op in registry})
+    return defs
 
 
 def shipped() -> str:
