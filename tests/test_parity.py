@@ -50,3 +50,34 @@ def test_num_classes_override_changes_the_head():
     model = compiler.build(ROOT / "specs" / "resnet18.yaml", num_classes=10)
     assert model.fc.out_features == 10
     assert model(torch.randn(1, 3, 224, 224)).shape == (1, 10)
+
+
+TORCHVISION_IN_CLEAN_PROCESS = """
+import sys
+sys.modules["compiler"] = None  # the exported file must stand alone
+import torch
+model = torch.jit.load(sys.argv[1])
+weights, x, expected = torch.load(sys.argv[2])
+assert list(model.state_dict()) == list(weights)
+model.load_state_dict(weights, strict=True)
+with torch.no_grad():
+    assert (model.eval()(x) - expected).abs().max().item() < 1e-5
+print("ok")
+"""
+
+
+def test_cli_torchscript_is_torchvision_resnet18_in_a_clean_process(tmp_path):
+    import subprocess
+    import sys
+
+    from runtime.cli import main
+
+    assert main(["build", str(ROOT / "specs" / "resnet18.yaml"), "-o", str(tmp_path / "r18.pt")]) == 0
+    torch.manual_seed(1)
+    reference = torchvision.models.resnet18().eval()
+    x = torch.randn(2, 3, 224, 224)
+    with torch.no_grad():
+        torch.save((reference.state_dict(), x, reference(x)), tmp_path / "io.pt")
+    command = [sys.executable, "-c", TORCHVISION_IN_CLEAN_PROCESS, str(tmp_path / "r18.pt"), str(tmp_path / "io.pt")]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
