@@ -60,6 +60,7 @@ BAD = [
     ("permute", [(3, 4)], {"dims": [1, 0, 2]}, "keeps the batch"),
     ("softmax", [(3,)], {"dim": 3}, "out of range"),
     ("groupnorm", [(6, 4)], {"groups": 4}, "must divide"),
+    ("groupnorm", [(2, 1, 1)], {"groups": 2}, "one value per sample"),
 ]
 
 

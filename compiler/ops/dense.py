@@ -132,6 +132,8 @@ def _groupnorm_infer(call: Call) -> TensorType:
         raise ShapeError("expects [channels, ...] per sample")
     if call.x.shape[0] % call.args["groups"]:
         raise ShapeError(f"groups={call.args['groups']} must divide the {call.x.shape[0]} channels", "groups")
+    if call.x.numel() == call.args["groups"]:
+        raise ShapeError(f"each of the {call.args['groups']} groups holds one value per sample: normalising it gives zeros", "groups")
     return call.x
 
 
