@@ -1,5 +1,5 @@
 """Resolve: expand blocks, groups, repeats and conditions; substitute parameters; resolve `from`
-references; build the networkx DAG. The result is a `Graph` whose only open questions are the
+references; then `link` builds the networkx DAG. The result is a `Graph` whose only open questions are the
 values that depend on inferred shapes (`Deferred`), which infer answers.
 """
 
@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-import networkx as nx
-
 from . import expr
-from .diagnostics import Diagnostic, Severity, Span, UsageError, did_you_mean, sort_key
+from .diagnostics import Diagnostic, Span, UsageError, did_you_mean, has_errors, sort_key
 from .ir import Deferred, Graph, Node
+from .link import Expansion, PendingNode, link
 from .load import Document, JsonPath
 from .ops import REQUIRED, OpDef, Registry, TensorType
 from .schema import BLOCK_PARAM_TYPES, LAYER_KEYS
@@ -36,13 +35,6 @@ class _Scope:
     blocks: tuple[str, ...] = ()
 
 
-@dataclass
-class _Pending:
-    node: Node
-    sources: list[tuple[str, Span, str]]
-    order: int = field(default=0)
-
-
 def resolve(document: Document, registry: Registry, overrides: Mapping[str, Any] | None = None) -> tuple[Graph | None, list[Diagnostic]]:
     """Expand and link the spec; returns the graph (None if there are errors) and all diagnostics.
 
@@ -60,7 +52,7 @@ class _Resolver:
         self.registry = registry
         self.blocks: dict[str, Any] = self.data.get("blocks", {})
         self.diagnostics: list[Diagnostic] = []
-        self.pending: dict[str, _Pending] = {}
+        self.pending: dict[str, PendingNode] = {}
         self.aliases: dict[str, str] = {}
         self.defined: dict[str, Span] = {}
         self.inputs: dict[str, TensorType] = {}
@@ -92,8 +84,9 @@ class _Resolver:
             last = self._expand_layers(self.data["layers"], ("layers",), _Scope("", params), [first_input])
         except _Abort:
             return None, self._sorted()
-        outputs = self.data.get("outputs", [last])
-        return self._link(outputs, "outputs" in self.data)
+        expansion = Expansion(self.doc, self.inputs, self.pending, self.aliases, self.defined, self.block_outputs)
+        graph, linked = link(expansion, self.data.get("outputs", [last]), has_errors(self.diagnostics))
+        return graph, sorted(set(self.diagnostics + linked), key=sort_key)
 
     def _sorted(self) -> list[Diagnostic]:
         return sorted(set(self.diagnostics), key=sort_key)
@@ -281,9 +274,8 @@ class _Resolver:
             if key in LAYER_KEYS:
                 continue
             span = spans[key] = self.doc.span((*doc_path, key))
-            if rep == 0 or repeat:
-                picked = self._per_repetition(raw, scalar_of(key), rep, repeat, key, span)
-                values[key] = self._evaluate(picked, scope, span) if picked is not _INVALID else _INVALID
+            picked = self._per_repetition(raw, scalar_of(key), rep, repeat, key, span)
+            values[key] = self._evaluate(picked, scope, span) if picked is not _INVALID else _INVALID
         return values, spans
 
     def _add_node(self, op: OpDef, layer, doc_path, scope, name, sources, rep, repeat) -> None:
@@ -305,7 +297,7 @@ class _Resolver:
             self._error("E0307", f"layer '{name}' ({op.name}): takes {want} input(s), got {len(sources)}", self.doc.span(doc_path))
         activation = self._activation(layer, doc_path, scope, name)
         node = Node(name, op.name, args, (), self.doc.span(doc_path), spans, activation, scope.guards)
-        self.pending[name] = _Pending(node, sources, len(self.pending))
+        self.pending[name] = PendingNode(node, sources)
         if len(self.pending) > MAX_NODES:
             self._error("E0310", f"spec expands to more than {MAX_NODES} layers", node.span)
             raise _Abort
@@ -352,79 +344,6 @@ class _Resolver:
             else:
                 params[key] = default
         return params
-
-    # -- linking ------------------------------------------------------------------------------------
-
-    def _chase(self, path: str) -> str | None:
-        seen = set()
-        while path in self.aliases and path not in seen:
-            seen.add(path)
-            path = self.aliases[path]
-        return path if path in self.pending or path in self.inputs else None
-
-    def _link_ref(self, path: str, span: Span, prefix: str) -> str | None:
-        target = self._chase(path)
-        if target is None:
-            local = path[len(prefix) :]
-            candidates = [p[len(prefix) :] for p in self.defined if p.startswith(prefix)]
-            self._error("E0303", f"unknown reference '{local}'", span, did_you_mean(local, candidates))
-        return target
-
-    def _link_deferred(self, value: Any) -> Any:
-        if isinstance(value, list):
-            return [self._link_deferred(v) for v in value]
-        if not isinstance(value, Deferred):
-            return value
-        refs = {name: self._link_ref(path, value.span, path[: len(path) - len(name)]) for name, path in value.refs.items()}
-        return dataclasses.replace(value, refs=refs)
-
-    def _link(self, outputs: list[str], explicit_outputs: bool) -> tuple[Graph | None, list[Diagnostic]]:
-        for instance, path, span, prefix in self.block_outputs:
-            if self._link_ref(path, span, prefix):
-                self.aliases[instance] = path
-        nodes: dict[str, Node] = {}
-        for name, pending in self.pending.items():
-            inputs = tuple(self._link_ref(path, span, prefix) for path, span, prefix in pending.sources)
-            args = {key: self._link_deferred(value) for key, value in pending.node.args.items()}
-            guards = tuple(self._link_deferred(g) for g in pending.node.guards)
-            nodes[name] = dataclasses.replace(pending.node, inputs=inputs, args=args, guards=guards)
-        output_names = tuple(
-            self._link_ref(ref, self.doc.span(("outputs", i)) if explicit_outputs else self.doc.span(("layers",)), "")
-            for i, ref in enumerate(outputs)
-        )
-        if any(d.is_error for d in self.diagnostics):
-            return None, self._sorted()
-        dag = nx.DiGraph()
-        dag.add_nodes_from(self.inputs)
-        dag.add_nodes_from(nodes)
-        dag.add_edges_from((src, name) for name, node in nodes.items() for src in node.inputs)
-        dag.add_edges_from((ref, name) for name, node in nodes.items() for ref in _deferred_refs(node))
-        if not nx.is_directed_acyclic_graph(dag):
-            cycle = [edge[0] for edge in nx.find_cycle(dag)]
-            message = f"layers form a cycle: {' → '.join([*cycle, cycle[0]])}"
-            self._error("E0308", message, nodes[cycle[0]].span, "a layer cannot depend on its own output")
-            return None, self._sorted()
-        order = {name: i for i, name in enumerate([*self.inputs, *nodes])}
-        ordered = {name: nodes[name] for name in nx.lexicographical_topological_sort(dag, key=order.get) if name in nodes}
-        graph = Graph(self.data.get("name", "model"), self.inputs, ordered, output_names, dag)
-        graph.lint()
-        self._warn_unused(graph)
-        return graph, self._sorted()
-
-    def _warn_unused(self, graph: Graph) -> None:
-        for name in [*graph.inputs, *graph.nodes]:
-            if graph.dag.out_degree(name) == 0 and name not in graph.outputs:
-                node = graph.nodes.get(name)
-                span = node.span if node else self.doc.key_span(("inputs", name))
-                what = "input" if node is None else "output of layer"
-                self.diagnostics.append(Diagnostic("W0301", f"{what} '{name}' is never used", span, severity=Severity.WARNING))
-
-
-def _deferred_refs(node: Node) -> list[str]:
-    """Nodes whose shapes a node's conditions or values read: they must be inferred first."""
-    values = [*node.guards, *node.args.values()]
-    values += [v for value in node.args.values() if isinstance(value, list) for v in value]
-    return [ref for value in values if isinstance(value, Deferred) for ref in value.refs.values()]
 
 
 class _Invalid:
