@@ -57,6 +57,12 @@ class Document:
     data: Any
     spans: dict[JsonPath, Span] = field(repr=False)
     key_spans: dict[JsonPath, Span] = field(repr=False)
+    sources: dict[str, str] = field(default_factory=dict, repr=False)
+    """The text of every other file a span may point into (a `--config` file, the `--set` flags)."""
+
+    def source(self, file: str) -> str | None:
+        """The text of `file`, for showing the line a diagnostic points at."""
+        return self.text if file == self.path else self.sources.get(file)
 
     def span(self, path: JsonPath) -> Span:
         """The span of the value at `path`, or of its nearest ancestor that has one."""

@@ -11,6 +11,7 @@ from .diagnostics import Diagnostic, UsageError, has_errors
 from .infer import TypedGraph, infer
 from .load import Document, load_file
 from .ops import Registry
+from .overlay import is_train_override, merge_train
 from .plugins import registry_with
 from .resolve import resolve
 from .validate import validate
@@ -30,25 +31,41 @@ class Analysis:
         return self.graph is not None and not has_errors(self.diagnostics)
 
 
-def analyze(path: str | Path, overrides: Mapping[str, Any] | None = None, plugins: tuple[str, ...] = ()) -> Analysis:
+def analyze(
+    path: str | Path, overrides: Mapping[str, Any] | None = None, plugins: tuple[str, ...] = (), config: str | Path | None = None
+) -> Analysis:
     """Run every torch-free stage; stop after the first stage that reports errors.
 
+    `config` is a file holding a train section, merged over the spec's; overrides named `train.…`
+    go into the train section, the others set model parameters.
     Raises UsageError for a missing file, a bad override or a broken plugin.
     """
+    overrides = overrides or {}
     registry = registry_with(tuple(plugins))
-    try:
-        document, diagnostics = load_file(path)
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no such file") from None
-    except (IsADirectoryError, PermissionError) as error:
-        raise UsageError(f"{path}: {error.strerror}") from None
+    document, diagnostics = _load(path)
     if document is None:
         return Analysis(None, None, diagnostics, registry)
+    train = None
+    if config is not None:
+        train, diagnostics = _load(config)
+        if train is None:
+            return Analysis(document, None, diagnostics, registry)
+    document = merge_train(document, train, overrides)
     diagnostics = validate(document, registry)
     if has_errors(diagnostics):
         return Analysis(document, None, diagnostics, registry)
-    graph, diagnostics = resolve(document, registry, overrides)
+    model_overrides = {key: value for key, value in overrides.items() if not is_train_override(key)}
+    graph, diagnostics = resolve(document, registry, model_overrides)
     if graph is None:
         return Analysis(document, None, diagnostics, registry)
     typed, inferred = infer(graph, registry)
     return Analysis(document, typed, diagnostics + inferred, registry)
+
+
+def _load(path: str | Path) -> tuple[Document | None, list[Diagnostic]]:
+    try:
+        return load_file(path)
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such file") from None
+    except (IsADirectoryError, PermissionError) as error:
+        raise UsageError(f"{path}: {error.strerror}") from None

@@ -12,6 +12,7 @@ from typing import Any
 
 from .ops import Registry
 from .ops.core import MAX_SIZE
+from .train_schema import train_schema
 
 SCHEMA_ID = "https://nncompile.dev/schema/v1.json"
 SHIPPED_SCHEMA = "nncompile.schema.json"
@@ -63,6 +64,7 @@ def generate(registry: Registry, dispatch_ops: bool = True) -> dict[str, Any]:
                 "additionalProperties": {"$ref": "#/$defs/block"},
             },
             "layers": {"$ref": "#/$defs/layers"},
+            "train": {"$ref": "#/$defs/train", "description": "how `nncompile train` trains the model"},
         },
         "$defs": defs,
     }
@@ -89,6 +91,7 @@ def _defs(registry: Registry, dispatch_ops: bool) -> dict[str, Any]:
         "layers": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/layer"}},
         "layer": _layer_schema(registry, dispatch_ops),
         "group": _group_schema(),
+        "train": train_schema(),
     }
     defs.update({f"op.{op.name}": _op_schema(op, registry) for op in registry})
     return defs

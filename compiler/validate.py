@@ -69,6 +69,7 @@ def describe(schema: Any) -> str:
             "shape": "a shape (a list of sizes ≥ 1)",
             "input": "a shape or {shape, dtype}",
             "layers": "a list of layers",
+            "train": "a train section",
         }
         return names.get(name, name)
     if "title" in schema:
@@ -88,15 +89,15 @@ def describe(schema: Any) -> str:
         if count and count == schema.get("maxItems"):
             return f"a list of {count} ({items})"
         return f"a list of ({items})"
-    low, high = schema.get("minimum"), schema.get("maximum")
-    high = None if high == MAX_SIZE else high
-    if low is not None and high is not None:
-        return f"{_article(kind)} from {low} to {high}"
-    if low is not None:
-        return f"{_article(kind)} ≥ {low}"
-    if high is not None:
-        return f"{_article(kind)} ≤ {high}"
+    bounds = [f"{sign} {schema[key]}" for key, sign in _BOUNDS.items() if key in schema and schema[key] != MAX_SIZE]
+    if len(bounds) == 2 and "minimum" in schema and "maximum" in schema:
+        return f"{_article(kind)} from {schema['minimum']} to {schema['maximum']}"
+    if bounds:
+        return f"{_article(kind)} {' and '.join(bounds)}"
     return _article(kind) if kind else "a value"
+
+
+_BOUNDS = {"minimum": "≥", "exclusiveMinimum": ">", "maximum": "≤", "exclusiveMaximum": "<"}
 
 
 def _article(kind: str) -> str:
@@ -113,8 +114,8 @@ def _article(kind: str) -> str:
 
 def _diagnose(error: jsonschema.ValidationError, prefix_path: JsonPath, document: Document) -> list[Diagnostic]:
     path: JsonPath = (*prefix_path, *error.absolute_path)
-    prefix = _context(path, document.data)
     kind = error.validator
+    prefix = _context((*path, "") if kind in ("additionalProperties", "required") else path, document.data)
     if kind == "additionalProperties":
         allowed = list(error.schema.get("properties", {}))
         return [
@@ -147,6 +148,11 @@ def _diagnose(error: jsonschema.ValidationError, prefix_path: JsonPath, document
     if kind in ("maximum", "minimum"):
         bound = "at most" if kind == "maximum" else "at least"
         return [Diagnostic("E0203", f"{prefix}{name} must be {bound} {error.validator_value}, got {_show(error.instance)}", span)]
+    if kind in ("exclusiveMaximum", "exclusiveMinimum"):
+        bound = "below" if kind == "exclusiveMaximum" else "above"
+        return [Diagnostic("E0203", f"{prefix}{name} must be {bound} {error.validator_value}, got {_show(error.instance)}", span)]
+    if kind == "uniqueItems":
+        return [Diagnostic("E0203", f"{prefix}{name} lists a value twice", span)]
     if kind == "const" and path == ("nncompile",):
         message = f"unsupported spec version {error.instance!r}; this nncompile reads version {SPEC_VERSION}"
         return [Diagnostic("E0203", message, span, f"write 'nncompile: {SPEC_VERSION}'")]
@@ -181,7 +187,9 @@ def _show(value: Any) -> str:
 
 
 def _context(path: JsonPath, data: Any) -> str:
-    """'layer 'conv2' (conv2d): ' for a path inside a layer, else ''."""
+    """'layer 'conv2' (conv2d): ' for a path inside a layer, 'train.optimizer: ' inside the train section, else ''."""
+    if path[:1] == ("train",) and len(path) > 2:  # a key inside a train subsection
+        return ".".join(str(key) for key in path[:-1]) + ": "
     layer, layer_index = None, None
     node = data
     for i, key in enumerate(path):

@@ -9,10 +9,9 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from compiler import analyze
+from compiler import Analysis, analyze
 from compiler.diagnostics import Diagnostic, UsageError, render_github, render_json, render_text
+from compiler.load import load_text
 
 EXIT_OK, EXIT_SPEC_ERRORS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
@@ -62,34 +61,41 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _add_spec_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="override a model parameter")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="override a model parameter, or a train setting (train.epochs=3)")
+    parser.add_argument("--config", metavar="FILE", help="a YAML file holding a train section, merged over the spec's")
     parser.add_argument("--plugin", action="append", default=[], metavar="MODULE", help="load ops from a module or .py file")
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:
-    """`["num_classes=10"]` → `{"num_classes": 10}`; values are YAML scalars or flow lists."""
+    """`["num_classes=10", "train.optimizer.lr=1e-3"]` → `{"num_classes": 10, "train.optimizer.lr": 0.001}`.
+
+    Values are read as the spec reads YAML (flow lists and mappings too).
+    """
     overrides = {}
     for pair in pairs:
         name, sep, text = pair.partition("=")
         if not sep or not name:
             raise UsageError(f"--set expects NAME=VALUE, got '{pair}'")
-        try:
-            value = yaml.safe_load(text) if text else ""
-        except yaml.YAMLError:
-            raise UsageError(f"--set {name}: cannot read value '{text}'") from None
-        if not isinstance(value, (int, float, str, bool, list)):
-            raise UsageError(f"--set {name}: expected a number, string, boolean or list, got '{text}'")
-        overrides[name] = value
+        document, diagnostics = load_text(text, "--set") if text.strip() else (None, [])
+        if diagnostics:
+            raise UsageError(f"--set {name}: cannot read value '{text}': {diagnostics[0].message}")
+        overrides[name] = document.data if document else ""
     return overrides
 
 
 def _analyze(args: argparse.Namespace, spec: str):
-    return analyze(spec, parse_overrides(args.set), tuple(args.plugin))
+    return analyze(spec, parse_overrides(args.set), tuple(args.plugin), args.config)
 
 
-def _print_diagnostics(diagnostics: list[Diagnostic], source: str | None, fmt: str = "text") -> None:
+def print_diagnostics(diagnostics: list[Diagnostic], analysis: Analysis, fmt: str = "text") -> None:
+    """Diagnostics with the source line each points at (in the spec, a --config file or a --set flag)."""
     for diagnostic in diagnostics:
-        print(render_github(diagnostic) if fmt == "github" else render_text(diagnostic, source))
+        if fmt == "github":
+            print(render_github(diagnostic))
+            continue
+        file = diagnostic.span.file if diagnostic.span else None
+        source = analysis.document.source(file) if analysis.document and file else None
+        print(render_text(diagnostic, source if source is not None else _read(file) if file else None))
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -98,7 +104,7 @@ def _check(args: argparse.Namespace) -> int:
         analysis = _analyze(args, spec)
         collected += analysis.diagnostics
         if args.format != "json":
-            _print_diagnostics(analysis.diagnostics, analysis.document.text if analysis.document else _read(spec), args.format)
+            print_diagnostics(analysis.diagnostics, analysis, args.format)
     if args.format == "json":
         print(render_json(collected))
     errors = sum(d.is_error for d in collected)
@@ -116,7 +122,7 @@ def _read(path: str) -> str | None:
 
 def _checked(args: argparse.Namespace):
     analysis = _analyze(args, args.spec)
-    _print_diagnostics(analysis.diagnostics, analysis.document.text if analysis.document else _read(args.spec))
+    print_diagnostics(analysis.diagnostics, analysis)
     return analysis if analysis.ok else None
 
 
