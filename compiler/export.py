@@ -29,10 +29,11 @@ def quiet_torchscript() -> Iterator[None]:
         yield
 
 
-def export(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], path: str | Path) -> str:
-    """Write `module` to `path` in the format its suffix names; verify; return the format's name."""
+def export(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], path: str | Path, kind: str | None = None) -> str:
+    """Write `module` to `path` in format `kind` (by default the one its suffix names); verify;
+    return the format's name."""
     path = Path(path)
-    kind = FORMATS.get(path.suffix)
+    kind = kind or FORMATS.get(path.suffix)
     if kind is None:
         raise ExportError(f"unknown output format '{path.suffix}': use one of {', '.join(FORMATS)}")
     path.parent.mkdir(parents=True, exist_ok=True)

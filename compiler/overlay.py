@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from .diagnostics import Diagnostic, Span
+from .diagnostics import Span
 from .load import Document, JsonPath, load_text
 
 SET_FILE = "--set"

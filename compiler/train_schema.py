@@ -35,14 +35,25 @@ DATASETS: dict[str, dict[str, Any]] = {
 DATASET_REQUIRED = {**{name: ["root"] for name in TORCHVISION_DATASETS}, "image_folder": ["root"], "tensors": ["path"]}
 
 TRANSFORMS: dict[str, dict[str, Any]] = {
-    "normalize": {"mean": {"type": "array", "minItems": 1, "items": {"type": "number"}}, "std": {"type": "array", "minItems": 1, "items": POSITIVE}},
+    "normalize": {
+        "mean": {"type": "array", "minItems": 1, "items": {"type": "number"}},
+        "std": {"type": "array", "minItems": 1, "items": POSITIVE},
+    },
     "resize": {"size": SIZE},
     "center_crop": {"size": SIZE},
     "random_crop": {"size": SIZE, "padding": {"type": "integer", "minimum": 0}},
-    "random_resized_crop": {"size": SIZE, "scale": {"type": "array", "minItems": 2, "maxItems": 2, "items": {"type": "number", "exclusiveMinimum": 0, "maximum": 1}}},
+    "random_resized_crop": {
+        "size": SIZE,
+        "scale": {"type": "array", "minItems": 2, "maxItems": 2, "items": {"type": "number", "exclusiveMinimum": 0, "maximum": 1}},
+    },
     "random_horizontal_flip": {"p": FRACTION},
     "random_rotation": {"degrees": NON_NEGATIVE},
-    "color_jitter": {"brightness": NON_NEGATIVE, "contrast": NON_NEGATIVE, "saturation": NON_NEGATIVE, "hue": {"type": "number", "minimum": 0, "maximum": 0.5}},
+    "color_jitter": {
+        "brightness": NON_NEGATIVE,
+        "contrast": NON_NEGATIVE,
+        "saturation": NON_NEGATIVE,
+        "hue": {"type": "number", "minimum": 0, "maximum": 0.5},
+    },
 }
 TRANSFORM_REQUIRED = {
     "normalize": ["mean", "std"],
@@ -63,7 +74,10 @@ LOSSES: dict[str, dict[str, Any]] = {
 }
 CLASSIFICATION_LOSSES = ("cross_entropy", "nll")
 
-_ADAM = {"betas": {"type": "array", "minItems": 2, "maxItems": 2, "items": {"type": "number", "minimum": 0, "exclusiveMaximum": 1}}, "eps": POSITIVE}
+_ADAM = {
+    "betas": {"type": "array", "minItems": 2, "maxItems": 2, "items": {"type": "number", "minimum": 0, "exclusiveMaximum": 1}},
+    "eps": POSITIVE,
+}
 OPTIMIZERS: dict[str, dict[str, Any]] = {
     "sgd": {"momentum": NON_NEGATIVE, "dampening": NON_NEGATIVE, "nesterov": {"type": "boolean"}},
     "adam": {**_ADAM, "amsgrad": {"type": "boolean"}},
@@ -87,7 +101,9 @@ METRICS = ("train_loss", "val_loss", "val_accuracy", "val_top5")
 AMP_MODES = ("auto", "off", "bf16", "fp16")
 
 
-def _kinds(key: str, kinds: dict[str, dict[str, Any]], common: dict[str, Any], required: dict[str, list[str]], title: str) -> dict[str, Any]:
+def _kinds(
+    key: str, kinds: dict[str, dict[str, Any]], common: dict[str, Any], required: dict[str, list[str]], title: str
+) -> dict[str, Any]:
     """A mapping whose `key` picks one of `kinds`, each with its own allowed (and required) keys."""
     branches = []
     for name, params in kinds.items():
@@ -157,10 +173,19 @@ def train_schema() -> dict[str, Any]:
             "clip_grad_norm": POSITIVE,
             "early_stopping": {
                 "type": "object",
-                "properties": {**_monitor(), "patience": {"type": "integer", "minimum": 1, "default": 5}, "min_delta": {**NON_NEGATIVE, "default": 0}},
+                "properties": {
+                    **_monitor(),
+                    "patience": {"type": "integer", "minimum": 1, "default": 5},
+                    "min_delta": {**NON_NEGATIVE, "default": 0},
+                },
                 "additionalProperties": False,
             },
-            "checkpoint": {"type": "object", "properties": _monitor(), "additionalProperties": False, "description": "which metric picks best.pt"},
+            "checkpoint": {
+                "type": "object",
+                "properties": _monitor(),
+                "additionalProperties": False,
+                "description": "which metric picks best.pt",
+            },
             "init": {
                 "type": "object",
                 "required": ["from"],

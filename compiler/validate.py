@@ -9,7 +9,7 @@ import jsonschema
 
 from .diagnostics import Diagnostic, did_you_mean, sort_key
 from .load import Document, JsonPath
-from .ops import Registry
+from .ops import BUILTIN, Registry
 from .ops.core import MAX_SIZE
 from .schema import SPEC_VERSION, generate
 
@@ -37,6 +37,18 @@ def validate(document: Document, registry: Registry) -> list[Diagnostic]:
         if validator is not None and "layers" not in layer:
             diagnostics += [d for error in validator.iter_errors(layer) for d in _diagnose(error, path, document)]
     return sorted(set(diagnostics), key=sort_key)
+
+
+@lru_cache(maxsize=1)
+def _section_validator(name: str) -> jsonschema.protocols.Validator:
+    defs = generate(BUILTIN)["$defs"]
+    return StrictValidator({"$ref": f"#/$defs/{name}", "$defs": defs})
+
+
+def validate_section(document: Document, name: str) -> list[Diagnostic]:
+    """Schema violations of one top-level section (`train`) of `document`, which holds only that section."""
+    errors = _section_validator(name).iter_errors(document.data[name])
+    return sorted({d for error in errors for d in _diagnose(error, (name,), document)}, key=sort_key)
 
 
 def _layers(node: Any, path: JsonPath) -> list[tuple[JsonPath, dict]]:

@@ -54,6 +54,10 @@ def _parser() -> argparse.ArgumentParser:
     _add_spec_options(summary)
     summary.set_defaults(command=_summary)
 
+    from .train_command import add_parser
+
+    add_parser(commands, _add_spec_options)
+
     schema = commands.add_parser("schema", help="print the spec language's JSON Schema")
     schema.add_argument("--plugin", action="append", default=[], metavar="MODULE", help="also load the ops of this plugin")
     schema.set_defaults(command=_schema)
@@ -61,7 +65,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _add_spec_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="override a model parameter, or a train setting (train.epochs=3)")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="NAME=VALUE", help="override a model parameter, or a train setting (train.epochs=3)"
+    )
     parser.add_argument("--config", metavar="FILE", help="a YAML file holding a train section, merged over the spec's")
     parser.add_argument("--plugin", action="append", default=[], metavar="MODULE", help="load ops from a module or .py file")
 

@@ -1,0 +1,91 @@
+"""Checkpoints: written atomically, read with `weights_only=True`; and weights for transfer learning."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .config import TrainError
+from .optim import check_patterns, matches
+
+FORMAT = "nncompile-checkpoint"
+VERSION = 1
+
+
+def save(state: Mapping[str, Any], path: Path) -> None:
+    """Write `state` to `path` through a temporary file and a rename: a reader (or a crash) never
+    sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as file:
+            torch.save({"format": FORMAT, "version": VERSION, **state}, file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def load(path: str | Path) -> dict[str, Any]:
+    """A checkpoint written by `save` (tensors and plain data only: nothing is unpickled as code)."""
+    state = _read(path)
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise ValueError(f"{path} is not an nncompile checkpoint")
+    return state
+
+
+def _read(path: str | Path) -> Any:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such file") from None
+    except Exception as error:
+        raise ValueError(f"cannot read {path}: {str(error).splitlines()[0]}") from None
+
+
+def state_dict_of(path: str | Path) -> dict[str, torch.Tensor]:
+    """The weights in a checkpoint, or in a plain `state_dict` file (torchvision's format)."""
+    state = _read(path)
+    if isinstance(state, dict) and state.get("format") == FORMAT:
+        state = state["model"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"{path} holds neither a checkpoint nor a state_dict (a mapping of names to tensors)")
+    return state
+
+
+def initialize(model: nn.Module, settings: Mapping[str, Any]) -> list[str]:
+    """Load `init.from` into `model`; returns notes on what was left out. Raises TrainError when
+    `strict` and the keys or shapes differ (beyond the `exclude` patterns)."""
+    try:
+        weights = state_dict_of(settings["from"])
+    except ValueError as error:
+        raise TrainError(("init", "from"), str(error), code="E0503") from None
+    own = model.state_dict()
+    exclude: Sequence[str] = settings.get("exclude", [])
+    check_patterns(list(own), exclude, ("init", "exclude"))
+    kept = {k: v for k, v in weights.items() if not any(matches(k, p) for p in exclude)}
+    missing = [k for k in own if k not in kept and not any(matches(k, p) for p in exclude)]
+    unexpected = [k for k in kept if k not in own]
+    reshaped = [f"{k} {list(kept[k].shape)} → {list(own[k].shape)}" for k in kept if k in own and kept[k].shape != own[k].shape]
+    problems = [(what, keys) for what, keys in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", reshaped)) if keys]
+    if problems and settings["strict"]:
+        report = "; ".join(f"{what}: {_first(keys)}" for what, keys in problems)
+        hint = "exclude the layers you replace (exclude: [fc]) or set strict: false"
+        raise TrainError(("init", "from"), f"{settings['from']} does not fit the model ({report})", hint, "E0503")
+    loadable = {k: v for k, v in kept.items() if k in own and v.shape == own[k].shape}
+    model.load_state_dict(loadable, strict=False)
+    return [f"init: {what}, left as initialised: {_first(keys)}" for what, keys in problems if what != "unexpected"] + (
+        [f"init: ignored keys the model does not have: {_first(unexpected)}"] if unexpected else []
+    )
+
+
+def _first(keys: list[str], shown: int = 4) -> str:
+    return ", ".join(keys[:shown]) + (f" and {len(keys) - shown} more" if len(keys) > shown else "")

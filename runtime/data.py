@@ -1,0 +1,251 @@
+"""Data: the `data:` and `transforms:` settings as train and validation splits.
+
+Tensor datasets (digits, MNIST, CIFAR, `.pt`/`.npz` files) are read into one float tensor. Without
+augmentation they stay resident on the device and batches are slices of it (no DataLoader); with
+augmentation, and for image folders, a DataLoader applies the transforms per sample in workers.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset, Subset
+
+from compiler.train_schema import TORCHVISION_DATASETS
+
+from .config import TrainError
+from .transforms import is_random, pipeline, to_float_image
+
+RESIDENT_LIMIT = 4 * 2**30
+"""Bytes a tensor dataset may take and still be kept resident when `resident: auto`."""
+
+
+@dataclass
+class Split:
+    """One side of the data: resident tensors, or a Dataset whose items are transformed per sample."""
+
+    inputs: torch.Tensor | None = None
+    targets: torch.Tensor | None = None
+    dataset: Dataset | None = None
+
+    def __len__(self) -> int:
+        return len(self.inputs) if self.inputs is not None else len(self.dataset)
+
+    def sample_shape(self) -> tuple[int, ...]:
+        return tuple(self.inputs.shape[1:]) if self.inputs is not None else tuple(self.dataset[0][0].shape)
+
+
+@dataclass
+class Data:
+    train: Split
+    val: Split
+    num_classes: int | None
+    targets_are_labels: bool
+
+
+class TransformedTensors(Dataset):
+    """Tensors whose samples go through a transform one at a time (for augmentation)."""
+
+    def __init__(self, inputs: torch.Tensor, targets: torch.Tensor, transform: Callable | None):
+        self.inputs, self.targets, self.transform = inputs, targets, transform
+
+    def __len__(self) -> int:
+        return len(self.inputs)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        sample = self.inputs[index]
+        return (self.transform(sample) if self.transform else sample), self.targets[index]
+
+
+@dataclass
+class _Source:
+    """A dataset as read: tensors (train, and test if it has a test split), or a Dataset factory."""
+
+    train: tuple[torch.Tensor, torch.Tensor] | None = None
+    test: tuple[torch.Tensor, torch.Tensor] | None = None
+    make: Callable[[Callable, bool], Dataset] | None = None
+    """(transform, from_training_files) → Dataset; False reads the test split."""
+    has_test: bool = False
+    num_classes: int | None = None
+
+
+def load(config: Mapping[str, Any], device: torch.device) -> Data:
+    """The train and validation splits that `config` describes, on `device` when resident."""
+    data, steps = config["data"], config.get("transforms", {})
+    train_steps, val_steps = steps.get("train", []), steps.get("val", [])
+    source = _read(data)
+    split = data.get("val_split", "test" if source.has_test else 0.2)
+    if split == "test" and not source.has_test:
+        raise TrainError(
+            ("data", "val_split"), f"dataset '{data['dataset']}' has no test split", "hold out a fraction, e.g. val_split: 0.2"
+        )
+    if source.train is None:
+        train, val = _datasets(source, split, config["seed"], train_steps, val_steps)
+        if data["resident"] is True:
+            raise TrainError(("data", "resident"), f"dataset '{data['dataset']}' is read image by image and cannot be resident")
+        return Data(train, val, source.num_classes, targets_are_labels=True)
+    (x, y), held_out = source.train, source.test
+    if split != "test":
+        train_index, val_index = _split_indices(len(x), split, config["seed"])
+        held_out, (x, y) = (x[val_index], y[val_index]), (x[train_index], y[train_index])
+    resident = _resident(data["resident"], x, train_steps)
+    labels = not y.is_floating_point()
+    if resident:
+        train = Split(_apply(train_steps, x).to(device), y.to(device))
+    else:
+        train = Split(dataset=TransformedTensors(x, y, pipeline(train_steps) if train_steps else None))
+    val = Split(_apply(val_steps, held_out[0]).to(device if resident else "cpu"), held_out[1].to(device if resident else "cpu"))
+    return Data(train, val, source.num_classes if labels else None, labels)
+
+
+def _resident(setting: bool | str, inputs: torch.Tensor, train_steps: list) -> bool:
+    if is_random(train_steps):
+        if setting is True:
+            raise TrainError(
+                ("data", "resident"), "resident data cannot be augmented per sample", "drop 'resident: true' or the random transforms"
+            )
+        return False
+    return setting is True or (setting == "auto" and inputs.numel() * inputs.element_size() <= RESIDENT_LIMIT)
+
+
+def _apply(steps: list, inputs: torch.Tensor) -> torch.Tensor:
+    """Deterministic transforms, once, over a whole tensor (in chunks to bound memory)."""
+    if not steps:
+        return inputs
+    transform = pipeline(steps)
+    return torch.cat([transform(chunk) for chunk in inputs.split(4096)])
+
+
+def _split_indices(size: int, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    order = torch.randperm(size, generator=torch.Generator().manual_seed(seed))
+    held_out = min(size - 1, max(1, round(size * fraction)))
+    return order[held_out:], order[:held_out]
+
+
+def _datasets(source: _Source, split: float | str, seed: int, train_steps: list, val_steps: list) -> tuple[Split, Split]:
+    train_set = source.make(_with_image(pipeline(train_steps) if train_steps else None), True)
+    val_set = source.make(_with_image(pipeline(val_steps) if val_steps else None), split != "test")
+    if split == "test":
+        return Split(dataset=train_set), Split(dataset=val_set)
+    train_index, val_index = _split_indices(len(train_set), split, seed)
+    return Split(dataset=Subset(train_set, train_index.tolist())), Split(dataset=Subset(val_set, val_index.tolist()))
+
+
+def _with_image(transform: Callable | None) -> Callable:
+    from torchvision.transforms import v2
+
+    return v2.Compose([to_float_image(), transform]) if transform else to_float_image()
+
+
+def _read(data: Mapping[str, Any]) -> _Source:
+    name = data["dataset"]
+    if name == "digits":
+        return _digits()
+    if name == "tensors":
+        return _tensor_file(Path(data["path"]))
+    if name in TORCHVISION_DATASETS:
+        return _torchvision(name, Path(data["root"]), data["download"])
+    if name == "fake":
+        return _fake(data)
+    return _image_folder(data)
+
+
+def _digits() -> _Source:
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError:
+        raise TrainError(("data", "dataset"), "dataset 'digits' needs scikit-learn", "pip install 'nncompile[digits]'") from None
+    digits = load_digits()
+    images = torch.from_numpy(digits.images).float().div_(16).unsqueeze(1)
+    return _Source(train=(images, torch.from_numpy(digits.target).long()), num_classes=10)
+
+
+def _tensor_file(path: Path) -> _Source:
+    where = ("data", "path")
+    if not path.is_file():
+        raise TrainError(where, f"no such file: {path}")
+    try:
+        if path.suffix == ".npz":
+            import numpy as np
+
+            with np.load(path, allow_pickle=False) as arrays:
+                found = {key: torch.from_numpy(arrays[key]) for key in arrays.files}
+        else:
+            found = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise TrainError(
+            where, f"cannot read {path}: {error}", "a .pt file saved with torch.save({'inputs': x, 'targets': y}) or an .npz"
+        ) from None
+    if not isinstance(found, dict) or not all(isinstance(found.get(k), torch.Tensor) for k in ("inputs", "targets")):
+        keys = ", ".join(map(str, found)) if isinstance(found, dict) else type(found).__name__
+        raise TrainError(where, f"{path} must hold tensors 'inputs' and 'targets' (found: {keys})")
+    inputs, targets = found["inputs"], found["targets"]
+    if len(inputs) != len(targets) or len(inputs) < 2:
+        raise TrainError(where, f"{path}: {len(inputs)} inputs but {len(targets)} targets (need two or more, one per input)")
+    if inputs.is_floating_point():
+        inputs = inputs.float()
+    labels = not targets.is_floating_point()
+    classes = int(targets.max()) + 1 if labels and targets.dim() == 1 else None
+    return _Source(train=(inputs, targets.long() if labels else targets.float()), num_classes=classes)
+
+
+_TORCHVISION_CLASSES = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST", "cifar10": "CIFAR10", "cifar100": "CIFAR100"}
+
+
+def _torchvision(name: str, root: Path, download: bool) -> _Source:
+    import torchvision
+
+    cls = getattr(torchvision.datasets, _TORCHVISION_CLASSES[name])
+    try:
+        train, test = cls(root, train=True, download=download), cls(root, train=False, download=download)
+    except RuntimeError as error:
+        hint = "set download: true to fetch it (needs internet)" if not download else None
+        raise TrainError(("data", "root"), f"no {cls.__name__} data under '{root}' ({error})", hint) from None
+    except OSError as error:
+        raise TrainError(("data", "download"), f"cannot download {cls.__name__} into '{root}': {error}") from None
+    return _Source(train=_images(train), test=_images(test), has_test=True, num_classes=len(train.classes))
+
+
+def _images(dataset: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """A torchvision dataset's uint8 images (NHW or NHWC) as float NCHW in [0, 1], with its labels."""
+    images = torch.as_tensor(dataset.data)
+    images = images.unsqueeze(1) if images.dim() == 3 else images.permute(0, 3, 1, 2)
+    return images.float().div_(255).contiguous(), torch.as_tensor(dataset.targets, dtype=torch.long)
+
+
+def _fake(data: Mapping[str, Any]) -> _Source:
+    import torchvision
+
+    def make(transform: Callable, train: bool) -> Dataset:
+        return torchvision.datasets.FakeData(data["size"], tuple(data["image_size"]), data["num_classes"], transform=transform)
+
+    return _Source(make=make, num_classes=data["num_classes"])
+
+
+def _image_folder(data: Mapping[str, Any]) -> _Source:
+    import torchvision
+
+    roots = {True: Path(data["root"]), False: Path(data.get("val_root", data["root"]))}
+    for train, key in ((True, "root"), (False, "val_root")):
+        if not roots[train].is_dir():
+            raise TrainError(
+                ("data", key), f"no such directory: {roots[train]}", "an image folder holds one subdirectory of images per class"
+            )
+    try:
+        classes = len(torchvision.datasets.ImageFolder(roots[True]).classes)
+    except (FileNotFoundError, RuntimeError) as error:
+        raise TrainError(("data", "root"), f"{roots[True]}: {error}") from None
+
+    def make(transform: Callable, train: bool) -> Dataset:
+        return torchvision.datasets.ImageFolder(roots[train], transform=transform)
+
+    return _Source(make=make, has_test="val_root" in data, num_classes=classes)
+
+
+def default_workers() -> int:
+    return max(1, min(8, (os.cpu_count() or 2) - 1))

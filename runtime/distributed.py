@@ -1,0 +1,76 @@
+"""Scale-out through torchrun: relaunch under `torch.distributed.run`, then DDP in each process."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import torch
+import torch.distributed as dist
+
+LAUNCH_FLAGS = ("nnodes", "node_rank", "rdzv_backend", "rdzv_endpoint", "rdzv_id", "master_addr", "master_port")
+"""torchrun's multi-node flags, passed through as given."""
+
+
+def launch(nproc_per_node: int, launcher_flags: dict[str, str], command: Sequence[str]) -> int:
+    """Run `python -m runtime.cli COMMAND…` in `nproc_per_node` processes under torchrun."""
+    from torch.distributed import run
+
+    flags = [f"--nproc-per-node={nproc_per_node}"]
+    flags += [f"--{name.replace('_', '-')}={value}" for name, value in launcher_flags.items() if value is not None]
+    if not launcher_flags.get("nnodes") and not launcher_flags.get("rdzv_endpoint"):
+        flags.append("--standalone")
+    try:
+        run.main([*flags, "-m", "runtime.cli", *command])
+    except run.ChildFailedError as error:  # torchrun already printed each failure
+        return max(1, next(iter(error.failures.values())).exitcode)
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    return 0
+
+
+def is_launched() -> bool:
+    """Whether this process was started by torchrun as one of several."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def is_main_process() -> bool:
+    """Rank 0, or a process on its own: the one that writes the run directory."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def setup(device: torch.device) -> tuple[int, int]:
+    """Join the process group (NCCL on CUDA, else gloo); returns (rank, world size)."""
+    if not is_launched():
+        return 0, 1
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return dist.get_rank(), dist.get_world_size()
+
+
+def local_device(device: torch.device) -> torch.device:
+    """On CUDA, each process of a node takes the GPU numbered by its local rank."""
+    if device.type == "cuda" and is_launched():
+        index = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(index)
+        return torch.device("cuda", index)
+    return device
+
+
+def all_sum(values: torch.Tensor) -> torch.Tensor:
+    """Sum a tensor over every process (itself when alone)."""
+    if dist.is_initialized():
+        dist.all_reduce(values)
+    return values
+
+
+def any_rank(flag: bool, device: torch.device) -> bool:
+    """Whether any process raised `flag` (so that all stop at the same step)."""
+    if not dist.is_initialized():
+        return flag
+    return bool(all_sum(torch.tensor([float(flag)], device=device)).item())
+
+
+def teardown() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()

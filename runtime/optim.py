@@ -1,0 +1,123 @@
+"""Loss, optimizer (parameter groups, frozen layers) and learning-rate schedule from the train section."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from fnmatch import fnmatchcase
+from typing import Any
+
+import torch
+from torch import nn
+
+from compiler.train_schema import LOSSES, OPTIMIZERS, SCHEDULES
+
+from .config import TrainError, loss_settings
+
+_LOSSES = {
+    "cross_entropy": nn.CrossEntropyLoss,
+    "nll": nn.NLLLoss,
+    "mse": nn.MSELoss,
+    "l1": nn.L1Loss,
+    "smooth_l1": nn.SmoothL1Loss,
+    "bce_with_logits": nn.BCEWithLogitsLoss,
+}
+_OPTIMIZERS = {
+    "sgd": torch.optim.SGD,
+    "adam": torch.optim.Adam,
+    "adamw": torch.optim.AdamW,
+    "rmsprop": torch.optim.RMSprop,
+    "adagrad": torch.optim.Adagrad,
+}
+PER_EPOCH_SCHEDULES = ("plateau",)
+assert set(_LOSSES) == set(LOSSES) and set(_OPTIMIZERS) == set(OPTIMIZERS), "the schema and the runtime name the same classes"
+assert set(SCHEDULES) == {"constant", "step", "cosine", "onecycle", "plateau"}
+
+
+def loss_function(config: Mapping[str, Any]) -> nn.Module:
+    name, options = loss_settings(config)
+    return _LOSSES[name](**options)
+
+
+def matches(name: str, pattern: str) -> bool:
+    """Whether parameter `name` (`layer1.0.conv1.weight`) lies in a layer matching `pattern`: the
+    pattern is matched against the name and each of its dotted prefixes (`layer1`, `layer1.*`, `fc`)."""
+    parts = name.split(".")
+    return any(fnmatchcase(".".join(parts[:end]), pattern) for end in range(1, len(parts) + 1))
+
+
+def check_patterns(names: Sequence[str], patterns: Sequence[str], where: tuple) -> None:
+    for index, pattern in enumerate(patterns):
+        if not any(matches(name, pattern) for name in names):
+            layers = sorted({name.rsplit(".", 1)[0] for name in names})
+            shown = ", ".join(layers[:12]) + (", …" if len(layers) > 12 else "")
+            raise TrainError((*where, index), f"pattern '{pattern}' matches no parameter", f"layers with parameters: {shown}", "E0504")
+
+
+def freeze(model: nn.Module, patterns: Sequence[str]) -> int:
+    """Stop gradients to every parameter in a layer matching `patterns`; returns how many were frozen."""
+    named = dict(model.named_parameters())
+    check_patterns(list(named), patterns, ("freeze",))
+    frozen = [p for name, p in named.items() if any(matches(name, pattern) for pattern in patterns)]
+    for parameter in frozen:
+        parameter.requires_grad_(False)
+    return len(frozen)
+
+
+def optimizer(model: nn.Module, settings: Mapping[str, Any]) -> torch.optim.Optimizer:
+    """The optimizer over the trainable parameters, one group per `groups` entry plus the rest."""
+    options = {
+        key: (tuple(value) if isinstance(value, list) else value) for key, value in settings.items() if key not in ("type", "groups")
+    }
+    named = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+    if not named:
+        raise TrainError(("freeze",), "every parameter is frozen: there is nothing to train", code="E0504")
+    groups_settings = settings.get("groups", [])
+    for index, group in enumerate(groups_settings):
+        check_patterns([name for name, _ in named], group["params"], ("optimizer", "groups", index, "params"))
+    groups: list[dict[str, Any]] = [{"params": [], **{k: v for k, v in g.items() if k != "params"}} for g in groups_settings]
+    rest: list[nn.Parameter] = []
+    for name, parameter in named:
+        owner = next((g for g, s in zip(groups, groups_settings) if any(matches(name, p) for p in s["params"])), None)
+        (owner["params"] if owner is not None else rest).append(parameter)
+    groups = [g for g in groups if g["params"]] + ([{"params": rest}] if rest else [])
+    return _OPTIMIZERS[settings["type"]](groups, **options)
+
+
+def scheduler(optim: torch.optim.Optimizer, settings: Mapping[str, Any] | None, steps_per_epoch: int, epochs: int, mode: str):
+    """The schedule, stepped after every optimizer step (`plateau`: after every epoch, on the
+    monitored metric, whose `mode` is min or max), or None."""
+    if settings is None:
+        return None
+    kind = settings["type"]
+    total = steps_per_epoch * epochs
+    if kind == "onecycle":
+        max_lr = settings.get("max_lr", [g["lr"] for g in optim.param_groups])
+        extra = {k: settings[k] for k in ("pct_start", "div_factor", "final_div_factor") if k in settings}
+        return torch.optim.lr_scheduler.OneCycleLR(optim, max_lr=max_lr, total_steps=total, **extra)
+    if kind == "plateau":
+        extra = {k: settings[k] for k in ("factor", "patience", "min_lr") if k in settings}
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(optim, mode=mode, **extra)
+    warmup = round(settings.get("warmup_epochs", 0) * steps_per_epoch)
+    factors = [_factor(kind, settings, group["lr"], warmup, total, steps_per_epoch) for group in optim.param_groups]
+    return torch.optim.lr_scheduler.LambdaLR(optim, factors)
+
+
+def _factor(
+    kind: str, settings: Mapping[str, Any], base_lr: float, warmup: int, total: int, steps_per_epoch: int
+) -> Callable[[int], float]:
+    """The learning rate at optimizer step `step` as a fraction of the group's base rate."""
+    floor = min(1.0, settings.get("min_lr", 0.0) / base_lr)
+    gamma, step_size = settings.get("gamma", 0.1), settings.get("step_size", 1) * steps_per_epoch
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        if kind == "step":
+            return gamma ** (step // step_size)
+        if kind == "cosine":
+            progress = min(1.0, (step - warmup) / max(1, total - warmup))
+            return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+        return 1.0
+
+    return factor

@@ -1,0 +1,118 @@
+"""Setup decisions: the device, the precision, the monitored metrics, and whether data and model fit."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from .config import TrainError, is_classification, loss_settings
+from .data import Data
+
+
+def pick_device(setting: str) -> torch.device:
+    """`auto`: CUDA when present, else CPU."""
+    if setting == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(setting)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise TrainError(("device",), "CUDA is not available on this machine", "device: auto uses CUDA when there is one", "E0505")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise TrainError(("device",), "MPS is not available on this machine", code="E0505")
+    return device
+
+
+def precision(setting: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype: `auto` is bf16 on GPUs that support it, else fp16 (with a grad scaler) on
+    CUDA, and full precision on CPU."""
+    if setting == "off" or (setting == "auto" and device.type != "cuda"):
+        return None
+    if setting == "bf16" or (setting == "auto" and torch.cuda.is_bf16_supported()):
+        return torch.bfloat16
+    return torch.float16
+
+
+def conv_model(model: nn.Module) -> bool:
+    """Whether channels_last helps: the model has 2-D convolutions."""
+    return any(isinstance(module, nn.Conv2d) for module in model.modules())
+
+
+@dataclass
+class Monitor:
+    """The best value of a metric so far, and for how many epochs it has not improved."""
+
+    metric: str
+    mode: str
+    min_delta: float = 0.0
+    value: float | None = None
+    epoch: int | None = None
+    bad: int = 0
+
+    @classmethod
+    def of(cls, section: Mapping[str, Any], data: Data, config: Mapping[str, Any], where: str = "checkpoint") -> Monitor:
+        classes = data.num_classes if data.targets_are_labels and is_classification(config) else None
+        available = ["train_loss", "val_loss"] + (["val_accuracy"] if classes else []) + (["val_top5"] if classes and classes > 5 else [])
+        metric = section.get("metric", "val_accuracy" if classes else "val_loss")
+        if metric not in available:
+            raise TrainError((where, "metric"), f"this run does not measure '{metric}'", f"it measures {', '.join(available)}", "E0502")
+        mode = section.get("mode", "min" if metric.endswith("loss") else "max")
+        return cls(metric, mode, section.get("min_delta", 0.0))
+
+    def update(self, record: Mapping[str, Any]) -> bool:
+        """Take an epoch's record; True if it improved on the best."""
+        value = record[self.metric]
+        better = self.value is None or (value < self.value - self.min_delta if self.mode == "min" else value > self.value + self.min_delta)
+        if better:
+            self.value, self.epoch, self.bad = value, record["epoch"], 0
+        else:
+            self.bad += 1
+        return better
+
+
+def check_fit(model: nn.Module, data: Data, config: Mapping[str, Any], loss_fn: nn.Module, device: torch.device) -> None:
+    """Refuse, with the setting to change, data whose samples or targets the model cannot take."""
+    sample = data.train.sample_shape()
+    declared = getattr(model, "nncompile_inputs", None)
+    if declared is not None:
+        if len(declared) != 1:
+            raise TrainError(("data",), f"training feeds one input, but the model has {len(declared)}: {', '.join(declared)}", code="E0502")
+        ((name, (shape, _dtype)),) = declared.items()
+        if tuple(shape) != sample:
+            hint = f"declare inputs: {{{name}: {list(sample)}}}, or add resize/crop transforms"
+            raise TrainError(
+                ("data", "dataset"), f"samples are {list(sample)} but the model's input '{name}' is {list(shape)}", hint, "E0502"
+            )
+    inputs, targets = _first_samples(data)
+    model.eval()
+    with torch.no_grad():
+        output = model(inputs.to(device))
+    if not isinstance(output, torch.Tensor):
+        raise TrainError(("loss",), f"training needs a model with one output tensor, got {type(output).__name__}", code="E0502")
+    name, _ = loss_settings(config)
+    if is_classification(config):
+        if not data.targets_are_labels:
+            raise TrainError(
+                ("loss",), f"loss '{name}' needs integer class labels, but the targets are floats", "use mse, l1 or smooth_l1", "E0502"
+            )
+        if output.dim() != 2 or output.shape[1] < (data.num_classes or 0):
+            hint = "set the model's class count (e.g. --set num_classes=N)"
+            raise TrainError(
+                ("data", "dataset"),
+                f"the model outputs {list(output.shape[1:])} per sample, but the data has {data.num_classes} classes",
+                hint,
+                "E0502",
+            )
+    elif output.shape[1:] != targets.shape[1:]:
+        problem = f"the model outputs {list(output.shape[1:])} per sample but the targets are {list(targets.shape[1:])}"
+        raise TrainError(("loss",), f"loss '{name}': {problem}", code="E0502")
+
+
+def _first_samples(data: Data) -> tuple[torch.Tensor, torch.Tensor]:
+    split = data.train
+    if split.inputs is not None:
+        return split.inputs[:2], split.targets[:2]
+    pairs = [split.dataset[i] for i in range(min(2, len(split)))]
+    return torch.stack([p[0] for p in pairs]), torch.as_tensor([p[1] for p in pairs])

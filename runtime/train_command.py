@@ -1,0 +1,109 @@
+"""`nncompile train SPEC`: check the spec, build it, train it with its train section, keep the run directory."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from compiler import Analysis, analyze
+from compiler.diagnostics import Diagnostic, UsageError, render_text
+
+EXIT_INTERRUPTED = 130
+
+
+def add_parser(commands: argparse._SubParsersAction, add_spec_options) -> None:
+    train = commands.add_parser("train", help="train a spec with its train section; keep a run directory")
+    train.add_argument("spec", metavar="SPEC")
+    train.add_argument("--out", type=Path, help="run directory (default: runs/NAME)")
+    train.add_argument("--resume", metavar="CKPT", help="continue from a checkpoint (a run's last.pt)")
+    train.add_argument("--device", help="cpu, cuda, cuda:N (default: the train section's, else CUDA when present)")
+    train.add_argument("--nproc-per-node", type=int, default=1, metavar="N", help="processes per node, under torchrun (DDP)")
+    from .distributed import LAUNCH_FLAGS
+
+    for flag in LAUNCH_FLAGS:
+        train.add_argument(
+            f"--{flag.replace('_', '-')}", dest=flag, help=argparse.SUPPRESS if flag.startswith("rdzv_b") else "passed to torchrun"
+        )
+    add_spec_options(train)
+    train.set_defaults(command=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from .cli import EXIT_SPEC_ERRORS, parse_overrides, print_diagnostics
+
+    overrides = parse_overrides(args.set) | ({"train.device": args.device} if args.device else {})
+    analysis = analyze(args.spec, overrides, tuple(args.plugin), args.config)
+    print_diagnostics(analysis.diagnostics, analysis)
+    if not analysis.ok:
+        return EXIT_SPEC_ERRORS
+    document = analysis.document
+    if "train" not in document.data:
+        hint = "add a train: section (data, optimizer, epochs) or pass --config FILE"
+        print(render_text(Diagnostic("E0506", "the spec has no train section", document.span(()), hint), document.text))
+        return EXIT_SPEC_ERRORS
+    out = args.out or Path("runs") / (analysis.graph.name or Path(args.spec).stem)
+    from . import distributed
+
+    if args.nproc_per_node > 1 and not distributed.is_launched():
+        return distributed.launch(args.nproc_per_node, {f: getattr(args, f) for f in distributed.LAUNCH_FLAGS}, _child_command(args, out))
+    return _train(analysis, overrides, out, args.resume)
+
+
+def _train(analysis: Analysis, overrides: dict[str, Any], out: Path, resume: str | None) -> int:
+    import torch
+
+    from compiler.emit import emit
+
+    from . import distributed
+    from .config import TrainError, with_defaults
+    from .trainer import fit
+
+    document = analysis.document
+    config = with_defaults(document.data["train"])
+    torch.manual_seed(config["seed"])
+    model = emit(analysis.graph, analysis.registry)
+    if distributed.is_main_process():
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "spec.yaml").write_text(_resolved_spec(document.data, overrides, config), encoding="utf-8")
+    try:
+        result = fit(model, config, out, resume)
+    except TrainError as error:
+        span = document.span(("train", *error.path))
+        print(render_text(Diagnostic(error.code, error.message, span, error.hint), document.source(span.file)))
+        return 1
+    except ValueError as error:  # an unreadable or unfitting --resume checkpoint
+        raise UsageError(f"--resume {resume}: {error}") from None
+    if result.out is None:
+        return 0
+    if result.best is not None:
+        print(f"best {result.metric} {result.best:.4f} at epoch {result.best_epoch}")
+    print(f"run directory: {out} (metrics.jsonl, last.pt, best.pt, model.ts, spec.yaml)")
+    return EXIT_INTERRUPTED if result.stopped == "interrupted" else 0
+
+
+def _resolved_spec(data: dict[str, Any], overrides: dict[str, Any], config: dict[str, Any]) -> str:
+    """The spec as trained: parameters with their overrides, the train section merged and defaulted."""
+    from compiler.overlay import is_train_override
+
+    resolved = dict(data)
+    params = {key: value for key, value in overrides.items() if not is_train_override(key)}
+    if params:
+        resolved["params"] = {**data.get("params", {}), **params}
+    resolved["train"] = config
+    return "# The spec as `nncompile train` ran it: overrides applied, train defaults filled in.\n" + yaml.safe_dump(
+        resolved, sort_keys=False
+    )
+
+
+def _child_command(args: argparse.Namespace, out: Path) -> list[str]:
+    """This command for each torchrun process: the same, minus the launcher's flags."""
+    command = ["train", args.spec, "--out", str(out)]
+    for flag, values in (("--set", args.set), ("--plugin", args.plugin)):
+        command += [part for value in values for part in (flag, value)]
+    for flag, value in (("--config", args.config), ("--resume", args.resume), ("--device", args.device)):
+        if value:
+            command += [flag, value]
+    return command

@@ -1,0 +1,234 @@
+"""`fit`: set up device, data, model, optimizer and schedule from a train section; run the epochs;
+keep the run directory (metrics.jsonl, last.pt, best.pt, model.ts) and resume exactly."""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from . import checkpoint, distributed
+from .config import is_classification
+from .data import Data, Split, default_workers, load
+from .loop import Position, Step, StopFlag, Tally, batch_count, batches, evaluate, train_epoch
+from .optim import PER_EPOCH_SCHEDULES, freeze, loss_function, optimizer, scheduler
+from .progress import Progress
+from .setup import Monitor, check_fit, conv_model, pick_device, precision
+
+
+@dataclass
+class Run:
+    """What a training run did."""
+
+    history: list[dict[str, Any]]
+    best: float | None
+    best_epoch: int | None
+    metric: str
+    """The metric that picked best.pt."""
+    stopped: str
+    """'completed', 'early_stopping' or 'interrupted'."""
+    out: Path | None
+    notes: list[str] = field(default_factory=list)
+
+
+def fit(model: nn.Module, config: Mapping[str, Any], out: Path | None = None, resume: str | Path | None = None) -> Run:
+    """Train `model` as `config` (a train section with defaults filled in) says."""
+    device = distributed.local_device(pick_device(config["device"]))
+    rank, world = distributed.setup(device)
+    progress = Progress(enabled=rank == 0)
+    torch.manual_seed(config["seed"])
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.set_float32_matmul_precision("high")
+    data = load(config, device)
+    notes = []
+    if "init" in config and resume is None:
+        notes += checkpoint.initialize(model, config["init"])
+    if "freeze" in config:
+        notes.append(f"froze {freeze(model, config['freeze'])} parameter tensors")
+    channels_last = config["channels_last"] is True or (config["channels_last"] == "auto" and device.type == "cuda" and conv_model(model))
+    model.to(device, memory_format=torch.channels_last) if channels_last else model.to(device)
+    loss_fn = loss_function(config).to(device)
+    check_fit(model, data, config, loss_fn, device)
+    trainer = _Trainer(model, config, data, device, rank, world, loss_fn, channels_last, progress, out)
+    for note in notes:
+        progress.line(note)
+    if resume is not None:
+        trainer.restore(checkpoint.load(resume))
+    try:
+        return trainer.run()
+    finally:
+        distributed.teardown()
+
+
+class _Trainer:
+    def __init__(self, model, config, data: Data, device, rank, world, loss_fn, channels_last, progress: Progress, out: Path | None):
+        self.model, self.config, self.data, self.device = model, config, data, device
+        self.rank, self.world, self.progress = rank, world, progress
+        self.out = out if rank == 0 else None
+        self.size = config["batch_size"]
+        self.workers = 0 if data.train.inputs is not None and data.val.inputs is not None else _workers(config)
+        self.sampler = torch.utils.data.DistributedSampler(data.train, num_replicas=world, rank=rank, shuffle=True, seed=config["seed"])
+        self.batches_per_epoch = batch_count(len(self.sampler), self.size)
+        optim = optimizer(model, config["optimizer"])
+        steps = batch_count(self.batches_per_epoch, config["accumulate"])
+        schedule = config.get("schedule")
+        self.best = Monitor.of(config.get("checkpoint", {}), data, config)
+        self.early = Monitor.of(config["early_stopping"], data, config, "early_stopping") if "early_stopping" in config else None
+        dtype = precision(config["amp"], device)
+        wrapped = nn.parallel.DistributedDataParallel(model) if world > 1 else model
+        self.step = Step(
+            model=torch.compile(wrapped) if config["compile"] else wrapped,
+            loss=loss_fn,
+            optimizer=optim,
+            scheduler=scheduler(optim, schedule, steps, config["epochs"], self.best.mode),
+            scaler=torch.amp.GradScaler(device.type, enabled=dtype == torch.float16),
+            autocast=partial(torch.autocast, device.type, dtype=dtype, enabled=dtype is not None),
+            accumulate=config["accumulate"],
+            clip=config.get("clip_grad_norm"),
+            channels_last=channels_last,
+            stepwise_schedule=schedule is not None and schedule["type"] not in PER_EPOCH_SCHEDULES,
+        )
+        self.position = Position()
+        self.history: list[dict[str, Any]] = []
+
+    # -- state ---------------------------------------------------------------------------------
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.step.optimizer.state_dict(),
+            "scheduler": self.step.scheduler.state_dict() if self.step.scheduler else None,
+            "scaler": self.step.scaler.state_dict(),
+            "rng": {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
+            "position": vars(self.position).copy(),
+            "monitors": {"best": vars(self.best).copy(), "early": vars(self.early).copy() if self.early else None},
+            "config": dict(self.config),
+        }
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        try:
+            self.model.load_state_dict(state["model"])
+        except RuntimeError as error:
+            raise ValueError(f"the checkpoint does not fit this model: {str(error).splitlines()[0]}") from None
+        self.step.optimizer.load_state_dict(state["optimizer"])
+        if self.step.scheduler is not None and state["scheduler"] is not None:
+            self.step.scheduler.load_state_dict(state["scheduler"])
+        self.step.scaler.load_state_dict(state["scaler"])
+        torch.set_rng_state(state["rng"]["torch"])
+        if state["rng"]["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        self.position = Position(**state["position"])
+        vars(self.best).update(state["monitors"]["best"])
+        if self.early and state["monitors"]["early"]:
+            vars(self.early).update(state["monitors"]["early"])
+        if self.out is not None:
+            _truncate_metrics(self.out / "metrics.jsonl", self.position.epoch)
+
+    def save(self, name: str) -> None:
+        if self.out is not None:
+            checkpoint.save(self.state(), self.out / name)
+
+    # -- the run -------------------------------------------------------------------------------
+
+    def run(self) -> Run:
+        epochs, stopped = self.config["epochs"], "completed"
+        with StopFlag(self.device) as stop:
+            while self.position.epoch < epochs:
+                record = self._epoch(stop)
+                if record is None:
+                    self.save("last.pt")
+                    self.progress.line(f"interrupted: saved {self.out / 'last.pt'}" if self.out else "interrupted")
+                    stopped = "interrupted"
+                    break
+                if self.early is not None and self.early.bad >= self.config["early_stopping"]["patience"]:
+                    self.progress.line(f"early stopping: {self.early.metric} has not improved for {self.early.bad} epochs")
+                    stopped = "early_stopping"
+                    break
+        if self.out is not None and stopped != "interrupted":
+            self._write_torchscript()
+        return Run(self.history, self.best.value, self.best.epoch, self.best.metric, stopped, self.out)
+
+    def _epoch(self, stop: StopFlag) -> dict[str, Any] | None:
+        self.sampler.set_epoch(self.position.epoch)
+        order = torch.tensor(list(self.sampler), dtype=torch.long)
+        tally = Tally(self.device, None)
+        started, first = time.perf_counter(), self.position.batch
+        source = batches(self.data.train, order, self.size, first, self.device, self.workers)
+        if not train_epoch(self.step, source, self.position, self.batches_per_epoch, tally, stop, self.progress, self.config["epochs"]):
+            return None
+        record = {"epoch": self.position.epoch + 1, **tally.result("train"), **self._validate()}
+        seconds = time.perf_counter() - started
+        record.update(lr=self.step.optimizer.param_groups[0]["lr"], seconds=round(seconds, 3))
+        record["samples_per_s"] = round(min(len(order), (self.batches_per_epoch - first) * self.size) * self.world / seconds, 1)
+        if self.step.scheduler is not None and not self.step.stepwise_schedule:
+            self.step.scheduler.step(record[self.best.metric])
+        record["best"] = self.best.update(record)
+        if self.early is not None:
+            self.early.update(record)
+        self.position.epoch, self.position.batch = self.position.epoch + 1, 0
+        self._log(record)
+        return record
+
+    def _validate(self) -> dict[str, Any]:
+        val = self.data.val
+        order = torch.arange(self.rank, len(val), self.world)
+        tally = Tally(self.device, self.data.num_classes if self.data.targets_are_labels and is_classification(self.config) else None)
+        source = batches(val, order, self.size, 0, self.device, self.workers)
+        values = evaluate(self.model, self.step.loss, source, tally, self.step.autocast, self.step.channels_last)
+        values.setdefault("val_accuracy", None)
+        return values
+
+    def _log(self, record: dict[str, Any]) -> None:
+        self.history.append(record)
+        shown = [f"{key} {value:.4f}" for key, value in record.items() if key.endswith(("loss", "accuracy", "top5")) and value is not None]
+        line = f"epoch {record['epoch']}/{self.config['epochs']}  " + "  ".join(shown)
+        speed = f"lr {record['lr']:.2e}  {record['seconds']:.1f}s  {record['samples_per_s']:,.0f} samples/s"
+        self.progress.line(f"{line}  {speed}{'  *' if record['best'] else ''}")
+        if self.out is None:
+            return
+        if record["best"]:
+            self.save("best.pt")
+        self.save("last.pt")
+        with open(self.out / "metrics.jsonl", "a", encoding="utf-8") as file:
+            file.write(json.dumps(record) + "\n")
+
+    def _write_torchscript(self) -> None:
+        """model.ts: TorchScript of the best weights (of the last ones if no epoch improved)."""
+        from compiler.export import export
+
+        best = self.out / "best.pt"
+        module = copy.deepcopy(self.model).cpu().float()
+        if best.exists():
+            module.load_state_dict(checkpoint.load(best)["model"])
+        module = module.to(memory_format=torch.contiguous_format)
+        example = _examples(self.data.val)
+        try:
+            export(module, example, self.out / "model.ts", kind="torchscript")
+        except Exception as error:  # a hand-written module TorchScript cannot compile: the run still stands
+            self.progress.line(f"model.ts not written: TorchScript cannot compile this module ({str(error).splitlines()[0]})")
+
+
+def _examples(split: Split) -> tuple[torch.Tensor]:
+    inputs = split.inputs[:2] if split.inputs is not None else torch.stack([split.dataset[i][0] for i in range(min(2, len(split)))])
+    return (inputs.cpu(),)
+
+
+def _workers(config: Mapping[str, Any]) -> int:
+    workers = config["data"]["workers"]
+    return default_workers() if workers == "auto" else workers
+
+
+def _truncate_metrics(path: Path, epochs: int) -> None:
+    """Drop the records of epochs after the checkpoint being resumed (they will run again)."""
+    if path.exists():
+        kept = [line for line in path.read_text(encoding="utf-8").splitlines() if line and json.loads(line)["epoch"] <= epochs]
+        path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
