@@ -155,7 +155,7 @@ def train_schema() -> dict[str, Any]:
     for branch in data["allOf"]:
         branch["then"]["properties"].update(val_split=True, resident=True, workers=True)
     transforms = {"type": "array", "items": _kinds("op", TRANSFORMS, {}, TRANSFORM_REQUIRED, "a transform")}
-    loss = {"anyOf": [{"enum": list(LOSSES)}, _kinds("type", LOSSES, {}, {}, "a loss")], "default": "cross_entropy"}
+    loss = {"anyOf": [{"type": "string", "enum": list(LOSSES)}, _kinds("type", LOSSES, {}, {}, "a loss")], "default": "cross_entropy"}
     return {
         "type": "object",
         "required": ["data", "optimizer"],

@@ -146,7 +146,8 @@ def _diagnose(error: jsonschema.ValidationError, prefix_path: JsonPath, document
     if kind == "anyOf" and error.context:
         # The alternative whose type matched failed for a real reason (a bound, an enum, a nested
         # key): report that one. If every alternative failed on type, describe them all.
-        specific = [e for e in _leaves(error) if e.validator not in ("type", "pattern")]
+        wrong_type = {e.relative_schema_path[0] for e in error.context if list(e.relative_schema_path)[1:] == ["type"]}
+        specific = [e for index, e in _leaves(error) if e.validator not in ("type", "pattern") and index not in wrong_type]
         if specific:
             return _diagnose(max(specific, key=lambda e: len(e.absolute_path)), prefix_path, document)
     span = document.span(path)
@@ -188,9 +189,11 @@ def _enum_values(schema: Any) -> list[str]:
     return values + [v for alt in schema.get("anyOf", ()) for v in _enum_values(alt)]
 
 
-def _leaves(error: jsonschema.ValidationError) -> list[jsonschema.ValidationError]:
-    """The errors inside (nested) anyOf alternatives."""
-    return [leaf for e in error.context for leaf in (_leaves(e) if e.validator == "anyOf" else [e])]
+def _leaves(error: jsonschema.ValidationError) -> list[tuple[int, jsonschema.ValidationError]]:
+    """The errors inside (nested) anyOf alternatives, each with the index of its top alternative."""
+    return [
+        (e.relative_schema_path[0], leaf) for e in error.context for leaf in ([x for _, x in _leaves(e)] if e.validator == "anyOf" else [e])
+    ]
 
 
 def _show(value: Any) -> str:
