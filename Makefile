@@ -1,4 +1,4 @@
-# The two commands of the README: `make demo` (set up, then build a shipped spec) and `make test`.
+# The two commands of the README: `make demo` (set up, build a shipped spec, train a small one) and `make test`.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -16,6 +16,7 @@ demo: $(READY)
 	$(BIN)/nncompile check specs/*.yaml
 	$(BIN)/nncompile build specs/resnet18.yaml -o build/resnet18.pt
 	$(BIN)/nncompile summary specs/resnet18.yaml
+	$(BIN)/nncompile train specs/digits_mlp.yaml --out runs/digits_mlp
 
 test: $(READY)
 	$(BIN)/ruff check .
@@ -25,3 +26,4 @@ test: $(READY)
 bench: $(READY)
 	$(BIN)/python benchmarks/check_speed.py
 	$(BIN)/python benchmarks/train_step.py
+	$(BIN)/python benchmarks/train_loop.py

@@ -43,6 +43,10 @@ def with_defaults(section: Mapping[str, Any]) -> dict[str, Any]:
 def _fill(schema: Mapping[str, Any], value: Any) -> Any:
     if not isinstance(value, dict):
         return value
+    for branch in schema.get("allOf", ()):  # the branch of the kind chosen (`dataset: fake` → fake's keys)
+        condition = branch["if"]["properties"]
+        if all(value.get(key) == rule.get("const") for key, rule in condition.items()):
+            _fill(branch["then"], value)
     for key, child in schema.get("properties", {}).items():
         if not isinstance(child, dict):
             continue

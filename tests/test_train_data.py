@@ -1,0 +1,169 @@
+"""Training data sources, augmentation, transfer learning, and the located diagnostics of `train`."""
+
+from __future__ import annotations
+
+import gzip
+import struct
+
+import numpy as np
+import pytest
+import torch
+from conftest import ROOT
+from test_train import SMALL, records
+
+from runtime.checkpoint import load
+from runtime.cli import main
+
+CONV = """\
+nncompile: 1
+name: conv
+inputs: {image: [3, 16, 16]}
+layers:
+  - {id: conv, op: conv2d, out: 4, kernel: 3, padding: 1, activation: relu}
+  - {op: adaptive_avgpool2d, size: 1}
+  - {op: flatten}
+  - {id: fc, op: linear, out: 3}
+train:
+  epochs: 1
+  batch_size: 8
+  optimizer: {type: sgd, lr: 0.01}
+"""
+
+
+def write_mnist(root, count: int = 40) -> None:
+    """MNIST's own idx files (the format torchvision reads), filled with random digits."""
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    generator = np.random.default_rng(0)
+    for split in ("train", "t10k"):
+        images = generator.integers(0, 256, size=(count, 28, 28), dtype=np.uint8)
+        labels = generator.integers(0, 10, size=count, dtype=np.uint8)
+        (raw / f"{split}-images-idx3-ubyte").write_bytes(struct.pack(">IIII", 2051, count, 28, 28) + images.tobytes())
+        (raw / f"{split}-labels-idx1-ubyte").write_bytes(struct.pack(">II", 2049, count) + labels.tobytes())
+
+
+def test_mnist_recipe_reads_torchvision_files_and_augments(tmp_path, write_spec):
+    write_mnist(tmp_path / "data")
+    spec = write_spec(_mnist_spec(tmp_path))
+    assert main(["train", str(spec), "--out", str(tmp_path / "run"), "--set", "train.epochs=1"]) == 0
+    assert len(records(tmp_path / "run")) == 1
+
+
+def _mnist_spec(tmp_path) -> str:
+    """The shipped MNIST recipe, reading the files above, with the seeds' augmentation."""
+    text = (ROOT / "specs" / "mnist_mlp.yaml").read_text()
+    root = tmp_path / "data"
+    return text.replace("root: data, download: true", f"root: {root}, download: false") + (
+        "  transforms:\n    train: [{op: random_rotation, degrees: 10}, {op: normalize, mean: [0.1307], std: [0.3081]}]\n"
+        "    val: [{op: normalize, mean: [0.1307], std: [0.3081]}]\n"
+    )
+
+
+@pytest.mark.parametrize("suffix", [".pt", ".npz"])
+def test_tensor_files(tmp_path, write_spec, suffix):
+    inputs, targets = torch.rand(50, 1, 8, 8), torch.randint(0, 10, (50,))
+    path = tmp_path / f"data{suffix}"
+    if suffix == ".pt":
+        torch.save({"inputs": inputs, "targets": targets}, path)
+    else:
+        np.savez(path, inputs=inputs.numpy(), targets=targets.numpy())
+    spec = write_spec(SMALL.replace("{dataset: digits}", f"{{dataset: tensors, path: '{path}', val_split: 0.2}}"))
+    assert main(["train", str(spec), "--out", str(tmp_path / "run")]) == 0
+
+
+def test_regression_on_tensors(tmp_path, write_spec):
+    inputs = torch.rand(64, 4)
+    torch.save({"inputs": inputs, "targets": inputs.sum(1, keepdim=True)}, tmp_path / "data.pt")
+    spec = write_spec(
+        "nncompile: 1\ninputs: {x: [4]}\nlayers:\n  - {op: linear, out: 1}\n"
+        f"train:\n  epochs: 3\n  data: {{dataset: tensors, path: '{tmp_path / 'data.pt'}'}}\n  loss: mse\n"
+        "  optimizer: {type: sgd, lr: 0.1}\n"
+    )
+    assert main(["train", str(spec), "--out", str(tmp_path / "run")]) == 0
+    history = records(tmp_path / "run")
+    assert history[-1]["val_accuracy"] is None and history[-1]["val_loss"] < history[0]["val_loss"] * 2
+
+
+def test_image_folder_with_augmentation_uses_a_dataloader(tmp_path, write_spec):
+    from PIL import Image
+
+    for split in ("train", "val"):
+        for label in ("cat", "dog", "fox"):
+            folder = tmp_path / split / label
+            folder.mkdir(parents=True)
+            for index in range(4):
+                Image.fromarray(np.full((20, 20, 3), index * 40, dtype=np.uint8)).save(folder / f"{index}.png")
+    data = f"  data: {{dataset: image_folder, root: '{tmp_path / 'train'}', val_root: '{tmp_path / 'val'}', workers: 0}}\n"
+    augment = (
+        "  transforms:\n    train: [{op: random_resized_crop, size: 16}, {op: random_horizontal_flip}, {op: color_jitter, hue: 0.1}]\n"
+        "    val: [{op: resize, size: 18}, {op: center_crop, size: 16}]\n"
+    )
+    spec = write_spec(CONV + data + augment)
+    assert main(["train", str(spec), "--out", str(tmp_path / "run")]) == 0
+
+
+def test_fake_data_and_channels_last(tmp_path, write_spec):
+    data = "  data: {dataset: fake, size: 24, image_size: [3, 16, 16], num_classes: 3, workers: 0}\n  channels_last: true\n"
+    assert main(["train", str(write_spec(CONV + data)), "--out", str(tmp_path / "run")]) == 0
+
+
+def test_transfer_learning_new_head_freeze_and_groups(tmp_path, write_spec, capsys):
+    source = write_spec(SMALL, "source.yaml")
+    assert main(["train", str(source), "--out", str(tmp_path / "source")]) == 0
+    trained = load(tmp_path / "source" / "best.pt")["model"]
+    torch.save(trained, tmp_path / "plain_state_dict.pt")
+    target = SMALL.replace("out: 10}", "out: 12}").replace("epochs: 2", "epochs: 1")
+    init = f"  init: {{from: '{tmp_path / 'plain_state_dict.pt'}'}}\n"
+    spec = write_spec(target + init, "strict.yaml")
+    assert main(["train", str(spec), "--out", str(tmp_path / "strict")]) == 1
+    message = capsys.readouterr().out
+    assert "strict.yaml:15:" in message and "error[E0503]" in message and "fc2.weight [10, 32] → [12, 32]" in message
+    tuned = target + init.replace("}\n", ", exclude: [fc2]}\n") + "  freeze: [fc1]\n"
+    tuned = tuned.replace("optimizer: {type: adamw, lr: 3.0e-3}", "optimizer: {type: sgd, lr: 0.1, groups: [{params: [fc2], lr: 0.01}]}")
+    assert main(["train", str(write_spec(tuned, "tuned.yaml")), "--out", str(tmp_path / "tuned")]) == 0
+    result = load(tmp_path / "tuned" / "last.pt")["model"]
+    assert torch.equal(result["fc1.weight"], trained["fc1.weight"]), "frozen layer kept its weights"
+    assert result["fc2.weight"].shape == (12, 32)
+
+
+@pytest.mark.parametrize(
+    ("change", "where", "code"),
+    [
+        ("{dataset: digits}", "{dataset: mnist, root: /nonexistent/data}", "error[E0501]: no MNIST data under '/nonexistent/data'"),
+        ("{dataset: digits}", "{dataset: digits, val_split: test}", "error[E0501]: dataset 'digits' has no test split"),
+        ("params: {hidden: 32}", "params: {hidden: 32}\n# shift", "error[E0504]: pattern 'conv*' matches no parameter"),
+        (
+            "inputs: {image: [1, 8, 8]}",
+            "inputs: {image: [64]}",
+            "error[E0502]: samples are [1, 8, 8] but the model's input 'image' is [64]",
+        ),
+        ("out: 10}", "out: 5}", "error[E0502]: the model outputs [5] per sample, but the data has 10 classes"),
+    ],
+)
+def test_train_settings_that_cannot_work_get_located_diagnostics(tmp_path, write_spec, capsys, change, where, code):
+    text = SMALL.replace(change, where) + ("  freeze: ['conv*']\n" if "conv*" in code else "")
+    spec = write_spec(text)
+    assert main(["train", str(spec), "--out", str(tmp_path / "run")]) == 1
+    out = capsys.readouterr().out
+    assert code in out
+    assert out.startswith(f"{spec}:"), out
+
+
+def test_a_spec_without_train_section(tmp_path, write_spec, capsys):
+    spec = write_spec("nncompile: 1\ninputs: {x: [4]}\nlayers:\n  - {op: linear, out: 1}\n")
+    assert main(["train", str(spec), "--out", str(tmp_path)]) == 1
+    assert "error[E0506]: the spec has no train section" in capsys.readouterr().out
+
+
+def test_resume_from_a_file_that_is_not_a_checkpoint(tmp_path, write_spec, capsys):
+    bogus = tmp_path / "bogus.pt"
+    bogus.write_bytes(gzip.compress(b"not a checkpoint"))
+    assert main(["train", str(write_spec(SMALL)), "--out", str(tmp_path / "run"), "--resume", str(bogus)]) == 2
+    assert "--resume" in capsys.readouterr().err
+
+
+def test_shipped_convnet_recipe_trains_with_its_augmentation(tmp_path, write_spec):
+    text = (ROOT / "specs" / "convnet.yaml").read_text()
+    fake = "{dataset: fake, size: 64, image_size: [3, 32, 32], num_classes: 10, workers: 0}"
+    spec = write_spec(text.replace("{dataset: cifar10, root: data, download: true}", fake))
+    assert main(["train", str(spec), "--out", str(tmp_path / "run"), "--set", "train.epochs=1"]) == 0
