@@ -8,9 +8,6 @@ from collections.abc import Sequence
 import torch
 import torch.distributed as dist
 
-LAUNCH_FLAGS = ("nnodes", "node_rank", "rdzv_backend", "rdzv_endpoint", "rdzv_id", "master_addr", "master_port")
-"""torchrun's multi-node flags, passed through as given."""
-
 
 def launch(nproc_per_node: int, launcher_flags: dict[str, str], command: Sequence[str]) -> int:
     """Run `python -m runtime.cli COMMAND…` in `nproc_per_node` processes under torchrun."""

@@ -12,6 +12,8 @@ from compiler import Analysis, analyze
 from compiler.diagnostics import Diagnostic, UsageError, render_text
 
 EXIT_INTERRUPTED = 130
+LAUNCH_FLAGS = ("nnodes", "node_rank", "rdzv_backend", "rdzv_endpoint", "rdzv_id", "master_addr", "master_port")
+"""torchrun's multi-node flags, passed through as given."""
 
 
 def add_parser(commands: argparse._SubParsersAction, add_spec_options) -> None:
@@ -21,8 +23,6 @@ def add_parser(commands: argparse._SubParsersAction, add_spec_options) -> None:
     train.add_argument("--resume", metavar="CKPT", help="continue from a checkpoint (a run's last.pt)")
     train.add_argument("--device", help="cpu, cuda, cuda:N (default: the train section's, else CUDA when present)")
     train.add_argument("--nproc-per-node", type=int, default=1, metavar="N", help="processes per node, under torchrun (DDP)")
-    from .distributed import LAUNCH_FLAGS
-
     for flag in LAUNCH_FLAGS:
         train.add_argument(
             f"--{flag.replace('_', '-')}", dest=flag, help=argparse.SUPPRESS if flag.startswith("rdzv_b") else "passed to torchrun"
@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     from . import distributed
 
     if args.nproc_per_node > 1 and not distributed.is_launched():
-        return distributed.launch(args.nproc_per_node, {f: getattr(args, f) for f in distributed.LAUNCH_FLAGS}, _child_command(args, out))
+        return distributed.launch(args.nproc_per_node, {f: getattr(args, f) for f in LAUNCH_FLAGS}, _child_command(args, out))
     return _train(analysis, overrides, out, args.resume)
 
 
