@@ -36,4 +36,5 @@ class Progress:
             return
         if self.live:
             self.stream.write("\r\x1b[K")
-        print(text, file=sys.stdout if not self.live else self.stream, flush=True)
+            self.stream.flush()
+        print(text, flush=True)

@@ -84,7 +84,8 @@ class _Trainer:
         self.best = Monitor.of(config.get("checkpoint", {}), data, config)
         self.early = Monitor.of(config["early_stopping"], data, config, "early_stopping") if "early_stopping" in config else None
         dtype = precision(config["amp"], device)
-        wrapped = nn.parallel.DistributedDataParallel(model) if world > 1 else model
+        ids = [device.index] if device.type == "cuda" else None
+        wrapped = nn.parallel.DistributedDataParallel(model, device_ids=ids) if world > 1 else model
         self.step = Step(
             model=torch.compile(wrapped) if config["compile"] else wrapped,
             loss=loss_fn,
