@@ -140,8 +140,7 @@ def _monitor() -> dict[str, Any]:
     return {"metric": {"enum": list(METRICS)}, "mode": {"enum": ["min", "max"]}}
 
 
-def train_schema() -> dict[str, Any]:
-    """The schema of the `train:` section (also of a `--config` file)."""
+def _data() -> dict[str, Any]:
     data = _kinds("dataset", DATASETS, {}, DATASET_REQUIRED, "a dataset")
     data["properties"].update(
         val_split={
@@ -154,6 +153,11 @@ def train_schema() -> dict[str, Any]:
     )
     for branch in data["allOf"]:
         branch["then"]["properties"].update(val_split=True, resident=True, workers=True)
+    return data
+
+
+def train_schema() -> dict[str, Any]:
+    """The schema of the `train:` section (also of a `--config` file)."""
     transforms = {"type": "array", "items": _kinds("op", TRANSFORMS, {}, TRANSFORM_REQUIRED, "a transform")}
     loss = {"anyOf": [{"type": "string", "enum": list(LOSSES)}, _kinds("type", LOSSES, {}, {}, "a loss")], "default": "cross_entropy"}
     return {
@@ -164,7 +168,7 @@ def train_schema() -> dict[str, Any]:
             "epochs": {**COUNT, "default": 10},
             "batch_size": {**COUNT, "default": 64},
             "seed": {"type": "integer", "minimum": 0, "default": 0},
-            "data": data,
+            "data": _data(),
             "transforms": {"type": "object", "properties": {"train": transforms, "val": transforms}, "additionalProperties": False},
             "loss": loss,
             "optimizer": _optimizer(),
