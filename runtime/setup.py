@@ -40,6 +40,11 @@ def conv_model(model: nn.Module) -> bool:
     return any(isinstance(module, nn.Conv2d) for module in model.modules())
 
 
+def scored_classes(data: Data, config: Mapping[str, Any]) -> int | None:
+    """The class count that accuracy is scored over, or None when the run is not a classification."""
+    return data.num_classes if data.targets_are_labels and is_classification(config) else None
+
+
 @dataclass
 class Monitor:
     """The best value of a metric so far, and for how many epochs it has not improved."""
@@ -53,7 +58,7 @@ class Monitor:
 
     @classmethod
     def of(cls, section: Mapping[str, Any], data: Data, config: Mapping[str, Any], where: str = "checkpoint") -> Monitor:
-        classes = data.num_classes if data.targets_are_labels and is_classification(config) else None
+        classes = scored_classes(data, config)
         available = ["train_loss", "val_loss"] + (["val_accuracy"] if classes else []) + (["val_top5"] if classes and classes > 5 else [])
         metric = section.get("metric", "val_accuracy" if classes else "val_loss")
         if metric not in available:

@@ -16,12 +16,11 @@ import torch
 from torch import nn
 
 from . import checkpoint, distributed
-from .config import is_classification
 from .data import Data, Split, default_workers, load
 from .loop import Position, Step, StopFlag, Tally, batch_count, batches, evaluate, train_epoch
 from .optim import PER_EPOCH_SCHEDULES, freeze, loss_function, optimizer, scheduler
 from .progress import Progress
-from .setup import Monitor, check_fit, conv_model, pick_device, precision
+from .setup import Monitor, check_fit, conv_model, pick_device, precision, scored_classes
 
 
 @dataclass
@@ -182,7 +181,7 @@ class _Trainer:
     def _validate(self) -> dict[str, Any]:
         val = self.data.val
         order = torch.arange(self.rank, len(val), self.world)
-        tally = Tally(self.device, self.data.num_classes if self.data.targets_are_labels and is_classification(self.config) else None)
+        tally = Tally(self.device, scored_classes(self.data, self.config))
         source = batches(val, order, self.size, 0, self.device, self.workers)
         values = evaluate(self.model, self.step.loss, source, tally, self.step.autocast, self.step.channels_last)
         values.setdefault("val_accuracy", None)
