@@ -1,8 +1,10 @@
-"""Emit: a typed graph → a torch.fx GraphModule whose submodules sit at the spec's ids."""
+"""Emit: a typed graph → a torch.fx GraphModule whose submodules and learnable tensors sit at the spec's
+ids, registered in the order the spec writes them (as a hand-written `__init__` would)."""
 
 from __future__ import annotations
 
 import importlib
+import operator
 import re
 from collections.abc import Callable
 from typing import Any
@@ -10,45 +12,63 @@ from typing import Any
 import torch
 from torch import fx
 
-from .infer import TypedGraph
+from .dims import Size
+from .ir import Kind, TypedGraph, TypedNode
 from .ops import Call, FunctionEmit, ModuleEmit, OpDef, Registry
 
 LAYER_KEY = "nncompile_layer"
 
 
 def emit(typed: TypedGraph, registry: Registry) -> fx.GraphModule:
-    """Build the module through the fx Graph API: placeholders, call_module/call_function, output.
+    """Build the module through the fx Graph API: placeholder, get_attr, call_module/call_function, output.
 
-    The fx node holding each layer's output carries the layer's name in `node.meta[LAYER_KEY]`,
-    so passes (and tests) can line fx nodes up with the typed graph.
+    The fx node holding each node's output carries the node's name in `node.meta[LAYER_KEY]` (and its
+    output index, for an op with several), so passes and tests can line fx nodes up with the typed graph.
     """
     graph = fx.Graph()
-    values: dict[str, fx.Node] = {name: graph.placeholder(name) for name in typed.inputs}
-    modules: dict[str, torch.nn.Module] = {}
+    values: dict[str, list[fx.Node]] = {}
+    owned: list[tuple[int, str, torch.nn.Module | torch.nn.Parameter]] = []
     for name, node in typed.nodes.items():
-        op = registry.get(node.node.op)
-        value = _apply(graph, modules, name, op, node.call, [values[i] for i in node.inputs])
-        if node.node.activation:
-            activation = registry.get(node.node.activation)
-            defaults = {p.name: p.default for p in activation.params}
-            value = _apply(graph, modules, name, activation, Call(defaults, (node.output,)), [value])
-        value.meta[LAYER_KEY] = name
-        values[name] = value
-    outputs = [values[name] for name in typed.outputs]
-    graph.output(outputs[0] if len(outputs) == 1 else tuple(outputs))
+        if node.kind is Kind.INPUT:
+            values[name] = [graph.placeholder(name)]
+        elif node.kind is Kind.TENSOR:
+            owned.append((node.node.order, name, _tensor(node)))
+            values[name] = [graph.get_attr(name)]
+        elif node.kind is Kind.CALL:
+            args = [values[ref.node][ref.index or 0] for ref in node.inputs]
+            values[name] = _call(graph, owned, node, registry.get(node.node.op), args)
+        else:
+            outputs = [values[ref.node][ref.index or 0] for ref in node.inputs]
+            graph.output(outputs[0] if len(outputs) == 1 else tuple(outputs))
+        for index, value in enumerate(values.get(name, ())):
+            value.meta[LAYER_KEY] = name if len(values[name]) == 1 else f"{name}.{index}"
     graph.lint()
-    module = fx.GraphModule(_module_tree(modules), graph, class_name=_class_name(typed.name))
-    module.nncompile_inputs = {name: (list(t.shape), t.dtype) for name, t in typed.inputs.items()}
+    root = _module_tree(owned)
+    module = fx.GraphModule(root, graph, class_name=_class_name(typed.name))
+    _adopt(module, root)
+    module.nncompile_inputs = {name: ([_size_name(s) for s in t.shape], t.dtype) for name, t in typed.inputs.items()}
+    module.nncompile_sizes = {name: _size_record(size) for name, size in typed.sizes.items()}
     return module
 
 
-def _apply(graph: fx.Graph, modules: dict, name: str, op: OpDef, call: Call, args: list[fx.Node]) -> fx.Node:
+def _call(graph: fx.Graph, owned: list, node: TypedNode, op: OpDef, args: list[fx.Node]) -> list[fx.Node]:
     spec = op.emit
+    call = Call(node.args, node.input_types)
     if isinstance(spec, ModuleEmit):
-        modules[name] = resolve_target(spec.target)(**spec.kwargs(call))
-        return graph.call_module(name, tuple(args))
-    assert isinstance(spec, FunctionEmit)
-    function, kwargs = resolve_target(spec.target), spec.kwargs(call)
+        owned.append((node.node.order, node.name, resolve_target(spec.target)(**spec.kwargs(call))))
+        value = graph.call_module(node.name, tuple(args), dict(spec.call_kwargs))
+        if spec.select is not None:
+            value = graph.call_function(operator.getitem, (value, spec.select))
+    else:
+        value = _function(graph, spec, call, args)
+    if len(node.outputs) == 1:
+        return [value]
+    return [graph.call_function(operator.getitem, (value, index)) for index in range(len(node.outputs))]
+
+
+def _function(graph: fx.Graph, spec: FunctionEmit, call: Call, args: list[fx.Node]) -> fx.Node:
+    target = spec.target if isinstance(spec.target, str) else spec.target(call)
+    function, kwargs = resolve_target(target), spec.kwargs(call)
     if spec.inputs == "list":
         return graph.call_function(function, (list(args),), kwargs)
     if spec.inputs == "fold":
@@ -59,20 +79,41 @@ def _apply(graph: fx.Graph, modules: dict, name: str, op: OpDef, call: Call, arg
     return graph.call_function(function, tuple(args), kwargs)
 
 
-def _module_tree(modules: dict[str, torch.nn.Module]) -> torch.nn.Module:
-    """Nest modules by their dotted names. Unlike a dict root (copied shallowest-first), GraphModule
-    copies a module root in graph order, so state_dict keys come in the order a hand-written
-    module registers them."""
+def _tensor(node: TypedNode) -> torch.nn.Parameter:
+    from .nn import initialize
+
+    shape = node.output.shape
+    parameter = torch.nn.Parameter(torch.empty(shape), requires_grad=node.args.get("trainable", True))
+    initialize(parameter, node.args["init"])
+    return parameter
+
+
+def _module_tree(owned: list[tuple[int, str, torch.nn.Module | torch.nn.Parameter]]) -> torch.nn.Module:
+    """Nest modules and learnable tensors by their dotted names, in spec order."""
     root = torch.nn.Module()
-    for name, module in modules.items():
+    for _, name, item in sorted(owned, key=lambda entry: entry[0]):
         parent = root
         *path, leaf = name.split(".")
         for part in path:
-            if not hasattr(parent, part):
+            if part not in parent._modules:
                 parent.add_module(part, torch.nn.Module())
-            parent = getattr(parent, part)
-        parent.add_module(leaf, module)
+            parent = parent._modules[part]
+        if isinstance(item, torch.nn.Parameter):
+            parent.register_parameter(leaf, item)
+        else:
+            parent.add_module(leaf, item)
     return root
+
+
+def _adopt(module: fx.GraphModule, root: torch.nn.Module) -> None:
+    """GraphModule copies the modules its graph uses, in graph order; take the whole tree instead, in
+    spec order, unused modules and tensors included (their state_dict keys belong to the model)."""
+    module._modules.clear()
+    module._parameters.clear()
+    for name, parameter in root._parameters.items():
+        module.register_parameter(name, parameter)
+    for name, child in root._modules.items():
+        module.add_module(name, child)
 
 
 def resolve_target(target: str) -> Callable[..., Any]:
@@ -86,17 +127,29 @@ def resolve_target(target: str) -> Callable[..., Any]:
 
 def _class_name(name: str) -> str:
     words = re.split(r"[^A-Za-z0-9]+", name)
-    return "".join(w[:1].upper() + w[1:] for w in words if w) or "Model"
+    text = "".join(w[:1].upper() + w[1:] for w in words if w) or "Model"
+    return text if text[0].isalpha() else f"Model{text}"
 
 
-def example_inputs(module: fx.GraphModule, batch: int = 2, seed: int = 0) -> tuple[torch.Tensor, ...]:
-    """Random inputs of the declared shapes (integer inputs are zeros: always valid indices)."""
+def _size_name(size: Any) -> int | str:
+    return size if isinstance(size, int) else str(size)
+
+
+def _size_record(size: Size) -> dict[str, int]:
+    return {"min": size.minimum, "max": size.maximum, "multiple_of": size.multiple_of, "default": size.example}
+
+
+def example_inputs(module: fx.GraphModule, batch: int = 2, seed: int = 0, sizes: dict[str, int] | None = None) -> tuple[torch.Tensor, ...]:
+    """Random inputs of the declared shapes, symbolic sizes at their defaults unless `sizes` says
+    otherwise (integer inputs are zeros: always valid indices)."""
     generator = torch.Generator().manual_seed(seed)
+    chosen = {name: record["default"] for name, record in getattr(module, "nncompile_sizes", {}).items()} | (sizes or {})
     tensors = []
     for shape, dtype in module.nncompile_inputs.values():
+        concrete = [chosen[s] if isinstance(s, str) else s for s in shape]
         torch_dtype = getattr(torch, dtype)
         if torch_dtype.is_floating_point:
-            tensors.append(torch.randn(batch, *shape, generator=generator).to(torch_dtype))
+            tensors.append(torch.randn(batch, *concrete, generator=generator).to(torch_dtype))
         else:
-            tensors.append(torch.zeros(batch, *shape, dtype=torch_dtype))
+            tensors.append(torch.zeros(batch, *concrete, dtype=torch_dtype))
     return tuple(tensors)

@@ -1,13 +1,18 @@
-"""A small, safe expression language: `$width * 4`, `$stride != 1 or channels(input) != $width`.
+"""A small, safe expression language: `$width * 4`, `$stride != 1 or channels(input) != $width`,
+`$channels(input) // 2`, `$max($w, 8)`, `$true`.
 
-Expressions are parsed with Python's `ast` and interpreted here over a closed set of node
-kinds; nothing is ever compiled or passed to `eval`. No attribute access, no calls but the
-functions below, no `**`, no string arithmetic, and a length bound: evaluation is cheap.
+A string value that starts with `$` is an expression; parameters are written `$name` and layers bare
+(`channels(input)`); a leading `$` before anything but a parameter only marks the string as an
+expression. Expressions are parsed with Python's `ast` and interpreted here over a closed set of node
+kinds; nothing is ever compiled or passed to `eval`. No attribute access, no calls but the functions
+below, no `**`, no string arithmetic, numbers bounded in size and finite, and a length bound:
+evaluation is cheap. Sizes may be symbolic (`dims.Dim`), from `shape()` of a symbolic input.
 """
 
 from __future__ import annotations
 
 import ast
+import math
 import operator
 import re
 from collections.abc import Callable, Mapping
@@ -15,10 +20,38 @@ from dataclasses import dataclass
 from typing import Any
 
 MAX_LENGTH = 500
+MAX_MAGNITUDE = 2**63
 _PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _PARAM_PREFIX = "__param_"
+_CONSTANTS = {"true": True, "false": False}
 SHAPE_FUNCTIONS = ("shape", "channels")
-PLAIN_FUNCTIONS: dict[str, Callable[..., Any]] = {"min": min, "max": max, "abs": abs, "int": int, "round": round}
+
+
+def make_divisible(value: float, divisor: int, min_value: int | None = None) -> int:
+    """torchvision's `_make_divisible` (MobileNet, EfficientNet): the nearest multiple of `divisor`,
+    at least `min_value` (default `divisor`), never more than 10 % below `value`."""
+    minimum = divisor if min_value is None else min_value
+    rounded = max(minimum, int(value + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < 0.9 * value else rounded
+
+
+def _round(value: float, digits: int | None = None) -> float:
+    if digits is not None and not (isinstance(digits, int) and -20 <= digits <= 20):
+        raise ValueError("round() takes at most 20 digits")
+    return round(value) if digits is None else round(value, digits)
+
+
+PLAIN_FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "min": min,
+    "max": max,
+    "abs": abs,
+    "int": int,
+    "round": _round,
+    "ceil": math.ceil,
+    "floor": math.floor,
+    "make_divisible": make_divisible,
+}
 
 _BINARY = {
     ast.Add: operator.add,
@@ -63,6 +96,7 @@ def parse(text: str) -> Expression:
     """Parse an expression; parameters are written `$name`, layer references bare (`channels(input)`)."""
     if len(text) > MAX_LENGTH:
         raise ExprError(f"expression is longer than {MAX_LENGTH} characters")
+    text = _without_marker(text)
     if re.search(r"\$(?![A-Za-z_])", text) or _PARAM_PREFIX in text:
         raise ExprError("'$' must be followed by a parameter name, as in $width")
     source = _PARAM.sub(lambda m: _PARAM_PREFIX + m.group(1), text)
@@ -73,6 +107,21 @@ def parse(text: str) -> Expression:
     params, refs = set(), set()
     _check(tree, params, refs)
     return Expression(text, tree, frozenset(params), frozenset(refs))
+
+
+def _without_marker(text: str) -> str:
+    """`$channels(input) // 2` → `channels(input) // 2`: a leading `$` not followed by a parameter
+    name (a function call, `true`, `not`, a number, a bracket) only marks the string as an expression."""
+    stripped = text.lstrip()
+    if not stripped.startswith("$"):
+        return text
+    rest = stripped[1:]
+    if not rest.strip():
+        raise ExprError("'$' must be followed by a parameter name or an expression, as in $width or $max($w, 8)")
+    word = _WORD.match(rest)
+    if word is None or word.group(0) in (*_CONSTANTS, "not") or rest[word.end() :].lstrip().startswith("("):
+        return rest
+    return text
 
 
 def _source(node: ast.AST) -> str:
@@ -96,11 +145,25 @@ def _check(node: ast.AST, params: set[str], refs: set[str]) -> None:
             _check(arg, params, refs)
         return
     if isinstance(node, ast.Name):
+        if node.id in _CONSTANTS:
+            return
         if not node.id.startswith(_PARAM_PREFIX):
             raise ExprError(f"unknown name '{node.id}': parameters are written ${node.id}")
         params.add(node.id[len(_PARAM_PREFIX) :])
         return
-    allowed = (ast.Constant, ast.BinOp, ast.UnaryOp, ast.BoolOp, ast.Compare, ast.IfExp, ast.List, ast.Tuple, ast.Subscript, ast.Load)
+    allowed = (
+        ast.Constant,
+        ast.BinOp,
+        ast.UnaryOp,
+        ast.BoolOp,
+        ast.Compare,
+        ast.IfExp,
+        ast.List,
+        ast.Tuple,
+        ast.Subscript,
+        ast.Slice,
+        ast.Load,
+    )
     allowed_ops = (*_BINARY, *_COMPARE, ast.And, ast.Or, ast.Not, ast.USub, ast.UAdd)
     if isinstance(node, (ast.operator, ast.cmpop, ast.boolop, ast.unaryop)):
         if not isinstance(node, allowed_ops):
@@ -118,8 +181,8 @@ def evaluate(expr: Expression, params: Mapping[str, Any], shape_of: Callable[[st
         return _Evaluator(params, shape_of).eval(expr.tree)
     except ExprError:
         raise
-    except (TypeError, ValueError, ZeroDivisionError, IndexError, OverflowError) as error:
-        raise ExprError(f"cannot evaluate '{expr.text}': {error}") from None
+    except (TypeError, ValueError, ZeroDivisionError, IndexError, OverflowError, RecursionError) as error:
+        raise ExprError(f"cannot evaluate '{expr.text}': {str(error)[:200]}") from None
 
 
 class _Evaluator:
@@ -135,6 +198,8 @@ class _Evaluator:
         return node.value
 
     def _Name(self, node: ast.Name) -> Any:
+        if node.id in _CONSTANTS:
+            return _CONSTANTS[node.id]
         name = node.id[len(_PARAM_PREFIX) :]
         if name not in self.params:
             from .diagnostics import did_you_mean
@@ -145,16 +210,18 @@ class _Evaluator:
 
     def _BinOp(self, node: ast.BinOp) -> Any:
         left, right = self.eval(node.left), self.eval(node.right)
-        if not all(isinstance(v, (int, float)) for v in (left, right)):
-            raise ExprError(f"arithmetic needs numbers, got {left!r} and {right!r}")
-        return _BINARY[type(node.op)](left, right)
+        if isinstance(node.op, ast.Add) and isinstance(left, list) and isinstance(right, list):
+            return left + right
+        if not all(_is_number(v) for v in (left, right)):
+            raise ExprError(f"arithmetic needs numbers, got {_short(left)} and {_short(right)}")
+        return _bounded(_BINARY[type(node.op)](left, right))
 
     def _UnaryOp(self, node: ast.UnaryOp) -> Any:
         value = self.eval(node.operand)
         if isinstance(node.op, ast.Not):
             return not value
-        if not isinstance(value, (int, float)):
-            raise ExprError(f"arithmetic needs a number, got {value!r}")
+        if not _is_number(value):
+            raise ExprError(f"arithmetic needs a number, got {_short(value)}")
         return -value if isinstance(node.op, ast.USub) else +value
 
     def _BoolOp(self, node: ast.BoolOp) -> Any:
@@ -181,14 +248,20 @@ class _Evaluator:
 
     def _Subscript(self, node: ast.Subscript) -> Any:
         value, index = self.eval(node.value), self.eval(node.slice)
-        if not isinstance(value, list) or not isinstance(index, int):
-            raise ExprError("indexing needs a list and an integer index")
+        if not isinstance(value, list) or not isinstance(index, (int, slice)) or isinstance(index, bool):
+            raise ExprError("indexing needs a list and an integer index or a slice")
         return value[index]
+
+    def _Slice(self, node: ast.Slice) -> slice:
+        bounds = [None if part is None else self.eval(part) for part in (node.lower, node.upper, node.step)]
+        if not all(b is None or (isinstance(b, int) and not isinstance(b, bool)) for b in bounds):
+            raise ExprError("slice bounds must be integers")
+        return slice(*bounds)
 
     def _Call(self, node: ast.Call) -> Any:
         name = node.func.id
         if name in PLAIN_FUNCTIONS:
-            return PLAIN_FUNCTIONS[name](*(self.eval(arg) for arg in node.args))
+            return _bounded(PLAIN_FUNCTIONS[name](*(self.eval(arg) for arg in node.args)))
         if self.shape_of is None:
             raise ExprError(f"{name}() needs inferred shapes, which are not known here")
         shape = list(self.shape_of(node.args[0].id))
@@ -197,3 +270,23 @@ class _Evaluator:
         if not shape:
             raise ExprError(f"channels({node.args[0].id}) of a scalar sample")
         return shape[0]
+
+
+def _is_number(value: Any) -> bool:
+    from .dims import Dim
+
+    return isinstance(value, (int, float, Dim))
+
+
+def _bounded(value: Any) -> Any:
+    """Numbers stay finite and below 2**63 in magnitude: nothing in a model is larger."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ExprError(f"the result is not a finite number ({value})")
+    if isinstance(value, (int, float)) and abs(value) >= MAX_MAGNITUDE:
+        raise ExprError("the result is too large (2**63 or more)")
+    return value
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

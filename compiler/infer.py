@@ -1,55 +1,22 @@
-"""Infer: walk the graph in topological order, decide conditions, evaluate shape-dependent values,
-apply each op's shape rule, and count parameters and multiply-accumulates. Pure Python."""
+"""Infer: walk the graph in topological order, decide conditions, evaluate shape-reading values, apply
+each op's shape rule, and count parameters and multiply-accumulates. Pure Python.
+
+Sizes may be symbolic (`dims.Dim`): a rule then runs once over the whole declared range. A decision
+that differs across the range is re-run at a size where it holds and one where it does not, so an
+error names the size where the layer breaks.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from . import expr
 from .diagnostics import Diagnostic, Span, sort_key
-from .ir import Deferred, Graph, Node
-from .ops import Call, OpDef, Registry, ShapeError, TensorType
+from .dims import SymbolicError, Undecided, at, is_symbolic, show_point
+from .ir import ALL, OUTPUT, Deferred, Graph, Kind, Node, Ref, TypedGraph, TypedNode
+from .ops import Call, ModuleEmit, OpDef, Registry, ShapeError, TensorType
 from .values import check_value
-
-
-@dataclass(frozen=True)
-class TypedNode:
-    """A node that is present in the model, with every value concrete and its costs known."""
-
-    node: Node
-    args: Mapping[str, Any]
-    inputs: tuple[str, ...]
-    input_types: tuple[TensorType, ...]
-    output: TensorType
-    params: int
-    macs: int
-
-    @property
-    def call(self) -> Call:
-        return Call(self.args, self.input_types)
-
-
-@dataclass(frozen=True)
-class TypedGraph:
-    """The model as emit sees it: present nodes only (skipped ones pass their input through)."""
-
-    name: str
-    inputs: Mapping[str, TensorType]
-    nodes: Mapping[str, TypedNode]
-    outputs: tuple[str, ...]
-
-    def type_of(self, name: str) -> TensorType:
-        return self.inputs[name] if name in self.inputs else self.nodes[name].output
-
-    @property
-    def total_params(self) -> int:
-        return sum(n.params for n in self.nodes.values())
-
-    @property
-    def total_macs(self) -> int:
-        return sum(n.macs for n in self.nodes.values())
 
 
 def infer(graph: Graph, registry: Registry) -> tuple[TypedGraph | None, list[Diagnostic]]:
@@ -66,84 +33,172 @@ class _Inference:
         self.graph = graph
         self.registry = registry
         self.diagnostics: list[Diagnostic] = []
-        self.producer: dict[str, str | None] = {name: name for name in graph.inputs}
-        self.types: dict[str, TensorType] = dict(graph.inputs)
         self.typed: dict[str, TypedNode] = {}
-        self.guards: dict[int, bool] = {}
+        self.passed: dict[str, Ref] = {}
+        """Skipped nodes: the value each passes through."""
+        self.failed: set[str] = set()
+        self.memo: dict[int, Any] = {}
 
     def run(self) -> tuple[TypedGraph | None, list[Diagnostic]]:
-        for name, node in self.graph.nodes.items():
-            self.producer[name] = self._visit(node)
-        outputs = tuple(self.producer[name] for name in self.graph.outputs)
+        for node in self.graph.nodes.values():
+            try:
+                self._visit(node)
+            except _Failed:
+                self.failed.add(node.name)
         diagnostics = sorted(set(self.diagnostics), key=sort_key)
-        if any(d.is_error for d in diagnostics) or None in outputs:
+        if any(d.is_error for d in diagnostics) or OUTPUT not in self.typed:
             return None, diagnostics
-        return TypedGraph(self.graph.name, self.graph.inputs, self.typed, outputs), diagnostics
+        typed = TypedGraph(self.graph.name, self.typed)
+        return typed, diagnostics
 
-    def _visit(self, node: Node) -> str | None:
-        """The name of the node whose value `node` holds: itself, its input if skipped, None if failed."""
-        inputs = tuple(self.producer[src] for src in node.inputs)
-        if None in inputs:
-            return None
-        try:
-            if not all(self._guard(node, guard) for guard in node.guards):
-                return inputs[0]
-            args = {key: self._value(node, key, value) for key, value in node.args.items()}
-            op = self.registry.get(node.op)
-            call = Call(args, tuple(self.types[i] for i in inputs))
-            output = self._apply(node, op, call)
-            if node.activation:
-                output = self._apply(
-                    node, self.registry.get(node.activation), Call(_defaults(self.registry.get(node.activation)), (output,))
-                )
-        except _Failed:
-            return None
-        self.types[node.name] = output
-        self.typed[node.name] = TypedNode(node, args, inputs, call.inputs, output, op.count_params(call), op.count_macs(call, output))
-        return node.name
+    def _visit(self, node: Node) -> None:
+        if node.kind is Kind.INPUT:
+            self.typed[node.name] = TypedNode(node, {}, (), (), (node.declared,))
+            return
+        inputs = self._inputs(node)
+        if node.kind is Kind.OUTPUT:
+            self.typed[node.name] = TypedNode(node, dict(node.args), inputs, self._types(inputs), ())
+            return
+        if not all(self._decide(node, guard) for guard in node.guards):
+            if inputs:
+                self.passed[node.name] = inputs[0]
+            return
+        op = self.registry.get(node.op)
+        args = {key: self._value(node, op, key, value) for key, value in node.args.items()}
+        call = Call(args, self._types(inputs))
+        self._check_inputs(node, op, call)
+        outputs = self._guarded(node, op, lambda c: op.infer(c), call)
+        outputs = outputs if isinstance(outputs, tuple) else (outputs,)
+        if node.kind is Kind.TENSOR:
+            outputs = tuple(TensorType(t.shape, t.dtype, batched=False) for t in outputs)
+        self._check_fixed(node, op, call)
+        params = self._guarded(node, op, op.count_params, call)
+        macs = self._guarded(node, op, lambda c: op.count_macs(c, outputs[0]), call)
+        if is_symbolic(params):
+            self._fail("E0403", f"layer '{node.name}' ({op.name}): its parameter count depends on {params}", node.span)
+        self.typed[node.name] = TypedNode(node, args, inputs, call.inputs, outputs, params, macs)
 
-    def _apply(self, node: Node, op: OpDef, call: Call) -> TensorType:
-        try:
-            return op.infer(call)
-        except ShapeError as error:
-            span = node.arg_spans.get(error.param) if error.param else None
-            self._fail("E0401", f"layer '{node.name}' ({op.name}): {error.message}", span or node.span)
+    # -- values ---------------------------------------------------------------------------------
 
-    def _shape_of(self, deferred: Deferred, name: str) -> tuple[int, ...]:
-        producer = self.producer.get(deferred.refs[name])
-        if producer is None:
+    def _inputs(self, node: Node) -> tuple[Ref, ...]:
+        """The values a node reads: skipped nodes passed through, `x.*` expanded, picks checked."""
+        if any(ref.node in self.failed for ref in node.inputs):
             raise _Failed
-        return self.types[producer].shape
+        refs: list[Ref] = []
+        for ref in node.inputs:
+            refs += self._expand(node, ref)
+        return tuple(refs)
+
+    def _expand(self, node: Node, ref: Ref) -> list[Ref]:
+        if ref.node in self.passed:
+            return [self.passed[ref.node]]
+        if ref.node not in self.typed:
+            raise _Failed
+        count = len(self.typed[ref.node].outputs)
+        if ref.index == ALL:
+            return [Ref(ref.node)] if count == 1 else [Ref(ref.node, i) for i in range(count)]
+        if ref.index is None and count > 1:
+            picks = f"{ref.node}.0 … {ref.node}.{count - 1}"
+            self._fail("E0404", f"layer '{node.name}' reads '{ref.node}', which has {count} outputs: pick one ({picks})", node.span)
+        if ref.index is not None and ref.index >= count:
+            self._fail("E0404", f"layer '{node.name}' reads '{ref}', but '{ref.node}' has {count} output(s)", node.span)
+        return [Ref(ref.node) if count == 1 else ref]
+
+    def _types(self, refs: tuple[Ref, ...]) -> tuple[TensorType, ...]:
+        return tuple(self.typed[ref.node].outputs[ref.index or 0] for ref in refs)
+
+    def _shape_of(self, deferred: Deferred, name: str) -> tuple[Any, ...]:
+        ref = deferred.refs[name]
+        if ref is None or ref.node in self.failed:
+            raise _Failed
+        refs = self._expand(self.graph.nodes[ref.node], ref)
+        return self._types(tuple(refs[:1]))[0].shape
 
     def _evaluate(self, node: Node, deferred: Deferred) -> Any:
+        """A shape-reading value; the block arguments it uses are evaluated first (once each)."""
+        if id(deferred) in self.memo:
+            return self.memo[id(deferred)]
+        params = {key: self._evaluate(node, v) if isinstance(v, Deferred) else v for key, v in deferred.params.items()}
         try:
-            return expr.evaluate(deferred.expr, deferred.params, lambda name: self._shape_of(deferred, name))
+            value = expr.evaluate(deferred.expr, params, lambda name: self._shape_of(deferred, name))
         except expr.ExprError as error:
             self._fail("E0402", f"layer '{node.name}' ({node.op}): {error}", deferred.span)
+        except Undecided as undecided:
+            where = f"it holds at {show_point(undecided.holds)} but not at {show_point(undecided.fails)}"
+            self._fail("E0403", f"layer '{node.name}': '{deferred.expr.text}' is not decided by the declared sizes: {where}", deferred.span)
+        self.memo[id(deferred)] = value
+        return value
 
-    def _guard(self, node: Node, guard: Deferred) -> bool:
-        """Guards are shared by every node of a conditional group: decide each once."""
-        if id(guard) not in self.guards:
-            self.guards[id(guard)] = bool(self._evaluate(node, guard))
-        return self.guards[id(guard)]
+    def _decide(self, node: Node, guard: Deferred) -> bool:
+        """Guards are shared by every node of a conditional group: each is decided once."""
+        return bool(self._evaluate(node, guard))
 
-    def _value(self, node: Node, key: str, value: Any) -> Any:
-        if isinstance(value, list):
+    def _value(self, node: Node, op: OpDef, key: str, value: Any) -> Any:
+        if isinstance(value, list) and any(isinstance(v, Deferred) for v in value):
             value = [self._evaluate(node, v) if isinstance(v, Deferred) else v for v in value]
         elif isinstance(value, Deferred):
             value = self._evaluate(node, value)
         else:
             return value
-        op = self.registry.get(node.op)
+        span = node.arg_spans.get(key, node.span)
+        if is_symbolic(value):
+            self._fail("E0403", f"layer '{node.name}' ({node.op}): '{key}' must be a fixed size, but it depends on {value}", span)
         problem = check_value(op.param_index[key], value)
         if problem:
-            self._fail("E0402", f"layer '{node.name}' ({node.op}): '{key}' {problem}", node.arg_spans.get(key, node.span))
+            self._fail("E0402", f"layer '{node.name}' ({node.op}): '{key}' {problem}", span)
         return value
 
-    def _fail(self, code: str, message: str, span: Span) -> None:
-        self.diagnostics.append(Diagnostic(code, message, span))
+    # -- checks ---------------------------------------------------------------------------------
+
+    def _check_inputs(self, node: Node, op: OpDef, call: Call) -> None:
+        low, high = op.arity
+        count = len(call.inputs)
+        if node.kind is Kind.CALL and not low <= count <= (high or count):
+            want = f"{low}" if low == high else f"at least {low}" if high is None else f"{low} to {high}"
+            self._fail("E0307", f"layer '{node.name}' ({op.name}): takes {want} input(s), got {count}", node.span)
+        if not op.unbatched:
+            for ref, t in zip(node.inputs, call.inputs):
+                if not t.batched:
+                    message = f"layer '{node.name}' ({op.name}): '{ref}' has no batch dimension"
+                    self._fail("E0401", message, node.span, f"{op.name} needs a batched input; learnable tensors have none")
+
+    def _check_fixed(self, node: Node, op: OpDef, call: Call) -> None:
+        """A module is built with fixed sizes: a constructor argument may not depend on symbolic sizes."""
+        if not isinstance(op.emit, ModuleEmit):
+            return
+        kwargs = self._guarded(node, op, op.emit.kwargs, call)
+        for key, value in kwargs.items():
+            if is_symbolic(value):
+                self._fail("E0403", f"layer '{node.name}' ({op.name}): '{key}' must be a fixed size, but it depends on {value}", node.span)
+
+    def _guarded(self, node: Node, op: OpDef, rule: Callable[[Call], Any], call: Call) -> Any:
+        """Run a rule; a ShapeError becomes E0401, and a decision that differs across the declared
+        sizes is re-run at one size where it holds and one where it does not, to name the size."""
+        try:
+            return rule(call)
+        except ShapeError as error:
+            self._shape_error(node, op, error, "")
+        except SymbolicError as error:
+            self._fail("E0403", f"layer '{node.name}' ({op.name}): {error}", node.span)
+        except Undecided as undecided:
+            for point in (undecided.holds, undecided.fails):
+                try:
+                    rule(_call_at(call, point))
+                except ShapeError as error:
+                    self._shape_error(node, op, error, f" (at {show_point(point)})")
+            where = f"{show_point(undecided.holds)} and {show_point(undecided.fails)}"
+            hint = "declare sizes (multiple_of, min, max) under which the layer computes one way"
+            self._fail("E0403", f"layer '{node.name}' ({op.name}): its shape follows different rules at {where}", node.span, hint)
+
+    def _shape_error(self, node: Node, op: OpDef, error: ShapeError, where: str) -> None:
+        span = node.arg_spans.get(error.param) if error.param else None
+        self._fail("E0401", f"layer '{node.name}' ({op.name}): {error.message}{where}", span or node.span)
+
+    def _fail(self, code: str, message: str, span: Span, hint: str | None = None) -> None:
+        self.diagnostics.append(Diagnostic(code, message, span, hint))
         raise _Failed
 
 
-def _defaults(op: OpDef) -> dict[str, Any]:
-    return {p.name: p.default for p in op.params}
+def _call_at(call: Call, point: Mapping[str, int]) -> Call:
+    inputs = tuple(TensorType(at(t.shape, point), t.dtype, t.batched) for t in call.inputs)
+    return Call({key: at(value, point) for key, value in call.args.items()}, inputs)

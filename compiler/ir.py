@@ -1,61 +1,217 @@
-"""The graph IR handed from resolve to infer to emit: small frozen dataclasses, plus a lint."""
+"""The graph IR, handed from resolve to infer to emit: a closed set of node kinds, and a lint.
+
+Like torch.fx's opcodes, every node is one of four kinds, and every stage after resolve dispatches on
+the kind (and, for calls, on the op), never on how the spec spelled it:
+
+- `input`: a model input, with its declared type (per-sample shape, dtype). No inputs.
+- `tensor`: a learnable tensor owned by the model (a class token, a layer scale). Its `state_dict` key
+  is its name; `args` hold `shape`, `init` and `trainable`. No inputs; its value has no batch dimension.
+- `call`: an op from the registry applied to values. It has one or more outputs; a `Ref` picks one.
+  Sugar in the spec (`activation:`) is resolved into calls of its own.
+- `output`: exactly one, last, named `OUTPUT`: its inputs are the values the model returns, and
+  `args["names"]` their names.
+
+Before infer, a node may carry `guards` (conditions that read inferred shapes) and `Deferred` argument
+values. Infer decides both: the typed graph has only present nodes, with concrete values.
+"""
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import networkx as nx
 
 from .diagnostics import Span
+from .dims import Size, symbols_of
 from .expr import Expression
 from .ops import TensorType
+
+OUTPUT = "<output>"
+ALL = -1
+"""`Ref.index` for every output of a node, spelled `x.*` (only in the inputs of a merge)."""
+
+
+class Kind(str, enum.Enum):
+    INPUT = "input"
+    TENSOR = "tensor"
+    CALL = "call"
+    OUTPUT = "output"
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A value: output `index` of node `node`; `index` None means the node's only output."""
+
+    node: str
+    index: int | None = None
+
+    def __str__(self) -> str:
+        return self.node if self.index is None else f"{self.node}.{'*' if self.index == ALL else self.index}"
 
 
 @dataclass(frozen=True)
 class Deferred:
-    """A value that depends on inferred shapes (`channels(input) != $width`); infer evaluates it.
+    """A value that depends on inferred shapes (`channels(input) // 2`); infer evaluates it.
 
-    `refs` maps each layer name used in the expression to the graph node it denotes.
+    `refs` maps each layer name used in the expression to the value it denotes; `params` may hold
+    Deferred values themselves (a block argument that reads shapes), evaluated first.
     """
 
     expr: Expression
     params: Mapping[str, Any]
-    refs: Mapping[str, str]
+    refs: Mapping[str, Any]
     span: Span
+
+
+@dataclass(frozen=True)
+class Scope:
+    """A block call or group a node sits in: its path (`layer1.0`) and the block's name (None: a group)."""
+
+    path: str
+    block: str | None
 
 
 @dataclass(frozen=True)
 class Node:
-    """One op applied in the graph. `name` is its module path (`layer1.0.conv1`), unique in the graph."""
+    """One node of the graph. `name` is unique; for calls and tensors it is the module path
+    (`layer1.0.conv1`), and `order` is the position of its layer in the spec (modules are registered in
+    it, as in a hand-written `__init__`)."""
 
+    kind: Kind
     name: str
-    op: str
-    args: Mapping[str, Any]
-    inputs: tuple[str, ...]
     span: Span
-    arg_spans: Mapping[str, Span]
-    activation: str | None = None
+    op: str = ""
+    args: Mapping[str, Any] = field(default_factory=dict)
+    arg_spans: Mapping[str, Span] = field(default_factory=dict)
+    inputs: tuple[Any, ...] = ()
     guards: tuple[Deferred, ...] = ()
+    scopes: tuple[Scope, ...] = ()
+    order: int = 0
+    declared: TensorType | None = None
 
 
 @dataclass(frozen=True)
 class Graph:
-    """A resolved model: nodes in topological order, typed inputs, and the output node names."""
+    """A resolved model: nodes in topological order (inputs first, the output node last)."""
 
     name: str
-    inputs: Mapping[str, TensorType]
     nodes: Mapping[str, Node]
-    outputs: tuple[str, ...]
     dag: nx.DiGraph
+
+    def of_kind(self, kind: Kind) -> list[Node]:
+        return [node for node in self.nodes.values() if node.kind is kind]
 
     def lint(self) -> None:
         """Assert the IR's invariants; a failure is a compiler bug, never a spec error."""
-        seen = set(self.inputs)
-        for name, node in self.nodes.items():
-            assert name == node.name and name not in self.inputs, f"bad node name {name}"
-            assert all(src in seen for src in node.inputs), f"{name} reads a node defined after it"
-            seen.add(name)
-        assert all(out in seen for out in self.outputs), "an output names no node"
+        _lint_order(self.nodes, lambda ref: ref.node)
         assert nx.is_directed_acyclic_graph(self.dag), "graph has a cycle"
+        for node in self.nodes.values():
+            assert all(isinstance(ref, Ref) for ref in node.inputs), f"{node.name}: inputs must be Refs"
+            if node.kind is Kind.INPUT:
+                assert node.declared is not None, f"input {node.name} has no type"
+
+
+@dataclass(frozen=True)
+class TypedNode:
+    """A node present in the model, with concrete values, the types it reads and makes, and its costs."""
+
+    node: Node
+    args: Mapping[str, Any]
+    inputs: tuple[Ref, ...]
+    input_types: tuple[TensorType, ...]
+    outputs: tuple[TensorType, ...]
+    params: int = 0
+    macs: Any = 0
+
+    @property
+    def kind(self) -> Kind:
+        return self.node.kind
+
+    @property
+    def name(self) -> str:
+        return self.node.name
+
+    @property
+    def output(self) -> TensorType:
+        """The only output (of a single-output node)."""
+        assert len(self.outputs) == 1, f"{self.name} has {len(self.outputs)} outputs"
+        return self.outputs[0]
+
+
+@dataclass(frozen=True)
+class TypedGraph:
+    """The model as emit sees it: present nodes only, in topological order, output node last."""
+
+    name: str
+    nodes: Mapping[str, TypedNode]
+
+    def type_of(self, ref: Ref) -> TensorType:
+        return self.nodes[ref.node].outputs[ref.index or 0]
+
+    @property
+    def inputs(self) -> dict[str, TensorType]:
+        return {n.name: n.output for n in self.nodes.values() if n.kind is Kind.INPUT}
+
+    @property
+    def sizes(self) -> dict[str, Size]:
+        """The symbolic sizes the inputs declare (empty when every shape is fixed)."""
+        found: dict[str, Size] = {}
+        for t in self.inputs.values():
+            found.update(symbols_of(t.shape))
+        return found
+
+    @property
+    def layers(self) -> dict[str, TypedNode]:
+        """The calls and tensors: what the spec's layers became."""
+        return {name: n for name, n in self.nodes.items() if n.kind in (Kind.CALL, Kind.TENSOR)}
+
+    @property
+    def output(self) -> TypedNode:
+        return self.nodes[OUTPUT]
+
+    @property
+    def outputs(self) -> dict[str, Ref]:
+        """The returned values by name."""
+        return dict(zip(self.output.args["names"], self.output.inputs))
+
+    @property
+    def total_params(self) -> int:
+        return sum(n.params for n in self.nodes.values())
+
+    @property
+    def total_macs(self) -> Any:
+        return sum((n.macs for n in self.nodes.values()), 0)
+
+    def lint(self) -> None:
+        """Assert the typed IR's invariants: order, picks in range, no guards, no open values."""
+        _lint_order(self.nodes, lambda ref: ref.node)
+        for node in self.nodes.values():
+            assert not node.node.guards, f"{node.name}: guards left after infer"
+            assert not any(isinstance(v, Deferred) for v in node.args.values()), f"{node.name}: a Deferred value left"
+            assert len(node.input_types) == len(node.inputs), f"{node.name}: input types do not match inputs"
+            for ref, wanted in zip(node.inputs, node.input_types):
+                produced = self.nodes[ref.node].outputs
+                assert ref.index is None or 0 <= ref.index < len(produced), f"{node.name}: picks a missing output of {ref.node}"
+                assert produced[ref.index or 0] == wanted, f"{node.name}: input type of {ref} disagrees"
+            assert node.kind is Kind.OUTPUT or node.outputs, f"{node.name}: no outputs"
+
+
+def _lint_order(nodes: Mapping[str, Any], source) -> None:
+    """Names are unique keys; inputs come first and read nothing; every node reads only earlier nodes;
+    exactly one output node, last, and nothing reads it."""
+    seen: set[str] = set()
+    kinds = [(n.node if isinstance(n, TypedNode) else n).kind for n in nodes.values()]
+    assert kinds.count(Kind.OUTPUT) == 1 and kinds[-1] is Kind.OUTPUT, "exactly one output node, last"
+    for name, item in nodes.items():
+        node = item.node if isinstance(item, TypedNode) else item
+        assert name == node.name, f"node {name} is stored under another name"
+        assert node.kind in Kind, f"{name}: unknown kind"
+        if node.kind in (Kind.INPUT, Kind.TENSOR):
+            assert not node.inputs, f"{name}: a {node.kind.value} node reads nothing"
+        refs = item.inputs
+        assert all(source(ref) in seen for ref in refs), f"{name} reads a node defined after it"
+        assert all(source(ref) != OUTPUT for ref in refs), f"{name} reads the output node"
+        seen.add(name)

@@ -1,129 +1,189 @@
-"""Link: the last step of resolve. Expansion leaves each node's inputs as scoped paths and some paths
-as aliases of others (a block's name for its last layer, a skipped layer for its input); linking
-follows them to graph nodes, builds the networkx DAG, finds cycles, orders the nodes, and warns
-about outputs nobody reads."""
+"""Link: the last step of resolve. Expansion leaves each node's inputs as the paths the spec wrote and
+some paths as aliases of others (a block's name for its last layer, a skipped layer for its input, a
+layer for its activation); linking follows them to values (`Ref`s, picking outputs with `x.1` and every
+copy or output with `x.*`), builds the networkx DAG, finds cycles, orders the nodes, and warns about
+values nobody reads."""
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import networkx as nx
 
 from .diagnostics import Diagnostic, Severity, Span, did_you_mean
-from .ir import Deferred, Graph, Node
+from .ir import ALL, OUTPUT, Deferred, Graph, Kind, Node, Ref
 from .load import Document
 from .ops import TensorType
 
-Source = tuple[str, Span, str]
-"""An input as written: its qualified path, where it was written, and the scope prefix it was written in."""
+
+@dataclass(frozen=True)
+class Source:
+    """An input as written: its qualified lookup path, where it was written, and the lookup prefix of
+    the list it was written in."""
+
+    path: str
+    span: Span
+    lookup: str
 
 
 @dataclass
 class PendingNode:
-    """A node whose inputs (and shape-dependent values' references) are still paths."""
+    """A node whose inputs (and shape-reading values' references) are still paths."""
 
     node: Node
-    sources: list[Source]
+    sources: list[Source | Ref]
 
 
-@dataclass(frozen=True)
+@dataclass
 class Expansion:
     """What expansion produced, in creation order."""
 
     document: Document
-    inputs: dict[str, TensorType]
-    pending: dict[str, PendingNode]
-    aliases: dict[str, str]
-    defined: dict[str, Span]
-    block_outputs: list[tuple[str, str, Span, str]]
+    inputs: dict[str, TensorType] = field(default_factory=dict)
+    input_spans: dict[str, Span] = field(default_factory=dict)
+    pending: dict[str, PendingNode] = field(default_factory=dict)
+    aliases: dict[str, str] = field(default_factory=dict)
+    defined: dict[str, Span] = field(default_factory=dict)
+    lookups: dict[str, Span] = field(default_factory=dict)
+    repeats: dict[str, list[str]] = field(default_factory=dict)
+    skipped: set[str] = field(default_factory=set)
+    block_outputs: list[Source] = field(default_factory=list)
 
 
-def link(expansion: Expansion, outputs: list[str], had_errors: bool) -> tuple[Graph | None, list[Diagnostic]]:
+def link(expansion: Expansion, name: str, outputs: list[Source], had_errors: bool) -> tuple[Graph | None, list[Diagnostic]]:
     """The graph (None on errors, or if expansion `had_errors`) and linking's own diagnostics."""
-    return _Linker(expansion).run(outputs, had_errors)
+    return _Linker(expansion).run(name, outputs, had_errors)
 
 
 class _Linker:
     def __init__(self, expansion: Expansion):
         self.x = expansion
-        self.aliases = dict(expansion.aliases)
         self.diagnostics: list[Diagnostic] = []
 
-    def run(self, outputs: list[str], had_errors: bool) -> tuple[Graph | None, list[Diagnostic]]:
-        for instance, path, span, prefix in self.x.block_outputs:
-            if self._ref(path, span, prefix):
-                self.aliases[instance] = path
-        nodes = {name: self._node(pending) for name, pending in self.x.pending.items()}
-        doc, explicit = self.x.document, "outputs" in self.x.document.data
-        output_names = tuple(
-            self._ref(ref, doc.span(("outputs", i)) if explicit else doc.span(("layers",)), "") for i, ref in enumerate(outputs)
-        )
+    def run(self, name: str, outputs: list[Source], had_errors: bool) -> tuple[Graph | None, list[Diagnostic]]:
+        for source in self.x.block_outputs:
+            self._resolve(source)
+        nodes = {n.name: n for n in self._input_nodes()}
+        nodes.update((path, self._node(pending)) for path, pending in self.x.pending.items())
+        nodes[OUTPUT] = self._output_node(outputs)
         if had_errors or any(d.is_error for d in self.diagnostics):
             return None, self.diagnostics
-        dag = _dag(self.x.inputs, nodes)
+        dag = _dag(nodes)
         if not nx.is_directed_acyclic_graph(dag):
             cycle = [edge[0] for edge in nx.find_cycle(dag)]
             message = f"layers form a cycle: {' → '.join([*cycle, cycle[0]])}"
             self.diagnostics.append(Diagnostic("E0308", message, nodes[cycle[0]].span, "a layer cannot depend on its own output"))
             return None, self.diagnostics
-        order = {name: i for i, name in enumerate([*self.x.inputs, *nodes])}
-        ordered = {name: nodes[name] for name in nx.lexicographical_topological_sort(dag, key=order.get) if name in nodes}
-        graph = Graph(doc.data.get("name", "model"), self.x.inputs, ordered, output_names, dag)
+        order = {path: i for i, path in enumerate(nodes)}
+        ordered = {path: nodes[path] for path in nx.lexicographical_topological_sort(dag, key=order.get)}
+        graph = Graph(name, ordered, dag)
         graph.lint()
         self._warn_unused(graph)
         return graph, self.diagnostics
 
+    def _input_nodes(self) -> list[Node]:
+        return [Node(Kind.INPUT, path, self.x.input_spans[path], declared=t) for path, t in self.x.inputs.items()]
+
+    def _output_node(self, outputs: list[Source]) -> Node:
+        refs: list[Ref] = []
+        for source in outputs:
+            refs += self._resolve(source) or []
+        names = tuple(str(ref) for ref in refs)
+        span = outputs[0].span if outputs else self.x.document.span(("layers",))
+        return Node(Kind.OUTPUT, OUTPUT, span, args={"names": names}, inputs=tuple(refs), order=len(self.x.pending))
+
     def _node(self, pending: PendingNode) -> Node:
         node = pending.node
-        inputs = tuple(self._ref(path, span, prefix) for path, span, prefix in pending.sources)
+        inputs: list[Ref] = []
+        for source in pending.sources:
+            inputs += [source] if isinstance(source, Ref) else self._resolve(source) or []
         args = {key: self._deferred(value) for key, value in node.args.items()}
-        return dataclasses.replace(node, inputs=inputs, args=args, guards=tuple(self._deferred(g) for g in node.guards))
+        guards = tuple(self._deferred(g) for g in node.guards)
+        return dataclasses.replace(node, inputs=tuple(inputs), args=args, guards=guards)
 
     def _chase(self, path: str) -> str | None:
+        """The node an alias chain ends at; None if it ends nowhere."""
         seen = set()
-        while path in self.aliases and path not in seen:
+        while path in self.x.aliases and path not in seen:
             seen.add(path)
-            path = self.aliases[path]
+            path = self.x.aliases[path]
         return path if path in self.x.pending or path in self.x.inputs else None
 
-    def _ref(self, path: str, span: Span, prefix: str) -> str | None:
-        target = self._chase(path)
-        if target is None:
-            local = path[len(prefix) :]
-            candidates = [p[len(prefix) :] for p in self.x.defined if p.startswith(prefix)]
-            self.diagnostics.append(Diagnostic("E0303", f"unknown reference '{local}'", span, did_you_mean(local, candidates)))
-        return target
+    def _passes_through(self, path: str) -> bool:
+        """True if the alias chain from `path` crosses a layer skipped by its condition."""
+        seen = set()
+        while path not in seen:
+            if path in self.x.skipped:
+                return True
+            seen.add(path)
+            if path not in self.x.aliases:
+                return False
+            path = self.x.aliases[path]
+        return False
+
+    def _resolve(self, source: Source) -> list[Ref] | None:
+        """The values a written reference denotes: one, or several for `x.*` over a repeat's copies."""
+        target = self._chase(source.path)
+        if target is not None:
+            return [Ref(target)]
+        base, _, last = source.path.rpartition(".")
+        if base and last == "*" and base in self.x.repeats:
+            copies = [self._chase(copy) for copy in self.x.repeats[base]]
+            return [Ref(copy) for copy in copies if copy is not None]
+        if base and (last == "*" or last.isdigit()):
+            node = self._chase(base)
+            if node is not None:
+                return [Ref(node) if self._passes_through(base) else Ref(node, ALL if last == "*" else int(last))]
+        local = source.path[len(source.lookup) :]
+        candidates = [p[len(source.lookup) :] for p in [*self.x.defined, *self.x.lookups] if p.startswith(source.lookup)]
+        self.diagnostics.append(Diagnostic("E0303", f"unknown reference '{local}'", source.span, did_you_mean(local, candidates)))
+        return None
 
     def _deferred(self, value: Any) -> Any:
         if isinstance(value, list):
             return [self._deferred(v) for v in value]
         if not isinstance(value, Deferred):
             return value
-        refs = {name: self._ref(path, value.span, path[: len(path) - len(name)]) for name, path in value.refs.items()}
-        return dataclasses.replace(value, refs=refs)
+        refs = {}
+        for name, path in value.refs.items():
+            found = self._resolve(Source(path, value.span, path[: len(path) - len(name)]))
+            refs[name] = found[0] if found else None
+        params = {key: self._deferred(v) for key, v in value.params.items()}
+        return dataclasses.replace(value, refs=refs, params=params)
 
     def _warn_unused(self, graph: Graph) -> None:
-        for name in [*graph.inputs, *graph.nodes]:
-            if graph.dag.out_degree(name) == 0 and name not in graph.outputs:
-                node = graph.nodes.get(name)
-                span = node.span if node else self.x.document.key_span(("inputs", name))
-                what = "input" if node is None else "output of layer"
-                self.diagnostics.append(Diagnostic("W0301", f"{what} '{name}' is never used", span, severity=Severity.WARNING))
+        for node in graph.nodes.values():
+            if node.kind is Kind.OUTPUT or graph.dag.out_degree(node.name) > 0:
+                continue
+            what = {Kind.INPUT: "input", Kind.TENSOR: "learnable tensor"}.get(node.kind, "output of layer")
+            self.diagnostics.append(Diagnostic("W0301", f"{what} '{node.name}' is never used", node.span, severity=Severity.WARNING))
 
 
-def _dag(inputs: dict[str, TensorType], nodes: dict[str, Node]) -> nx.DiGraph:
-    """Data edges, plus edges from the layers whose shapes a node's conditions or values read."""
+def _dag(nodes: dict[str, Node]) -> nx.DiGraph:
+    """Data edges, plus edges from the values whose shapes a node's conditions or arguments read."""
     dag = nx.DiGraph()
-    dag.add_nodes_from(inputs)
     dag.add_nodes_from(nodes)
-    dag.add_edges_from((src, name) for name, node in nodes.items() for src in node.inputs)
-    dag.add_edges_from((ref, name) for name, node in nodes.items() for ref in _deferred_refs(node))
+    for name, node in nodes.items():
+        dag.add_edges_from((ref.node, name) for ref in node.inputs)
+        dag.add_edges_from((ref.node, name) for ref in deferred_refs(node))
     return dag
 
 
-def _deferred_refs(node: Node) -> list[str]:
-    values = [*node.guards, *node.args.values()]
-    values += [v for value in node.args.values() if isinstance(value, list) for v in value]
-    return [ref for value in values if isinstance(value, Deferred) for ref in value.refs.values()]
+def deferred_refs(node: Node) -> list[Ref]:
+    """The values a node's shape-reading conditions and arguments refer to (nested ones included)."""
+    found: list[Ref] = []
+
+    def visit(value: Any) -> None:
+        if isinstance(value, list):
+            for item in value:
+                visit(item)
+        elif isinstance(value, Deferred):
+            found.extend(ref for ref in value.refs.values() if ref is not None)
+            for param in value.params.values():
+                visit(param)
+
+    for value in [*node.guards, *node.args.values()]:
+        visit(value)
+    return found

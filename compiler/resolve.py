@@ -1,95 +1,113 @@
-"""Resolve: expand blocks, groups, repeats and conditions; substitute parameters; resolve `from`
-references; then `link` builds the networkx DAG. The result is a `Graph` whose only open questions are the
-values that depend on inferred shapes (`Deferred`), which infer answers.
+"""Resolve: expand blocks, groups, repeats and conditions; substitute parameters; name every node; then
+`link` follows the references and builds the networkx DAG. What is left open are the values that read
+inferred shapes (`Deferred`), which infer answers.
+
+Naming, the one rule set that makes `state_dict` keys come out as a hand-written module's:
+- a layer with an `id` is named `prefix + id`; one without is named by its position among the present
+  layers of its list (`0`, `1`, …, like `nn.Sequential`); a layer skipped by a condition that does not read
+  shapes takes no position;
+- a block call or group nests its layers under its name (`layer1.0.conv1`), unless the block is declared
+  `inline`: then its layers take names and positions in the caller's list;
+- `repeat: N` names its copies `name.0 … name.N-1`; `repeat: {count: N, names: TEMPLATE}` names them by
+  the template (`"denselayer{$i + 1}"`), under the layer's id when it has one; `names: flat` gives each
+  copy the next position of the enclosing list.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from . import expr
-from .diagnostics import Diagnostic, Span, UsageError, did_you_mean, has_errors, sort_key
-from .ir import Deferred, Graph, Node
-from .link import Expansion, PendingNode, link
+from .diagnostics import Diagnostic, Span, did_you_mean, has_errors, sort_key
+from .dims import Dim, Size
+from .ir import Deferred, Kind, Node, Ref, Scope
+from .link import Expansion, PendingNode, Source, link
 from .load import Document, JsonPath
 from .ops import REQUIRED, OpDef, Registry, TensorType
-from .schema import BLOCK_PARAM_TYPES, LAYER_KEYS
-from .values import block_param_type, check_block_value, check_value
+from .params import model_values
+from .resolve_values import INVALID, Values
+from .schema import BLOCK_PARAM_TYPES
 
 MAX_NODES = 100_000
 MAX_BLOCK_DEPTH = 32
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
 
 
 class _Abort(Exception):
     """Stops expansion when going on could only produce noise (a size limit or a recursive block)."""
 
 
+@dataclass
+class _Positions:
+    """The next positional name of a layer list, shared by the inline expansions spliced into it."""
+
+    next: int = 0
+
+    def take(self) -> str:
+        self.next += 1
+        return str(self.next - 1)
+
+
 @dataclass(frozen=True)
 class _Scope:
+    """Where a layer list is expanded: the prefix of node names, the prefix under which its local names
+    are looked up (the same, except inside an inline block), parameters, guards and positions."""
+
     prefix: str
+    lookup: str
     params: Mapping[str, Any]
+    positions: _Positions
     guards: tuple[Deferred, ...] = ()
     blocks: tuple[str, ...] = ()
+    scopes: tuple[Scope, ...] = ()
 
 
-def resolve(document: Document, registry: Registry, overrides: Mapping[str, Any] | None = None) -> tuple[Graph | None, list[Diagnostic]]:
+@dataclass(frozen=True)
+class _Repeat:
+    count: int
+    names: str | None  # None: name.0 … name.N-1; "flat"; or a template
+
+
+def resolve(document: Document, registry: Registry, overrides: Mapping[str, Any] | None = None):
     """Expand and link the spec; returns the graph (None if there are errors) and all diagnostics.
 
-    Raises UsageError for overrides that name no model parameter or have the wrong type.
-    """
-    resolver = _Resolver(document, registry)
-    params = resolver.model_params(overrides or {})
-    return resolver.run(params)
+    Raises UsageError for overrides that name no model parameter or size, or have the wrong type."""
+    values, diagnostics = model_values(document, overrides or {})
+    resolver = _Resolver(document, registry, values.params, values.sizes, values.fixed)
+    resolver.diagnostics += diagnostics
+    return resolver.run()
 
 
 class _Resolver:
-    def __init__(self, document: Document, registry: Registry):
+    def __init__(self, document: Document, registry: Registry, params: dict, sizes: dict[str, Size], fixed: dict[str, int]):
         self.doc = document
-        self.data = document.data
         self.registry = registry
-        self.blocks: dict[str, Any] = self.data.get("blocks", {})
+        self.model_params = params
+        self.sizes = sizes
+        self.fixed = fixed
+        self.blocks: dict[str, Any] = document.data.get("blocks", {})
         self.diagnostics: list[Diagnostic] = []
-        self.pending: dict[str, PendingNode] = {}
-        self.aliases: dict[str, str] = {}
-        self.defined: dict[str, Span] = {}
-        self.inputs: dict[str, TensorType] = {}
-        self.block_outputs: list[tuple[str, str, Span, str]] = []
+        self.values = Values(document, self.diagnostics)
+        self.x = Expansion(document)
+        self.serial = 0
 
-    # -- entry ---------------------------------------------------------------------------------
-
-    def model_params(self, overrides: Mapping[str, Any]) -> dict[str, Any]:
-        params = dict(self.data.get("params", {}))
-        for key, value in overrides.items():
-            if key not in params:
-                hint = did_you_mean(key, params)
-                known = ", ".join(params) or "none"
-                raise UsageError(f"--set {key}: the spec has no parameter '{key}'" + (f"; {hint}" if hint else f" (parameters: {known})"))
-            problem = check_block_value(block_param_type(params[key]), value)
-            if problem:
-                raise UsageError(f"--set {key}={value!r}: {problem}")
-            params[key] = value
-        return params
-
-    def run(self, params: dict[str, Any]) -> tuple[Graph | None, list[Diagnostic]]:
+    def run(self):
         self._check_blocks()
-        for name, declared in self.data["inputs"].items():
-            shape, dtype = (declared, "float32") if isinstance(declared, list) else (declared["shape"], declared.get("dtype", "float32"))
-            self.inputs[name] = TensorType(tuple(shape), dtype)
-            self.defined[name] = self.doc.key_span(("inputs", name))
-        first_input = next(iter(self.inputs))
+        root = _Scope("", "", self.model_params, _Positions())
+        for name, declared in self.doc.data["inputs"].items():
+            self._input(name, declared, root)
+        first = next(iter(self.x.inputs))
         try:
-            last = self._expand_layers(self.data["layers"], ("layers",), _Scope("", params), [first_input])
+            last = self._expand_layers(self.doc.data["layers"], ("layers",), root, [Source(first, self.doc.span(("inputs",)), "")])
         except _Abort:
-            return None, self._sorted()
-        expansion = Expansion(self.doc, self.inputs, self.pending, self.aliases, self.defined, self.block_outputs)
-        graph, linked = link(expansion, self.data.get("outputs", [last]), has_errors(self.diagnostics))
+            return None, sorted(set(self.diagnostics), key=sort_key)
+        outputs = self.doc.data.get("outputs")
+        refs = [Source(str(ref), self.doc.span(("outputs", i)), "") for i, ref in enumerate(outputs)] if outputs else last
+        graph, linked = link(self.x, self.doc.data.get("name", "model"), refs, has_errors(self.diagnostics))
         return graph, sorted(set(self.diagnostics + linked), key=sort_key)
-
-    def _sorted(self) -> list[Diagnostic]:
-        return sorted(set(self.diagnostics), key=sort_key)
 
     def _error(self, code: str, message: str, span: Span, hint: str | None = None) -> None:
         self.diagnostics.append(Diagnostic(code, message, span, hint))
@@ -100,75 +118,187 @@ class _Resolver:
             if name in self.registry:
                 self._error("E0309", f"block '{name}' has the name of a builtin op", span, "rename the block")
             for pname, declared in block.get("params", {}).items():
+                where = self.doc.span(("blocks", name, "params", pname))
                 if isinstance(declared, str) and declared not in BLOCK_PARAM_TYPES and declared.lower() in BLOCK_PARAM_TYPES:
                     message = f"block '{name}': type names are lower case: write '{declared.lower()}', not '{declared}'"
-                    self._error("E0305", message, self.doc.span(("blocks", name, "params", pname)))
+                    self._error("E0305", message, where)
+                if pname == "i":
+                    self._error("E0305", f"block '{name}': 'i' is reserved for the copy index of a repeat", where, "rename it")
+
+    # -- inputs ----------------------------------------------------------------------------------
+
+    def _input(self, name: str, declared: Any, scope: _Scope) -> None:
+        shape, dtype = (declared, "float32") if isinstance(declared, list) else (declared["shape"], declared.get("dtype", "float32"))
+        path = ("inputs", name) if isinstance(declared, list) else ("inputs", name, "shape")
+        dims = tuple(self._input_dim(item, (*path, i), scope) for i, item in enumerate(shape))
+        span = self.doc.key_span(("inputs", name))
+        self._define(name, span)
+        self.x.inputs[name] = TensorType(dims, dtype)
+        self.x.input_spans[name] = span
+
+    def _input_dim(self, item: Any, path: JsonPath, scope: _Scope) -> Any:
+        span = self.doc.span(path)
+        if isinstance(item, int):
+            return item
+        if item in self.fixed:
+            return self.fixed[item]
+        if item in self.sizes:
+            return Dim.of(self.sizes[item]) if len(self.sizes[item].values) > 1 else self.sizes[item].values[0]
+        if not isinstance(item, str) or not item.startswith("$"):
+            self._error("E0313", f"input size '{item}' is not declared in sizes", span, did_you_mean(str(item), self.sizes))
+            return 1
+        value = self.values.resolved(item, scope.params, "an input size", span)
+        if value is not INVALID and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            self._error("E0311", f"an input size must be a positive integer, got {value!r}", span)
+            return 1
+        return 1 if value is INVALID else value
 
     # -- expansion -------------------------------------------------------------------------------
 
-    def _expand_layers(self, layers: list, doc_path: JsonPath, scope: _Scope, entry: list[str]) -> str:
-        """Expand a layer list; each layer consumes the previous one by default. Returns the last output path."""
-        previous = entry
+    def _expand_layers(self, layers: list, doc_path: JsonPath, scope: _Scope, previous: list[Source]) -> list[Source]:
+        """Expand a layer list; each layer consumes the previous one by default. Returns the last output."""
         for index, layer in enumerate(layers):
-            previous = [self._expand_layer(layer, (*doc_path, index), scope, index, previous)]
-        return previous[0]
+            previous = self._expand_layer(layer, (*doc_path, index), scope, previous)
+        return previous
 
-    def _expand_layer(self, layer: dict, doc_path: JsonPath, scope: _Scope, index: int, previous: list[str]) -> str:
-        local_id = layer.get("id", str(index))
-        path = scope.prefix + local_id
-        span = self.doc.span(doc_path)
-        self._define(path, self.doc.span((*doc_path, "id")) if "id" in layer else span)
+    def _expand_layer(self, layer: dict, doc_path: JsonPath, scope: _Scope, previous: list[Source]) -> list[Source]:
+        local = layer.get("id")
         sources = self._sources(layer, doc_path, scope, previous)
-        guard = self._condition(layer, doc_path, scope)
-        if guard is False or (guard is not None and len(sources) != 1):
-            if guard is not False:
-                self._error("E0309", f"layer '{path}': a conditional layer must have exactly one input", span)
-            self.aliases[path] = sources[0][0]
-            return path
-        scope = dataclasses.replace(scope, guards=scope.guards + ((guard,) if isinstance(guard, Deferred) else ()))
-        kind = self._kind(layer, doc_path, path)
-        if kind is None:
-            self.aliases[path] = sources[0][0]
-            return path
+        guard = self.values.condition(layer, doc_path, scope.params, scope.lookup)
+        if guard is False:
+            return self._skip(local, doc_path, scope, sources, previous)
+        kind = self._kind(layer, doc_path, scope.prefix + (local or "?"))
         repeat = self._repeat(layer, doc_path, scope)
-        last = path
-        for rep in range(repeat or 1):
-            instance = f"{path}.{rep}" if repeat else path
-            if repeat and rep > 0:
-                sources = [(last, span, scope.prefix)]
-            self._expand_instance(kind, layer, doc_path, scope, instance, sources, rep, repeat)
-            last = instance
-        if repeat:
-            self.aliases[path] = last
-        return path
+        if repeat is None and isinstance(kind, tuple) and kind[0] is not None and kind[1].get("inline", False):
+            return self._expand_inline(kind, layer, doc_path, scope, local, sources, guard)
+        scope = dataclasses.replace(scope, guards=scope.guards + ((guard,) if isinstance(guard, Deferred) else ()))
+        flat = repeat is not None and repeat.names == "flat"
+        position = None if flat else scope.positions.take()
+        if repeat is None:
+            name = scope.prefix + (local if local is not None else position)
+            if kind is None:
+                self._define(name, self.doc.span(doc_path))
+                return self._alias_to(name, sources)
+            output = self._expand_instance(kind, layer, doc_path, scope, name, sources, None, self._id_span(layer, doc_path))
+            self._lookup_alias(scope, local, name, doc_path)
+            return [output]
+        return self._expand_repeat(
+            kind, layer, doc_path, scope, local if local is not None else position, local is not None, sources, repeat
+        )
 
-    def _expand_instance(self, kind, layer, doc_path, scope, instance, sources, rep, repeat) -> None:
+    def _expand_repeat(self, kind, layer, doc_path, scope: _Scope, key: str | None, has_id: bool, sources, repeat: _Repeat) -> list[Source]:
+        """The copies of a repeated layer. The layer's name (its id, or its position unless its copies
+        take positions themselves) is the last copy, and `name.*` every copy."""
+        base = scope.prefix + key if key is not None else ""
+        if key is not None:
+            self._define(base, self._id_span(layer, doc_path))
+        if kind is None:
+            return self._alias_to(base, sources)
+        copies: list[Source] = []
+        for rep in range(repeat.count):
+            name = self._copy_name(repeat, rep, base, has_id, scope, doc_path)
+            copy_sources = [copies[-1]] if copies else sources
+            copies.append(self._expand_instance(kind, layer, doc_path, scope, name, copy_sources, (rep, repeat.count)))
+        if key is not None:
+            self.x.repeats[scope.lookup + key] = [c.path for c in copies]
+            self._alias(base, copies[-1].path)
+            self._lookup_alias(scope, key if has_id else None, base, doc_path)
+        return [copies[-1]]
+
+    def _lookup_alias(self, scope: _Scope, local: str | None, name: str, doc_path: JsonPath) -> None:
+        """Inside an inline block, a layer's local name is looked up in the block's own namespace."""
+        if local is not None and scope.lookup != scope.prefix:
+            self.x.lookups[scope.lookup + local] = self.doc.span(doc_path)
+            self._alias(scope.lookup + local, name)
+
+    def _skip(self, local: str | None, doc_path: JsonPath, scope: _Scope, sources: list[Source], previous: list[Source]) -> list[Source]:
+        """A layer whose condition is false: it is its first input, and takes no position."""
+        passed = sources[:1] or previous[:1]
+        if local is None:
+            return passed
+        name = scope.prefix + local
+        self._define(name, self.doc.span((*doc_path, "id")))
+        self._lookup_alias(scope, local, name, doc_path)
+        self.x.skipped.add(name)
+        if passed:
+            self._alias(name, passed[0].path)
+        return [Source(name, self.doc.span(doc_path), scope.lookup)]
+
+    def _alias_to(self, path: str, sources: list[Source]) -> list[Source]:
+        if sources:
+            self._alias(path, sources[0].path)
+        return [Source(path, sources[0].span if sources else Span(self.doc.path, 1, 1), "")]
+
+    def _copy_name(self, repeat: _Repeat, rep: int, base: str, has_id: bool, scope: _Scope, doc_path: JsonPath) -> str:
+        if repeat.names is None:
+            return f"{base}.{rep}"
+        if repeat.names == "flat":
+            return scope.prefix + scope.positions.take()
+        span = self.doc.span((*doc_path, "repeat", "names"))
+        name = self.values.template(repeat.names, {**scope.params, "i": rep}, span)
+        if not _NAME.match(name):
+            self._error("E0311", f"repeat names copy {rep} '{name}': a name is letters, digits, '_' and '-'", span)
+        return f"{base}.{name}" if has_id else scope.prefix + name
+
+    def _expand_inline(self, kind, layer, doc_path, scope: _Scope, local: str | None, sources, guard) -> list[Source]:
+        """A call of an inline block: its layers take names and positions in the caller's list; its
+        local names are looked up in a namespace of their own."""
+        self.serial += 1
+        lookup = f"{scope.lookup}#{self.serial}."
+        guards = scope.guards + ((guard,) if isinstance(guard, Deferred) else ())
+        inner = dataclasses.replace(scope, lookup=lookup, guards=guards)
+        last = self._expand_body(kind, layer, doc_path, scope, inner, sources, None)
+        if local is not None:
+            self._define(scope.prefix + local, self.doc.span((*doc_path, "id")))
+            self._alias(scope.prefix + local, last.path)
+            self._lookup_alias(scope, local, scope.prefix + local, doc_path)
+        return [last]
+
+    def _id_span(self, layer: dict, doc_path: JsonPath) -> Span:
+        return self.doc.span((*doc_path, "id")) if "id" in layer else self.doc.span(doc_path)
+
+    def _expand_instance(
+        self, kind, layer, doc_path, scope: _Scope, name: str, sources: list[Source], rep, span: Span | None = None
+    ) -> Source:
+        """One op node, tensor, block call or group at `name`; returns its output."""
+        self._define(name, span or self.doc.span(doc_path))
         if isinstance(kind, OpDef):
-            self._add_node(kind, layer, doc_path, scope, instance, sources, rep, repeat)
-            return
-        name, body = kind
-        if name is None:
-            params, inner = scope.params, scope
-        else:
-            if name in scope.blocks or len(scope.blocks) >= MAX_BLOCK_DEPTH:
-                self._error("E0309", f"block '{name}' calls itself (via {' → '.join(scope.blocks)})", self.doc.span(doc_path))
+            self._add_node(kind, layer, doc_path, scope, name, sources, rep)
+            return Source(name, self.doc.span(doc_path), "")
+        block, _ = kind
+        inner = dataclasses.replace(
+            scope, prefix=name + ".", lookup=name + ".", positions=_Positions(), scopes=(*scope.scopes, Scope(name, block))
+        )
+        last = self._expand_body(kind, layer, doc_path, scope, inner, sources, rep)
+        self._alias(name, last.path)
+        return Source(name, self.doc.span(doc_path), "")
+
+    def _expand_body(self, kind, layer, doc_path, scope: _Scope, inner: _Scope, sources: list[Source], rep) -> Source:
+        """The layers of a block or group, in `inner`, fed by `sources`."""
+        block, body = kind
+        if block is not None:
+            if block in scope.blocks or len(scope.blocks) >= MAX_BLOCK_DEPTH:
+                self._error("E0309", f"block '{block}' calls itself (via {' → '.join(scope.blocks)})", self.doc.span(doc_path))
                 raise _Abort
-            params = self._block_args(name, body, layer, doc_path, scope, rep, repeat)
-            inner = dataclasses.replace(scope, blocks=(*scope.blocks, name))
-        inner = dataclasses.replace(inner, prefix=instance + ".", params=params)
+            params = self.values.block_args(block, body, layer, doc_path, scope.params, self.model_params, scope.lookup, rep)
+            inner = dataclasses.replace(inner, params=params, blocks=(*scope.blocks, block))
         names = body.get("inputs", ["input"])
         if len(names) != len(sources):
-            what = f"block '{name}'" if name else "a group"
-            self._error("E0307", f"layer '{instance}': {what} takes {len(names)} input(s), got {len(sources)}", self.doc.span(doc_path))
-        for input_name, (source, source_span, _) in zip(names, sources):
-            self._define(inner.prefix + input_name, source_span)
-            self.aliases[inner.prefix + input_name] = source
-        body_path = ("blocks", name, "layers") if name else (*doc_path, "layers")
-        last = self._expand_layers(body["layers"], body_path, inner, [inner.prefix + names[0]])
-        self.aliases[instance] = last
+            what = f"block '{block}'" if block else "a group"
+            message = f"layer '{inner.prefix.rstrip('.') or layer.get('id', '')}': {what} takes {len(names)} input(s), got {len(sources)}"
+            self._error("E0307", message, self.doc.span(doc_path))
+        for input_name, source in zip(names, sources):
+            self._define(inner.lookup + input_name, source.span)
+            self._alias(inner.lookup + input_name, source.path)
+        body_path = ("blocks", block, "layers") if block else (*doc_path, "layers")
+        entry = [Source(inner.lookup + names[0], self.doc.span(doc_path), inner.lookup)]
+        last = self._expand_layers(body["layers"], body_path, inner, entry)[0]
         if "output" in body:
-            output_span = self.doc.span(("blocks", name, "output"))
-            self.block_outputs.append((instance, inner.prefix + body["output"], output_span, inner.prefix))
+            output_span = self.doc.span(("blocks", block, "output") if block else (*doc_path, "output"))
+            output = Source(inner.lookup + str(body["output"]), output_span, inner.lookup)
+            self.x.block_outputs.append(output)
+            return output
+        return last
 
     def _kind(self, layer: dict, doc_path: JsonPath, path: str):
         """An OpDef, (block name, block) or (None, group); None after reporting an unknown op."""
@@ -179,11 +309,12 @@ class _Resolver:
             return self.registry.get(op)
         if op in self.blocks:
             if "activation" in layer:
+                hint = "add an activation layer after it"
                 self._error(
                     "E0309",
                     f"layer '{path}': 'activation' applies to ops, not to block '{op}'",
                     self.doc.key_span((*doc_path, "activation")),
-                    "add an activation layer after it",
+                    hint,
                 )
             return (op, self.blocks[op])
         known = [*self.registry.names, *self.blocks]
@@ -192,163 +323,90 @@ class _Resolver:
         return None
 
     def _define(self, path: str, span: Span) -> None:
-        if path in self.defined:
-            first = self.defined[path]
+        if path in self.x.defined:
+            first = self.x.defined[path]
             self._error("E0302", f"duplicate id '{path}' (first defined at line {first.line})", span)
-            return
-        self.defined[path] = span
-        if len(self.defined) > MAX_NODES:
+        else:
+            self.x.defined[path] = span
+        if len(self.x.defined) > MAX_NODES:
             self._error("E0310", f"spec expands to more than {MAX_NODES} layers", span)
             raise _Abort
 
-    def _sources(self, layer: dict, doc_path: JsonPath, scope: _Scope, previous: list[str]) -> list[tuple[str, Span, str]]:
+    def _alias(self, path: str, target: str) -> None:
+        if path != target:
+            self.x.aliases[path] = target
+
+    def _sources(self, layer: dict, doc_path: JsonPath, scope: _Scope, previous: list[Source]) -> list[Source]:
         refs = layer.get("from")
         if refs is None:
-            return [(p, self.doc.span(doc_path), scope.prefix) for p in previous]
-        refs = [refs] if isinstance(refs, str) else refs
+            return previous
+        single = not isinstance(refs, list)
+        refs = [refs] if single else refs
         from_path = (*doc_path, "from")
         return [
-            (scope.prefix + ref, self.doc.span((*from_path, i) if isinstance(layer["from"], list) else from_path), scope.prefix)
+            Source(scope.lookup + str(ref), self.doc.span(from_path if single else (*from_path, i)), scope.lookup)
             for i, ref in enumerate(refs)
         ]
 
-    # -- values ---------------------------------------------------------------------------------
-
-    def _evaluate(self, value: Any, scope: _Scope, span: Span) -> Any:
-        """A literal, an evaluated expression, or a Deferred one (shape functions); lists element-wise."""
-        if isinstance(value, list):
-            return [self._evaluate(item, scope, span) for item in value]
-        if not expr.is_expression(value):
-            return value
-        return self._expression(value, scope, span)
-
-    def _expression(self, text: str, scope: _Scope, span: Span) -> Any:
-        try:
-            parsed = expr.parse(text)
-            if parsed.needs_shapes:
-                refs = {ref: scope.prefix + ref for ref in parsed.refs}
-                return Deferred(parsed, dict(scope.params), refs, span)
-            return expr.evaluate(parsed, scope.params)
-        except expr.ExprError as error:
-            self._error("E0304", str(error), span)
-            return _INVALID
-
-    def _condition(self, layer: dict, doc_path: JsonPath, scope: _Scope) -> bool | Deferred | None:
-        if "when" not in layer:
-            return None
-        when = layer["when"]
-        span = self.doc.span((*doc_path, "when"))
-        value = when if isinstance(when, bool) else self._expression(when, scope, span)
-        if value is _INVALID or isinstance(value, Deferred):
-            return None if value is _INVALID else value
-        return bool(value) or False
-
-    def _repeat(self, layer: dict, doc_path: JsonPath, scope: _Scope) -> int | None:
+    def _repeat(self, layer: dict, doc_path: JsonPath, scope: _Scope) -> _Repeat | None:
         if "repeat" not in layer:
             return None
-        span = self.doc.span((*doc_path, "repeat"))
-        value = self._evaluate(layer["repeat"], scope, span)
-        if isinstance(value, Deferred):
-            self._error("E0311", f"'repeat' cannot depend on shapes ({layer['repeat']})", span)
-            return 1
+        spec = layer["repeat"]
+        count, names = (spec.get("count"), spec.get("names")) if isinstance(spec, dict) else (spec, None)
+        where = (*doc_path, "repeat", "count") if isinstance(spec, dict) else (*doc_path, "repeat")
+        value = self.values.resolved(count, scope.params, "'repeat'", self.doc.span(where))
+        if value is INVALID:
+            return _Repeat(1, names)
         if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 1000:
-            if value is not _INVALID:
-                self._error("E0311", f"'repeat' must be an integer from 1 to 1000, got {value!r}", span)
-            return 1
-        return value
+            self._error("E0311", f"'repeat' must be an integer from 1 to 1000, got {value!r}", self.doc.span(where))
+            return _Repeat(1, names)
+        return _Repeat(value, names)
 
-    def _per_repetition(self, value: Any, scalar: bool, rep: int, repeat: int | None, key: str, span: Span) -> Any:
-        if not scalar or not isinstance(value, list):
-            return value
-        if repeat is None:
-            self._error("E0306", f"'{key}' takes one value; a list gives one value per repetition and needs 'repeat'", span)
-            return _INVALID
-        if len(value) != repeat:
-            self._error("E0306", f"'{key}' has {len(value)} values for {repeat} repetitions", span)
-            return _INVALID
-        return value[rep]
+    # -- nodes ----------------------------------------------------------------------------------
 
-    def _args(self, layer: dict, doc_path: JsonPath, scope: _Scope, rep: int, repeat: int | None, scalar_of) -> tuple[dict, dict]:
-        values, spans = {}, {}
-        for key, raw in layer.items():
-            if key in LAYER_KEYS:
-                continue
-            span = spans[key] = self.doc.span((*doc_path, key))
-            picked = self._per_repetition(raw, scalar_of(key), rep, repeat, key, span)
-            values[key] = self._evaluate(picked, scope, span) if picked is not _INVALID else _INVALID
-        return values, spans
-
-    def _add_node(self, op: OpDef, layer, doc_path, scope, name, sources, rep, repeat) -> None:
-        values, spans = self._args(layer, doc_path, scope, rep, repeat, lambda key: op.param_index[key].is_scalar)
-        args = {}
-        for param in op.params:
-            value = values.get(param.name, param.default)
-            if value is REQUIRED or value is _INVALID:
-                continue
-            problem = None if isinstance(value, Deferred) else check_value(param, value)
-            if problem:
+    def _add_node(self, op: OpDef, layer: dict, doc_path: JsonPath, scope: _Scope, name: str, sources: list[Source], rep) -> None:
+        args, spans = self.values.op_args(op, layer, doc_path, scope.params, scope.lookup, name, rep)
+        kind = Kind.TENSOR if op.makes_tensor else Kind.CALL
+        if kind is Kind.TENSOR:
+            if "from" in layer:
                 self._error(
-                    "E0311", f"layer '{name}' ({op.name}): '{param.name}' {problem}", spans.get(param.name, self.doc.span(doc_path))
+                    "E0307", f"layer '{name}' ({op.name}): a learnable tensor takes no input", self.doc.key_span((*doc_path, "from"))
                 )
-            args[param.name] = value
-        low, high = op.arity
-        if not low <= len(sources) <= (high or len(sources)):
-            want = f"{low}" if low == high else f"at least {low}" if high is None else f"{low} to {high}"
-            self._error("E0307", f"layer '{name}' ({op.name}): takes {want} input(s), got {len(sources)}", self.doc.span(doc_path))
-        activation = self._activation(layer, doc_path, scope, name)
-        node = Node(name, op.name, args, (), self.doc.span(doc_path), spans, activation, scope.guards)
-        self.pending[name] = PendingNode(node, sources)
-        if len(self.pending) > MAX_NODES:
+            sources = []
+        elif not any(s.path.endswith(".*") for s in sources):
+            self._check_arity(op, name, len(sources), doc_path)
+        node = Node(kind, name, self.doc.span(doc_path), op.name, args, spans, (), scope.guards, scope.scopes, len(self.x.pending))
+        self.x.pending[name] = PendingNode(node, list(sources))
+        self._activation(layer, doc_path, scope, name, node)
+        if len(self.x.pending) > MAX_NODES:
             self._error("E0310", f"spec expands to more than {MAX_NODES} layers", node.span)
             raise _Abort
 
-    def _activation(self, layer: dict, doc_path: JsonPath, scope: _Scope, name: str) -> str | None:
+    def _check_arity(self, op: OpDef, name: str, count: int, doc_path: JsonPath) -> None:
+        low, high = op.arity
+        if not low <= count <= (high or count):
+            want = f"{low}" if low == high else f"at least {low}" if high is None else f"{low} to {high}"
+            self._error("E0307", f"layer '{name}' ({op.name}): takes {want} input(s), got {count}", self.doc.span(doc_path))
+
+    def _activation(self, layer: dict, doc_path: JsonPath, scope: _Scope, name: str, node: Node) -> None:
+        """`activation: relu` is sugar for a relu node after the layer, named `NAME_relu`; the layer's
+        name then refers to the activation's output."""
         if "activation" not in layer:
-            return None
+            return
         span = self.doc.span((*doc_path, "activation"))
-        value = self._evaluate(layer["activation"], scope, span)
-        if value is not _INVALID and value not in self.registry.activations:
-            hint = did_you_mean(str(value), self.registry.activations)
-            self._error("E0311", f"layer '{name}': unknown activation {value!r}", span, hint)
-            return None
-        return None if value is _INVALID else value
-
-    def _block_args(self, name: str, block: dict, layer: dict, doc_path: JsonPath, scope: _Scope, rep: int, repeat: int | None) -> dict:
-        declared = block.get("params", {})
-        types = {key: block_param_type(value) for key, value in declared.items()}
-        values, spans = self._args(layer, doc_path, scope, rep, repeat, lambda key: types.get(key) != "list")
-        params = dict(scope.params)
-        for key, value in values.items():
-            if key not in declared:
-                hint = did_you_mean(key, declared) or f"block '{name}' takes: {', '.join(declared) or 'no parameters'}"
-                self._error(
-                    "E0305",
-                    f"layer '{scope.prefix}{layer.get('id', '')}': block '{name}' has no parameter '{key}'",
-                    self.doc.key_span((*doc_path, key)),
-                    hint,
-                )
-                continue
-            problem = None if value is _INVALID or isinstance(value, Deferred) else check_block_value(types[key], value)
-            if problem:
-                self._error("E0305", f"block '{name}': parameter '{key}' {problem}", spans[key])
-            if isinstance(value, Deferred):
-                self._error("E0305", f"block '{name}': parameter '{key}' cannot depend on shapes", spans[key])
-            params[key] = value
-        for key, default in declared.items():
-            if key in values:
-                continue
-            if isinstance(default, str) and default in BLOCK_PARAM_TYPES:
-                where = f"layer '{scope.prefix}{layer.get('id', doc_path[-1])}': "
-                self._error("E0305", f"{where}block '{name}' needs parameter '{key}' ({default})", self.doc.span(doc_path))
-                params[key] = _INVALID
-            else:
-                params[key] = default
-        return params
+        value = self.values.resolved(layer["activation"], scope.params, "'activation'", span)
+        if value is INVALID:
+            return
+        if value not in self.registry.activations:
+            self._error("E0311", f"layer '{name}': unknown activation {value!r}", span, did_you_mean(str(value), self.registry.activations))
+            return
+        activation = self.registry.get(value)
+        act_name = f"{name}_{value}"
+        self._define(act_name, span)
+        args = {p.name: p.default for p in activation.params}
+        act = Node(Kind.CALL, act_name, span, value, args, {}, (), node.guards, node.scopes, len(self.x.pending))
+        self.x.pending[act_name] = PendingNode(act, [Ref(name)])
+        self.x.aliases[name] = act_name
 
 
-class _Invalid:
-    def __repr__(self) -> str:
-        return "<invalid>"
-
-
-_INVALID: Any = _Invalid()
+__all__ = ["REQUIRED", "resolve"]

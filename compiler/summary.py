@@ -4,34 +4,39 @@ from __future__ import annotations
 
 from typing import Any
 
-from .infer import TypedGraph
+from .ir import Kind, TypedGraph
 
 
 def summary_rows(graph: TypedGraph) -> list[dict[str, Any]]:
-    rows = [
-        {"layer": name, "op": "input", "output": list(t.shape), "dtype": t.dtype, "params": 0, "macs": 0}
-        for name, t in graph.inputs.items()
-    ]
+    """One row per input, learnable tensor and op application, in graph order."""
+    rows = []
     for name, node in graph.nodes.items():
-        op = node.node.op + (f"+{node.node.activation}" if node.node.activation else "")
+        if node.kind is Kind.OUTPUT:
+            continue
+        op = {Kind.INPUT: "input", Kind.TENSOR: "parameter"}.get(node.kind, node.node.op)
+        shapes = [[_size(s) for s in t.shape] for t in node.outputs]
         rows.append(
             {
                 "layer": name,
                 "op": op,
-                "output": list(node.output.shape),
-                "dtype": node.output.dtype,
+                "output": shapes[0] if len(shapes) == 1 else shapes,
+                "dtype": node.outputs[0].dtype,
                 "params": node.params,
-                "macs": node.macs,
+                "macs": _size(node.macs),
             }
         )
     return rows
+
+
+def _size(value: Any) -> Any:
+    return value if isinstance(value, int) else str(value)
 
 
 def summary_text(graph: TypedGraph) -> str:
     """A fixed-width table and totals, as `nncompile summary` prints it."""
     rows = summary_rows(graph)
     table = [("layer", "op", "output", "params", "MACs")]
-    table += [(r["layer"], r["op"], str(r["output"]), f"{r['params']:,}", f"{r['macs']:,}") for r in rows]
+    table += [(r["layer"], r["op"], _shape_text(r["output"]), f"{r['params']:,}", _count(r["macs"])) for r in rows]
     widths = [max(len(row[i]) for row in table) for i in range(5)]
     lines = []
     for i, row in enumerate(table):
@@ -39,14 +44,26 @@ def summary_text(graph: TypedGraph) -> str:
         lines.append("  ".join(cells).rstrip())
         if i == 0:
             lines.append("  ".join("-" * w for w in widths))
-    shapes = ", ".join(f"{name} {list(t.shape)}" for name, t in graph.inputs.items())
+    shapes = ", ".join(f"{name} {_shape_text([_size(s) for s in t.shape])}" for name, t in graph.inputs.items())
     lines.append("")
     lines.append(f"{graph.name}: {graph.total_params:,} parameters, {_metric(graph.total_macs)}MACs per sample ({shapes})")
     return "\n".join(lines)
 
 
-def _metric(count: int) -> str:
+def _shape_text(shape: list) -> str:
+    if shape and isinstance(shape[0], list):
+        return " ".join(_shape_text(s) for s in shape)
+    return "[" + ", ".join(str(s) for s in shape) + "]"
+
+
+def _count(value: Any) -> str:
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def _metric(count: Any) -> str:
     """1814073344 → '1.814 G'; torchvision's model docs quote GMACs to three decimals."""
+    if not isinstance(count, int):
+        return f"{count} "
     for scale, prefix in ((1e9, "G"), (1e6, "M"), (1e3, "K")):
         if count >= scale:
             return f"{count / scale:.3f} {prefix}"

@@ -25,3 +25,22 @@ def write_spec(tmp_path: Path):
         return path
 
     return write
+
+
+def check_fx_shapes(model, typed, batch: int) -> int:
+    """Every fx node that holds a typed node's value has the inferred shape (batch prepended where the
+    value has a batch dimension); returns how many were compared."""
+    from compiler.dims import is_symbolic
+    from compiler.emit import LAYER_KEY
+
+    checked = 0
+    for node in model.graph.nodes:
+        key = node.meta.get(LAYER_KEY)
+        if key is None:
+            continue
+        name, _, index = key.rpartition(".") if key not in typed.nodes else (key, "", "")
+        value = typed.nodes[name].outputs[int(index) if index else 0]
+        if not is_symbolic(value.shape):
+            assert tuple(node.meta["tensor_meta"].shape) == ((batch,) if value.batched else ()) + tuple(value.shape), key
+        checked += 1
+    return checked

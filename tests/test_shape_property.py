@@ -8,13 +8,14 @@ from pathlib import Path
 
 import torch
 import yaml
+from conftest import check_fx_shapes
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch.fx.passes.shape_prop import ShapeProp
 from torch.utils.flop_counter import FlopCounterMode
 
 import compiler
-from compiler.emit import LAYER_KEY, example_inputs
+from compiler.emit import example_inputs
 
 ACTIVATIONS = ["relu", "sigmoid", "tanh", "gelu", "silu", "leaky_relu", "elu", "hardswish"]
 
@@ -120,10 +121,7 @@ def test_inferred_shapes_and_counts_equal_torch(spec: dict, tmp_path: Path):
     model.eval()
     inputs = example_inputs(model, batch=1)
     ShapeProp(model).propagate(*inputs)
-    for node in model.graph.nodes:
-        if LAYER_KEY in node.meta:
-            layer = node.meta[LAYER_KEY]
-            assert tuple(node.meta["tensor_meta"].shape) == (1, *analysis.graph.nodes[layer].output.shape), layer
+    check_fx_shapes(model, analysis.graph, batch=1)
     assert analysis.graph.total_params == sum(p.numel() for p in model.parameters())
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         model(*inputs)

@@ -20,23 +20,32 @@ INT_DTYPES = ("int64", "int32")
 
 @dataclass(frozen=True)
 class TensorType:
-    """A tensor flowing through the graph: its per-sample shape (batch dimension implicit) and dtype."""
+    """A tensor flowing through the graph: its per-sample shape (the batch dimension is implicit) and
+    dtype. A value without a batch dimension (a learnable tensor, `positions`) has `batched` False and
+    `shape` is its whole shape; it broadcasts against batched values like torch does. Sizes are ints,
+    or `dims.Dim` where they depend on symbolic input sizes."""
 
-    shape: tuple[int, ...]
+    shape: tuple[Any, ...]
     dtype: str = "float32"
+    batched: bool = True
 
     @property
     def rank(self) -> int:
         return len(self.shape)
 
-    def numel(self) -> int:
+    @property
+    def full_shape(self) -> tuple[Any, ...]:
+        """The shape torch sees: `"B"` stands for the batch dimension."""
+        return ("B", *self.shape) if self.batched else self.shape
+
+    def numel(self) -> Any:
         total = 1
         for size in self.shape:
             total *= size
         return total
 
-    def with_shape(self, shape: tuple[int, ...]) -> TensorType:
-        return TensorType(tuple(shape), self.dtype)
+    def with_shape(self, shape: tuple[Any, ...]) -> TensorType:
+        return TensorType(tuple(shape), self.dtype, self.batched)
 
 
 class ShapeError(Exception):
@@ -115,19 +124,28 @@ class Call:
 
 @dataclass(frozen=True)
 class ModuleEmit:
-    """Becomes `target(**kwargs(call))`, an nn.Module registered under the layer's id."""
+    """Becomes `target(**kwargs(call))`, an nn.Module registered under the layer's id, called with the
+    inputs and `call_kwargs`; `select` takes one item of a tuple result (nn.MultiheadAttention's output)."""
 
     target: str
     kwargs: Callable[[Call], dict[str, Any]]
+    call_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    select: int | None = None
 
 
 @dataclass(frozen=True)
 class FunctionEmit:
-    """Becomes a call of `target` on the inputs: as positional args, one list, or folded pairwise."""
+    """Becomes a call of `target` on the inputs: as positional args, one list, or folded pairwise.
+    A function with several outputs returns a tuple, one item per output."""
 
     target: str
     kwargs: Callable[[Call], dict[str, Any]] = lambda call: {}
     inputs: Literal["args", "list", "fold"] = "args"
+
+
+@dataclass(frozen=True)
+class TensorEmit:
+    """A learnable tensor: an `nn.Parameter` of the inferred shape, filled by `compiler.nn.initialize`."""
 
 
 def no_count(call: Call, *_: Any) -> int:
@@ -136,21 +154,31 @@ def no_count(call: Call, *_: Any) -> int:
 
 @dataclass(frozen=True, eq=False)
 class OpDef:
-    """One op, defined once: parameters, shape rule, parameter and MAC counts, and emission."""
+    """One op, defined once: parameters, shape rule, parameter and MAC counts, and emission.
+
+    `infer` returns the output's type, or a tuple of types for an op with several outputs; it raises
+    ShapeError for inputs the op cannot take. `count_macs` gets the first output's type. `unbatched`
+    ops also take values without a batch dimension (learnable tensors). An op whose emission is a
+    `TensorEmit` makes a learnable tensor (a `tensor` node in the IR) and takes no input."""
 
     name: str
     doc: str
-    infer: Callable[[Call], TensorType]
-    emit: ModuleEmit | FunctionEmit
+    infer: Callable[[Call], Any]
+    emit: ModuleEmit | FunctionEmit | TensorEmit
     params: tuple[Param, ...] = ()
-    count_params: Callable[[Call], int] = no_count
-    count_macs: Callable[[Call, TensorType], int] = no_count
+    count_params: Callable[[Call], Any] = no_count
+    count_macs: Callable[[Call, TensorType], Any] = no_count
     arity: tuple[int, int | None] = (1, 1)
-    category: Literal["layer", "activation", "merge", "tensor"] = "layer"
+    category: Literal["layer", "activation", "merge", "tensor", "attention"] = "layer"
+    unbatched: bool = False
     param_index: Mapping[str, Param] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "param_index", {p.name: p for p in self.params})
+
+    @property
+    def makes_tensor(self) -> bool:
+        return isinstance(self.emit, TensorEmit)
 
 
 def pair(value: int | list[int] | tuple[int, ...]) -> tuple[int, int]:

@@ -1,0 +1,181 @@
+"""The values of a layer during resolve: `$` expressions, conditions, per-repetition values, block
+arguments and op arguments. A value that reads inferred shapes, directly (`channels(input)`) or through
+a block argument that does, becomes a `Deferred` for infer; the places that need a value before shapes
+are known (`repeat`, names, `activation`) say so."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from . import expr
+from .diagnostics import Diagnostic, Span, did_you_mean
+from .ir import Deferred
+from .load import Document, JsonPath
+from .ops import REQUIRED, OpDef
+from .schema import BLOCK_PARAM_TYPES, LAYER_KEYS
+from .values import block_param_type, check_block_value, check_value
+
+
+class _Invalid:
+    def __repr__(self) -> str:
+        return "<invalid>"
+
+
+INVALID: Any = _Invalid()
+"""A value already reported as wrong: used without a second diagnostic."""
+
+_TEMPLATE_PART = re.compile(r"\{([^{}]*)\}")
+
+Repetition = tuple[int, int] | None
+"""(index, count) of a repeat's copy, or None outside a repeat."""
+
+
+class Values:
+    def __init__(self, document: Document, diagnostics: list[Diagnostic]):
+        self.doc = document
+        self.diagnostics = diagnostics
+
+    def _error(self, code: str, message: str, span: Span, hint: str | None = None) -> None:
+        self.diagnostics.append(Diagnostic(code, message, span, hint))
+
+    # -- expressions ------------------------------------------------------------------------------
+
+    def evaluate(self, value: Any, params: Mapping[str, Any], lookup: str, span: Span) -> Any:
+        """A literal, an evaluated expression, or a Deferred one; lists element-wise."""
+        if isinstance(value, list):
+            return [self.evaluate(item, params, lookup, span) for item in value]
+        if not expr.is_expression(value):
+            return value
+        return self.expression(value, params, lookup, span)
+
+    def expression(self, text: str, params: Mapping[str, Any], lookup: str, span: Span) -> Any:
+        try:
+            parsed = expr.parse(text)
+        except expr.ExprError as error:
+            self._error("E0304", str(error), span)
+            return INVALID
+        missing = sorted(parsed.params - params.keys())
+        if missing:
+            self._error("E0304", f"unknown parameter ${missing[0]} in '{text}'", span, did_you_mean(missing[0], params))
+            return INVALID
+        used = {name: params[name] for name in parsed.params}
+        if any(value is INVALID for value in used.values()):
+            return INVALID
+        if parsed.needs_shapes or any(isinstance(value, Deferred) for value in used.values()):
+            return Deferred(parsed, used, {ref: lookup + ref for ref in parsed.refs}, span)
+        try:
+            return expr.evaluate(parsed, used)
+        except expr.ExprError as error:
+            self._error("E0304", str(error), span)
+            return INVALID
+
+    def resolved(self, value: Any, params: Mapping[str, Any], what: str, span: Span) -> Any:
+        """A value needed before shapes are known."""
+        result = self.evaluate(value, params, "", span)
+        if _reads_shapes(result):
+            self._error("E0311", f"{what} is needed before shapes are inferred, so it cannot read them ({value})", span)
+            return INVALID
+        return result
+
+    def template(self, text: str, params: Mapping[str, Any], span: Span) -> str:
+        """A name template such as `denselayer{$i + 1}`: each `{…}` is an expression."""
+
+        def part(match: re.Match) -> str:
+            value = self.resolved(match.group(1).strip(), params, "a repeat name", span)
+            return "?" if value is INVALID else str(value)
+
+        return _TEMPLATE_PART.sub(part, text)
+
+    def condition(self, layer: dict, doc_path: JsonPath, params: Mapping[str, Any], lookup: str) -> bool | Deferred | None:
+        """None without `when`; else True, False, or a Deferred to decide once shapes are known."""
+        if "when" not in layer:
+            return None
+        when = layer["when"]
+        span = self.doc.span((*doc_path, "when"))
+        if isinstance(when, bool):
+            return when
+        text = when if expr.is_expression(when) else f"${when}"
+        value = self.expression(text, params, lookup, span)
+        if value is INVALID:
+            return None
+        return value if isinstance(value, Deferred) else bool(value)
+
+    # -- arguments ------------------------------------------------------------------------------
+
+    def _layer_values(self, layer: dict, doc_path: JsonPath, params, lookup: str, rep: Repetition, scalar_of) -> tuple[dict, dict]:
+        """Each argument of a layer, its per-repetition value picked and its expression evaluated."""
+        if rep is not None:
+            params = {**params, "i": rep[0]}
+        values, spans = {}, {}
+        for key, raw in layer.items():
+            if key in LAYER_KEYS:
+                continue
+            span = spans[key] = self.doc.span((*doc_path, key))
+            picked = self._per_repetition(raw, scalar_of(key), rep, key, span)
+            values[key] = INVALID if picked is INVALID else self.evaluate(picked, params, lookup, span)
+        return values, spans
+
+    def _per_repetition(self, value: Any, scalar: bool, rep: Repetition, key: str, span: Span) -> Any:
+        if not scalar or not isinstance(value, list):
+            return value
+        if rep is None:
+            self._error("E0306", f"'{key}' takes one value; a list gives one value per repetition and needs 'repeat'", span)
+            return INVALID
+        if len(value) != rep[1]:
+            self._error("E0306", f"'{key}' has {len(value)} values for {rep[1]} repetitions", span)
+            return INVALID
+        return value[rep[0]]
+
+    def op_args(self, op: OpDef, layer: dict, doc_path: JsonPath, params, lookup: str, name: str, rep: Repetition) -> tuple[dict, dict]:
+        """The op's arguments (defaults filled in) and where each was written."""
+        values, spans = self._layer_values(layer, doc_path, params, lookup, rep, lambda key: op.param_index[key].is_scalar)
+        args = {}
+        for param in op.params:
+            value = values.get(param.name, param.default)
+            if value is REQUIRED or value is INVALID:
+                continue
+            if not _reads_shapes(value):
+                problem = check_value(param, value)
+                if problem:
+                    where = spans.get(param.name, self.doc.span(doc_path))
+                    self._error("E0311", f"layer '{name}' ({op.name}): '{param.name}' {problem}", where)
+            args[param.name] = value
+        return args, spans
+
+    def block_args(
+        self, name: str, block: dict, layer: dict, doc_path: JsonPath, caller: Mapping, model: Mapping, lookup: str, rep: Repetition
+    ) -> dict:
+        """The block's parameters: the model's, then the block's own (arguments, else defaults). A block
+        never sees its caller's parameters."""
+        declared = block.get("params", {})
+        types = {key: block_param_type(value) for key, value in declared.items()}
+        values, spans = self._layer_values(layer, doc_path, caller, lookup, rep, lambda key: types.get(key) != "list")
+        params = dict(model)
+        for key, value in values.items():
+            if key not in declared:
+                hint = did_you_mean(key, declared) or f"block '{name}' takes: {', '.join(declared) or 'no parameters'}"
+                where = f"layer '{layer.get('id', doc_path[-1])}'"
+                self._error("E0305", f"{where}: block '{name}' has no parameter '{key}'", self.doc.key_span((*doc_path, key)), hint)
+                continue
+            problem = None if value is INVALID or _reads_shapes(value) else check_block_value(types[key], value)
+            if problem:
+                self._error("E0305", f"block '{name}': parameter '{key}' {problem}", spans[key])
+            params[key] = value
+        for key, default in declared.items():
+            if key in values:
+                continue
+            if isinstance(default, str) and default in BLOCK_PARAM_TYPES:
+                where = f"layer '{layer.get('id', doc_path[-1])}': "
+                self._error("E0305", f"{where}block '{name}' needs parameter '{key}' ({default})", self.doc.span(doc_path))
+                params[key] = INVALID
+            else:
+                params[key] = default
+        return params
+
+
+def _reads_shapes(value: Any) -> bool:
+    if isinstance(value, list):
+        return any(_reads_shapes(v) for v in value)
+    return isinstance(value, Deferred)
