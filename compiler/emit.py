@@ -56,6 +56,8 @@ def _call(graph: fx.Graph, owned: list, node: TypedNode, op: OpDef, args: list[f
     call = Call(node.args, node.input_types)
     if isinstance(spec, ModuleEmit):
         owned.append((node.node.order, node.name, resolve_target(spec.target)(**spec.kwargs(call))))
+        if spec.self_inputs and len(args) == 1:
+            args = args * spec.self_inputs
         value = graph.call_module(node.name, tuple(args), dict(spec.call_kwargs))
         if spec.select is not None:
             value = graph.call_function(operator.getitem, (value, spec.select))
@@ -72,6 +74,8 @@ def _function(graph: fx.Graph, spec: FunctionEmit, call: Call, args: list[fx.Nod
     if spec.inputs == "list":
         return graph.call_function(function, (list(args),), kwargs)
     if spec.inputs == "fold":
+        if len(args) == 1 and spec.operand is not None:
+            return graph.call_function(function, (args[0], spec.operand(call)), kwargs)
         value = args[0]
         for other in args[1:]:
             value = graph.call_function(function, (value, other), kwargs)

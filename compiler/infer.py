@@ -151,7 +151,7 @@ class _Inference:
     # -- checks ---------------------------------------------------------------------------------
 
     def _check_inputs(self, node: Node, op: OpDef, call: Call) -> None:
-        low, high = op.arity
+        low, high = op.arity_for(call.args)
         count = len(call.inputs)
         if node.kind is Kind.CALL and not low <= count <= (high or count):
             want = f"{low}" if low == high else f"at least {low}" if high is None else f"{low} to {high}"

@@ -374,7 +374,7 @@ class _Resolver:
                 )
             sources = []
         elif not any(s.path.endswith(".*") for s in sources):
-            self._check_arity(op, name, len(sources), doc_path)
+            self._check_arity(op, args, name, len(sources), doc_path)
         node = Node(kind, name, self.doc.span(doc_path), op.name, args, spans, (), scope.guards, scope.scopes, len(self.x.pending))
         self.x.pending[name] = PendingNode(node, list(sources))
         self._activation(layer, doc_path, scope, name, node)
@@ -382,8 +382,8 @@ class _Resolver:
             self._error("E0310", f"spec expands to more than {MAX_NODES} layers", node.span)
             raise _Abort
 
-    def _check_arity(self, op: OpDef, name: str, count: int, doc_path: JsonPath) -> None:
-        low, high = op.arity
+    def _check_arity(self, op: OpDef, args: dict, name: str, count: int, doc_path: JsonPath) -> None:
+        low, high = op.arity_for(args)
         if not low <= count <= (high or count):
             want = f"{low}" if low == high else f"at least {low}" if high is None else f"{low} to {high}"
             self._error("E0307", f"layer '{name}' ({op.name}): takes {want} input(s), got {count}", self.doc.span(doc_path))

@@ -23,6 +23,7 @@ LAYER_KEYS = ("id", "op", "from", "when", "repeat", "activation", "layers")
 MAX_REPEAT = 1000
 
 _EXPRESSION = {"$ref": "#/$defs/expression"}
+_COUNT = {"type": "integer", "minimum": 1, "maximum": MAX_REPEAT}
 _VALUE = {"type": ["integer", "number", "boolean", "string", "array"]}
 
 
@@ -57,6 +58,22 @@ def generate(registry: Registry, dispatch_ops: bool = True) -> dict[str, Any]:
                 "propertyNames": {"$ref": "#/$defs/identifier"},
                 "additionalProperties": {"$ref": "#/$defs/input"},
             },
+            "sizes": {
+                "type": "object",
+                "propertyNames": {"$ref": "#/$defs/identifier"},
+                "additionalProperties": {"$ref": "#/$defs/size"},
+                "description": "symbolic input sizes (`H`) with their range; --set H=320 fixes one",
+            },
+            "variants": {
+                "type": "object",
+                "propertyNames": {"$ref": "#/$defs/identifier"},
+                "additionalProperties": {
+                    "type": "object",
+                    "minProperties": 1,
+                    "additionalProperties": {"type": "object", "propertyNames": {"$ref": "#/$defs/identifier"}, "additionalProperties": _VALUE},
+                },
+                "description": "rows of parameter values, picked by the value of the parameter they are keyed by (--set scale=s)",
+            },
             "outputs": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/reference"}},
             "blocks": {
                 "type": "object",
@@ -73,9 +90,36 @@ def generate(registry: Registry, dispatch_ops: bool = True) -> dict[str, Any]:
 def _defs(registry: Registry, dispatch_ops: bool) -> dict[str, Any]:
     defs: dict[str, Any] = {
         "identifier": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
-        "reference": {"type": "string", "pattern": "^[A-Za-z0-9_]+(\\.[A-Za-z0-9_]+)*$"},
+        "reference": {
+            "anyOf": [
+                {"type": "string", "pattern": "^[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*(\\.\\*)?$"},
+                {"type": "integer", "minimum": 0, "maximum": MAX_SIZE},
+            ],
+            "description": "a layer id, an input, a path into a block (`layer1.0.conv1`), an output of a multi-output op "
+            "(`split.1`), every copy or output (`m.*`), or a position (`3`)",
+        },
         "expression": {"type": "string", "pattern": "^\\$", "description": "an expression: `$param`, `$width * 4`"},
-        "shape": {"type": "array", "items": {"type": "integer", "minimum": 1, "maximum": MAX_SIZE}},
+        "shape": {
+            "type": "array",
+            "items": {
+                "anyOf": [
+                    {"type": "integer", "minimum": 1, "maximum": MAX_SIZE},
+                    _EXPRESSION,
+                    {"$ref": "#/$defs/identifier", "description": "a symbolic size declared in `sizes`"},
+                ]
+            },
+        },
+        "size": {
+            "type": "object",
+            "properties": {
+                "min": {"type": "integer", "minimum": 1, "maximum": MAX_SIZE},
+                "max": {"type": "integer", "minimum": 1, "maximum": MAX_SIZE},
+                "multiple_of": {"type": "integer", "minimum": 1, "maximum": MAX_SIZE},
+                "default": {"type": "integer", "minimum": 1, "maximum": MAX_SIZE},
+            },
+            "required": ["min", "max"],
+            "additionalProperties": False,
+        },
         "input": {
             "anyOf": [
                 {"$ref": "#/$defs/shape"},
@@ -121,6 +165,7 @@ def _block_schema() -> dict[str, Any]:
             },
             "inputs": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/identifier"}},
             "output": {"$ref": "#/$defs/reference"},
+            "inline": {"type": "boolean", "description": "its layers take names and positions in the caller's list"},
             "layers": {"$ref": "#/$defs/layers"},
         },
     }
@@ -132,7 +177,21 @@ def _common_properties(registry: Registry) -> dict[str, Any]:
         "op": {"$ref": "#/$defs/identifier"},
         "from": {"anyOf": [{"$ref": "#/$defs/reference"}, {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/reference"}}]},
         "when": {"anyOf": [{"type": "boolean"}, {"type": "string", "minLength": 1}]},
-        "repeat": {"anyOf": [{"type": "integer", "minimum": 1, "maximum": MAX_REPEAT}, _EXPRESSION]},
+        "repeat": {
+            "anyOf": [
+                _COUNT,
+                _EXPRESSION,
+                {
+                    "type": "object",
+                    "properties": {
+                        "count": {"anyOf": [_COUNT, _EXPRESSION]},
+                        "names": {"type": "string", "minLength": 1, "description": "'flat', or a template such as 'denselayer{$i + 1}'"},
+                    },
+                    "required": ["count"],
+                    "additionalProperties": False,
+                },
+            ]
+        },
         "activation": {"anyOf": [{"enum": registry.activations}, _EXPRESSION]},
     }
 
@@ -151,14 +210,16 @@ def _op_is(names: list[str]) -> dict[str, Any]:
 
 
 def _group_schema() -> dict[str, Any]:
-    keys = {key: True for key in LAYER_KEYS if key not in ("op", "activation")}
+    keys: dict[str, Any] = {key: True for key in LAYER_KEYS if key not in ("op", "activation")}
+    keys["inputs"] = {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/identifier"}}
+    keys["output"] = {"$ref": "#/$defs/reference"}
     return {"type": "object", "properties": keys, "additionalProperties": False}
 
 
 def _op_schema(op, registry: Registry) -> dict[str, Any]:
     properties: dict[str, Any] = {key: True for key in LAYER_KEYS if key != "layers"}
     for param in op.params:
-        alternatives = [dict(param.schema), _EXPRESSION]
+        alternatives = [_with_expressions(param.schema), _EXPRESSION]
         if param.is_scalar:
             per_repetition = {"anyOf": [dict(param.schema), _EXPRESSION]}
             alternatives.append({"title": "one value per repetition", "type": "array", "items": per_repetition})
@@ -168,3 +229,15 @@ def _op_schema(op, registry: Registry) -> dict[str, Any]:
     if required:
         schema["required"] = required
     return schema
+
+
+def _with_expressions(schema: Any) -> Any:
+    """`schema` with each list item allowed to be an expression too (`shape: [$heads, -1, $dim]`)."""
+    if not isinstance(schema, dict):
+        return schema
+    result = dict(schema)
+    if "items" in result:
+        result["items"] = {"anyOf": [_with_expressions(result["items"]), _EXPRESSION]}
+    if "anyOf" in result:
+        result["anyOf"] = [_with_expressions(alternative) for alternative in result["anyOf"]]
+    return result

@@ -53,7 +53,7 @@ BAD = [
     ("linear", [(3,)], {"out": 3, "dtype": "int64"}, "floating-point"),
     ("embedding", [(3,)], {"num": 5, "dim": 2}, "integer indices"),
     ("add", [(3, 4), (3, 5)], {}, "do not broadcast"),
-    ("add", [(3, 4), (4,)], {}, "different ranks"),
+    ("add", [(3, 4), (4, 4)], {}, "do not broadcast"),
     ("concat", [(3, 4), (3, 5)], {"dim": 1}, "must match except along dim 1"),
     ("flatten", [(3, 4)], {"start": 0}, "batch dimension"),
     ("reshape", [(3, 4)], {"shape": [5, -1]}, "cannot reshape"),

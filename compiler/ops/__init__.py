@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-from . import activation, conv, dense, tensor
-from .core import REQUIRED, Call, FunctionEmit, ModuleEmit, OpDef, Param, ShapeError, TensorType
+from . import activation, attention, conv, dense, merge, pool, tensor
+from .core import REQUIRED, Call, FunctionEmit, ModuleEmit, OpDef, Param, ShapeError, TensorEmit, TensorType
 
 __all__ = [
     "BUILTIN",
@@ -17,6 +17,7 @@ __all__ = [
     "Param",
     "Registry",
     "ShapeError",
+    "TensorEmit",
     "TensorType",
 ]
 
@@ -53,4 +54,4 @@ class Registry:
         return [op.name for op in self if op.category == "activation" and not any(p.required for p in op.params)]
 
 
-BUILTIN = Registry([*conv.OPS, *dense.OPS, *activation.OPS, *tensor.OPS])
+BUILTIN = Registry([*conv.OPS, *pool.OPS, *dense.OPS, *activation.OPS, *tensor.OPS, *merge.OPS, *attention.OPS])

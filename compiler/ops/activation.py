@@ -24,6 +24,7 @@ def _activation(name: str, target: str, params: tuple[Param, ...] = (), infer=_e
         infer=infer,
         emit=FunctionEmit(target, lambda call: dict(call.args)),
         category="activation",
+        unbatched=True,
     )
 
 
@@ -36,6 +37,14 @@ OPS = (
     _activation("leaky_relu", "torch.nn.functional:leaky_relu", (Float("negative_slope", 0.01),)),
     _activation("elu", "torch.nn.functional:elu", (Float("alpha", 1.0),)),
     _activation("hardswish", "torch.nn.functional:hardswish"),
+    _activation("hardsigmoid", "torch.nn.functional:hardsigmoid"),
+    _activation("relu6", "torch.nn.functional:relu6"),
+    _activation("mish", "torch.nn.functional:mish"),
+    _activation(
+        "softplus",
+        "torch.nn.functional:softplus",
+        (Param("beta", {"type": "number", "exclusiveMinimum": 0}, 1.0), Float("threshold", 20.0)),
+    ),
     _activation("softmax", "torch.nn.functional:softmax", (Int("dim", -1),), _along_dim),
     _activation("log_softmax", "torch.nn.functional:log_softmax", (Int("dim", -1),), _along_dim),
 )

@@ -131,6 +131,8 @@ class ModuleEmit:
     kwargs: Callable[[Call], dict[str, Any]]
     call_kwargs: Mapping[str, Any] = field(default_factory=dict)
     select: int | None = None
+    self_inputs: int = 0
+    """If > 0, a single input is passed this many times (self-attention: query, key and value)."""
 
 
 @dataclass(frozen=True)
@@ -138,9 +140,11 @@ class FunctionEmit:
     """Becomes a call of `target` on the inputs: as positional args, one list, or folded pairwise.
     A function with several outputs returns a tuple, one item per output."""
 
-    target: str
+    target: str | Callable[[Call], str]
     kwargs: Callable[[Call], dict[str, Any]] = lambda call: {}
     inputs: Literal["args", "list", "fold"] = "args"
+    operand: Callable[[Call], Any] | None = None
+    """For "fold": a constant second operand, used when there is a single input."""
 
 
 @dataclass(frozen=True)
@@ -168,13 +172,17 @@ class OpDef:
     params: tuple[Param, ...] = ()
     count_params: Callable[[Call], Any] = no_count
     count_macs: Callable[[Call, TensorType], Any] = no_count
-    arity: tuple[int, int | None] = (1, 1)
+    arity: tuple[int, int | None] | Callable[[Mapping[str, Any]], tuple[int, int | None]] = (1, 1)
+    """How many inputs: (fewest, most or None); or a function of the arguments giving that."""
     category: Literal["layer", "activation", "merge", "tensor", "attention"] = "layer"
     unbatched: bool = False
     param_index: Mapping[str, Param] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "param_index", {p.name: p for p in self.params})
+
+    def arity_for(self, args: Mapping[str, Any]) -> tuple[int, int | None]:
+        return self.arity(args) if callable(self.arity) else self.arity
 
     @property
     def makes_tensor(self) -> bool:
@@ -205,3 +213,40 @@ def normalize_dim(dim: int, rank: int, param: str) -> int:
     if dim == 0:
         raise ShapeError("dim 0 is the batch dimension and cannot be used here", param)
     return dim - 1
+
+
+def broadcast_shapes(shapes: list[tuple[Any, ...]], described: str) -> tuple[Any, ...]:
+    """torch's broadcasting of full shapes (right-aligned); `"B"`, the batch dimension, matches only
+    itself or 1, and must stay first."""
+    rank = max(len(s) for s in shapes)
+    result = []
+    for position in range(rank):
+        sizes = [s[position - rank + len(s)] for s in shapes if position - rank + len(s) >= 0]
+        kept = [size for size in sizes if not (isinstance(size, int) and size == 1)]
+        size = kept[0] if kept else 1
+        if any(other != size for other in kept[1:]):
+            raise ShapeError(f"input shapes do not broadcast: {described}")
+        result.append(size)
+    if "B" in result[1:]:
+        raise ShapeError(f"broadcasting would move the batch dimension: {described}")
+    return tuple(result)
+
+
+def broadcast(types: tuple[TensorType, ...]) -> TensorType:
+    """The type torch's broadcasting gives `types`; it has a batch dimension if any input has."""
+    described = ", ".join(describe_shape(t) for t in types)
+    full = broadcast_shapes([t.full_shape for t in types], described)
+    batched = bool(full) and full[0] == "B"
+    return TensorType(full[1:] if batched else full, types[0].dtype, batched)
+
+
+def describe_shape(t: TensorType) -> str:
+    """`[3, 4]` for a batched value (per sample), `[1, 197, 768] (no batch dimension)` otherwise."""
+    return str(list(t.shape)) if t.batched else f"{list(t.shape)} (no batch dimension)"
+
+
+def same_dtype(call: Call) -> None:
+    first = call.inputs[0]
+    for other in call.inputs[1:]:
+        if other.dtype != first.dtype:
+            raise ShapeError(f"inputs have different dtypes: {first.dtype} and {other.dtype}")

@@ -1,4 +1,4 @@
-"""Layers with weights that are not convolutions: linear, embedding, normalisation; and dropout."""
+"""Layers with weights that are not convolutions: linear, embedding, normalisation; dropout and stochastic depth."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from .core import (
     INT_DTYPES,
     Bool,
     Call,
+    Choice,
     Float,
     Int,
     ModuleEmit,
@@ -36,6 +37,7 @@ LINEAR = OpDef(
     ),
     count_params=lambda call: call.x.shape[-1] * call.args["out"] + (call.args["out"] if call.args["bias"] else 0),
     count_macs=lambda call, y: call.x.shape[-1] * y.numel(),
+    unbatched=True,
 )
 
 
@@ -45,7 +47,7 @@ def _embedding_infer(call: Call) -> TensorType:
     padding_idx = call.args["padding_idx"]
     if padding_idx is not None and not -call.args["num"] <= padding_idx < call.args["num"]:
         raise ShapeError(f"padding_idx {padding_idx} is outside the {call.args['num']} embeddings", "padding_idx")
-    return TensorType((*call.x.shape, call.args["dim"]), "float32")
+    return TensorType((*call.x.shape, call.args["dim"]), "float32", call.x.batched)
 
 
 EMBEDDING = OpDef(
@@ -62,6 +64,7 @@ EMBEDDING = OpDef(
         lambda call: {"num_embeddings": call.args["num"], "embedding_dim": call.args["dim"], "padding_idx": call.args["padding_idx"]},
     ),
     count_params=lambda call: call.args["num"] * call.args["dim"],
+    unbatched=True,
 )
 
 
@@ -123,6 +126,26 @@ LAYERNORM = OpDef(
         },
     ),
     count_params=_layernorm_params,
+    unbatched=True,
+)
+
+
+def _layernorm2d_infer(call: Call) -> TensorType:
+    expect_rank(call.x, (3,), "[channels, H, W]")
+    expect_float(call.x)
+    return call.x
+
+
+LAYERNORM2D = OpDef(
+    name="layernorm2d",
+    doc="layer normalisation over the channels of [channels, H, W] (torchvision's LayerNorm2d, as in ConvNeXt)",
+    params=(Float("eps", 1e-5, minimum=0), Bool("affine", True)),
+    infer=_layernorm2d_infer,
+    emit=ModuleEmit(
+        "compiler.nn:LayerNorm2d",
+        lambda call: {"normalized_shape": call.x.shape[0], "eps": call.args["eps"], "elementwise_affine": call.args["affine"]},
+    ),
+    count_params=lambda call: 2 * call.x.shape[0] if call.args["affine"] else 0,
 )
 
 
@@ -160,6 +183,15 @@ DROPOUT = OpDef(
     params=(Float("p", 0.5, minimum=0, maximum=1),),
     infer=lambda call: call.x,
     emit=ModuleEmit("torch.nn:Dropout", lambda call: {"p": call.args["p"]}),
+    unbatched=True,
+)
+
+STOCHASTIC_DEPTH = OpDef(
+    name="stochastic_depth",
+    doc="drops a residual branch per sample (row) or per batch while training, identity in eval (torchvision.ops.StochasticDepth)",
+    params=(Float("p", minimum=0, maximum=1, doc="drop probability"), Choice("mode", ("row", "batch"), "row")),
+    infer=lambda call: call.x,
+    emit=ModuleEmit("compiler.nn:StochasticDepth", lambda call: {"p": call.args["p"], "mode": call.args["mode"]}),
 )
 
 OPS = (
@@ -168,6 +200,8 @@ OPS = (
     _batchnorm_op(1, (1, 2), "[channels] or [channels, L]"),
     _batchnorm_op(2, (3,), "[channels, H, W]"),
     LAYERNORM,
+    LAYERNORM2D,
     GROUPNORM,
     DROPOUT,
+    STOCHASTIC_DEPTH,
 )

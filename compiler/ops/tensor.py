@@ -1,8 +1,26 @@
-"""Ops that move data without weights: flatten, reshape, permute, identity; merges add, mul, concat."""
+"""Ops that move data without weights (flatten, reshape, unflatten, permute, transpose, identity, select,
+slice, split, chunk, mean, sum, positions) and the learnable tensor (`parameter`)."""
 
 from __future__ import annotations
 
-from .core import Call, FunctionEmit, Int, Ints, ModuleEmit, OpDef, ShapeError, TensorType, normalize_dim
+from typing import Any
+
+from ..dims import is_symbolic, lift
+from .core import (
+    Bool,
+    Call,
+    FunctionEmit,
+    Int,
+    Ints,
+    ModuleEmit,
+    OpDef,
+    Param,
+    ShapeError,
+    TensorEmit,
+    TensorType,
+    normalize_dim,
+)
+from .geometry import volume
 
 
 def _flatten_infer(call: Call) -> TensorType:
@@ -11,10 +29,7 @@ def _flatten_infer(call: Call) -> TensorType:
     end = normalize_dim(call.args["end"], call.x.rank, "end")
     if start > end:
         raise ShapeError(f"start dim {call.args['start']} comes after end dim {call.args['end']}", "start")
-    merged = 1
-    for size in shape[start : end + 1]:
-        merged *= size
-    return call.x.with_shape((*shape[:start], merged, *shape[end + 1 :]))
+    return call.x.with_shape((*shape[:start], volume(shape[start : end + 1]), *shape[end + 1 :]))
 
 
 FLATTEN = OpDef(
@@ -27,22 +42,29 @@ FLATTEN = OpDef(
 )
 
 
-def _reshape_target(call: Call) -> tuple[int, ...]:
-    """The per-sample target shape with any -1 resolved."""
-    shape = list(call.args["shape"])
-    if shape.count(-1) > 1 or any(s == 0 or s < -1 for s in shape):
-        raise ShapeError(f"shape {shape} may hold positive sizes and at most one -1", "shape")
-    known = 1
-    for size in shape:
-        known *= size if size != -1 else 1
-    total = call.x.numel()
-    if -1 in shape:
+def _resolve_sizes(sizes: list[int], total: Any, what: str, param: str) -> tuple[Any, ...]:
+    """`sizes` with its one -1 (if any) resolved so that they hold `total` elements."""
+    sizes = list(sizes)
+    if sizes.count(-1) > 1 or any(s == 0 or s < -1 for s in sizes):
+        raise ShapeError(f"{param} {sizes} may hold positive sizes and at most one -1", param)
+    known = volume([s for s in sizes if s != -1])
+    if -1 in sizes:
         if total % known:
-            raise ShapeError(f"cannot reshape {list(call.x.shape)} ({total} elements) into {shape}", "shape")
-        shape[shape.index(-1)] = total // known
+            raise ShapeError(f"cannot reshape {what} ({total} elements) into {sizes}", param)
+        sizes[sizes.index(-1)] = total // known
     elif known != total:
-        raise ShapeError(f"cannot reshape {list(call.x.shape)} ({total} elements) into {shape} ({known})", "shape")
-    return tuple(shape)
+        raise ShapeError(f"cannot reshape {what} ({total} elements) into {sizes} ({known})", param)
+    return tuple(sizes)
+
+
+def _reshape_target(call: Call) -> tuple[Any, ...]:
+    return _resolve_sizes(call.args["shape"], call.x.numel(), str(list(call.x.shape)), "shape")
+
+
+def _reshape_emit(call: Call) -> dict:
+    if is_symbolic(call.x.shape):
+        return {"shape": list(call.args["shape"])}
+    return {"shape": [-1, *_reshape_target(call)]}
 
 
 RESHAPE = OpDef(
@@ -50,7 +72,23 @@ RESHAPE = OpDef(
     doc="reshapes each sample to `shape` (per sample, batch kept; one -1 allowed)",
     params=(Ints("shape"),),
     infer=lambda call: call.x.with_shape(_reshape_target(call)),
-    emit=FunctionEmit("torch:reshape", lambda call: {"shape": [-1, *_reshape_target(call)]}),
+    emit=FunctionEmit(lambda call: "compiler.nn:reshape" if is_symbolic(call.x.shape) else "torch:reshape", _reshape_emit),
+    category="tensor",
+)
+
+
+def _unflatten_infer(call: Call) -> TensorType:
+    dim = normalize_dim(call.args["dim"], call.x.rank, "dim")
+    sizes = _resolve_sizes(call.args["sizes"], call.x.shape[dim], f"dim {call.args['dim']} of {list(call.x.shape)}", "sizes")
+    return call.x.with_shape((*call.x.shape[:dim], *sizes, *call.x.shape[dim + 1 :]))
+
+
+UNFLATTEN = OpDef(
+    name="unflatten",
+    doc="splits dim `dim` into `sizes` (torch.unflatten; one -1 allowed); dims count the batch as 0",
+    params=(Int("dim"), Ints("sizes")),
+    infer=_unflatten_infer,
+    emit=FunctionEmit("torch:unflatten", lambda call: {"dim": call.args["dim"], "sizes": list(call.args["sizes"])}),
     category="tensor",
 )
 
@@ -58,10 +96,7 @@ RESHAPE = OpDef(
 def _permute_infer(call: Call) -> TensorType:
     dims = list(call.args["dims"])
     if sorted(dims) != list(range(call.x.rank + 1)) or dims[0] != 0:
-        raise ShapeError(
-            f"dims {dims} must be a permutation of 0..{call.x.rank} that keeps the batch (0) first",
-            "dims",
-        )
+        raise ShapeError(f"dims {dims} must be a permutation of 0..{call.x.rank} that keeps the batch (0) first", "dims")
     return call.x.with_shape(tuple(call.x.shape[d - 1] for d in dims[1:]))
 
 
@@ -74,66 +109,242 @@ PERMUTE = OpDef(
     category="tensor",
 )
 
+_PAIR = Param("dims", {"type": "array", "items": {"type": "integer"}, "minItems": 2, "maxItems": 2}, doc="the two dims to swap")
+
+
+def _transpose_infer(call: Call) -> TensorType:
+    first, second = (normalize_dim(d, call.x.rank, "dims") for d in call.args["dims"])
+    shape = list(call.x.shape)
+    shape[first], shape[second] = shape[second], shape[first]
+    return call.x.with_shape(tuple(shape))
+
+
+TRANSPOSE = OpDef(
+    name="transpose",
+    doc="swaps two dims (torch.transpose); dims count the batch as 0, which stays first",
+    params=(_PAIR,),
+    infer=_transpose_infer,
+    emit=FunctionEmit("torch:transpose", lambda call: {"dim0": call.args["dims"][0], "dim1": call.args["dims"][1]}),
+    category="tensor",
+)
+
 IDENTITY = OpDef(
     name="identity",
     doc="passes its input through (torch.nn.Identity)",
     infer=lambda call: call.x,
     emit=ModuleEmit("torch.nn:Identity", lambda call: {}),
     category="tensor",
+    unbatched=True,
 )
 
 
-def _same_dtype_and_rank(call: Call) -> None:
-    first = call.inputs[0]
-    for other in call.inputs[1:]:
-        if other.dtype != first.dtype:
-            raise ShapeError(f"inputs have different dtypes: {first.dtype} and {other.dtype}")
-        if other.rank != first.rank:
-            raise ShapeError(f"inputs have different ranks: {list(first.shape)} and {list(other.shape)}")
+def _index(call: Call) -> tuple[Any, ...]:
+    """What `x[index]` takes for select (`x[:, 0]`) and slice (`x[:, 1:]`)."""
+    dim = normalize_dim(call.args["dim"], call.x.rank, "dim")
+    if "index" in call.args:
+        return (slice(None),) * (dim + 1) + (call.args["index"],)
+    return (slice(None),) * (dim + 1) + (slice(call.args["start"], call.args["end"], call.args["step"]),)
 
 
-def _broadcast_infer(call: Call) -> TensorType:
-    _same_dtype_and_rank(call)
-    shape = list(call.inputs[0].shape)
-    for other in call.inputs[1:]:
-        for i, (a, b) in enumerate(zip(shape, other.shape)):
-            if a != b and 1 not in (a, b):
-                shapes = ", ".join(str(list(t.shape)) for t in call.inputs)
-                raise ShapeError(f"input shapes do not broadcast: {shapes}")
-            shape[i] = max(a, b)
-    return call.inputs[0].with_shape(tuple(shape))
+def _select_infer(call: Call) -> TensorType:
+    dim = normalize_dim(call.args["dim"], call.x.rank, "dim")
+    size, index = call.x.shape[dim], call.args["index"]
+    if not -size <= index < size:
+        raise ShapeError(f"index {index} is out of range for dim {call.args['dim']} of size {size}", "index")
+    return call.x.with_shape((*call.x.shape[:dim], *call.x.shape[dim + 1 :]))
 
 
-def _concat_infer(call: Call) -> TensorType:
-    _same_dtype_and_rank(call)
-    axis = normalize_dim(call.args["dim"], call.x.rank, "dim")
-    first = call.inputs[0].shape
-    for other in call.inputs[1:]:
-        if any(a != b for i, (a, b) in enumerate(zip(first, other.shape)) if i != axis):
-            shapes = ", ".join(str(list(t.shape)) for t in call.inputs)
-            raise ShapeError(f"inputs must match except along dim {call.args['dim']}: {shapes}")
-    size = sum(t.shape[axis] for t in call.inputs)
-    return call.x.with_shape((*first[:axis], size, *first[axis + 1 :]))
+SELECT = OpDef(
+    name="select",
+    doc="takes one index along `dim`, removing that dim (`x[:, 0]`, ViT's class token); dims count the batch as 0",
+    params=(Int("dim"), Int("index")),
+    infer=_select_infer,
+    emit=FunctionEmit("operator:getitem", operand=_index),
+    category="tensor",
+)
 
 
-def _merge(name: str, doc: str, target: str) -> OpDef:
-    return OpDef(name, doc, _broadcast_infer, FunctionEmit(target, inputs="fold"), arity=(2, None), category="merge")
+@lift
+def _slice_length(size: int, start: int, end: int, step: int) -> int:
+    return len(range(*slice(start, None if end == _OPEN else end, step).indices(size)))
 
+
+_OPEN = 2**63 - 1
+
+
+def _slice_infer(call: Call) -> TensorType:
+    dim = normalize_dim(call.args["dim"], call.x.rank, "dim")
+    end = _OPEN if call.args["end"] is None else call.args["end"]
+    length = _slice_length(call.x.shape[dim], call.args["start"], end, call.args["step"])
+    if length < 1:
+        raise ShapeError(
+            f"slice {call.args['start']}:{call.args['end']} of dim {call.args['dim']} (size {call.x.shape[dim]}) is empty", "start"
+        )
+    return call.x.with_shape((*call.x.shape[:dim], length, *call.x.shape[dim + 1 :]))
+
+
+SLICE = OpDef(
+    name="slice",
+    doc="keeps start:end:step along `dim` (`x[:, 1:]`), as Python slices; dims count the batch as 0",
+    params=(
+        Int("dim"),
+        Int("start", 0),
+        Param("end", {"type": ["integer", "null"]}, None, "exclusive; null: to the end"),
+        Int("step", 1, minimum=1),
+    ),
+    infer=_slice_infer,
+    emit=FunctionEmit("operator:getitem", operand=_index),
+    category="tensor",
+)
+
+
+def _pieces(call: Call) -> tuple[int, list[Any]]:
+    """The split dim and the size of each piece, as torch.split / torch.chunk make them."""
+    dim = normalize_dim(call.args["dim"], call.x.rank, "dim")
+    total = call.x.shape[dim]
+    if is_symbolic(total):
+        raise ShapeError(f"the number of pieces depends on a symbolic size ({total}); split along a fixed dim", "dim")
+    if "chunks" in call.args:
+        step = -(-total // call.args["chunks"])
+    elif call.args["sizes"] is not None:
+        if sum(call.args["sizes"]) != total:
+            raise ShapeError(
+                f"sizes {call.args['sizes']} add up to {sum(call.args['sizes'])}, not the {total} of dim {call.args['dim']}", "sizes"
+            )
+        return dim, list(call.args["sizes"])
+    elif call.args["size"] is not None:
+        step = call.args["size"]
+    else:
+        raise ShapeError("give 'size' (the size of each piece) or 'sizes' (one per piece)", "size")
+    return dim, [min(step, total - start) for start in range(0, total, step)]
+
+
+def _pieces_infer(call: Call) -> tuple[TensorType, ...]:
+    dim, sizes = _pieces(call)
+    return tuple(call.x.with_shape((*call.x.shape[:dim], size, *call.x.shape[dim + 1 :])) for size in sizes)
+
+
+SPLIT = OpDef(
+    name="split",
+    doc="splits along `dim` into pieces of `size` (the last may be smaller) or of `sizes` (torch.split); one output per piece",
+    params=(
+        Param("size", {"type": ["integer", "null"], "minimum": 1}, None, "the size of each piece"),
+        Param("sizes", {"type": ["array", "null"], "items": {"type": "integer", "minimum": 1}, "minItems": 1}, None, "one size per piece"),
+        Int("dim", 1),
+    ),
+    infer=_pieces_infer,
+    emit=FunctionEmit(
+        "torch:split",
+        lambda call: {"split_size_or_sections": call.args["size"] or list(call.args["sizes"]), "dim": call.args["dim"]},
+    ),
+    category="tensor",
+)
+
+CHUNK = OpDef(
+    name="chunk",
+    doc="splits along `dim` into `chunks` pieces (torch.chunk: pieces of ceil(size / chunks)); one output per piece",
+    params=(Int("chunks", minimum=1), Int("dim", 1)),
+    infer=_pieces_infer,
+    emit=FunctionEmit("torch:chunk", lambda call: {"chunks": call.args["chunks"], "dim": call.args["dim"]}),
+    category="tensor",
+)
+
+
+def _reduce_infer(call: Call) -> TensorType:
+    dims = sorted({normalize_dim(d, call.x.rank, "dims") for d in call.args["dims"]})
+    if len(dims) != len(call.args["dims"]):
+        raise ShapeError(f"dims {call.args['dims']} name a dim twice", "dims")
+    keep = call.args["keepdim"]
+    shape = [1 if i in dims else s for i, s in enumerate(call.x.shape) if keep or i not in dims]
+    return call.x.with_shape(tuple(shape))
+
+
+def _reduction(name: str, doc: str) -> OpDef:
+    return OpDef(
+        name=name,
+        doc=f"{doc} over `dims` (torch.{name}); dims count the batch as 0",
+        params=(Ints("dims"), Bool("keepdim", False)),
+        infer=_reduce_infer,
+        emit=FunctionEmit(f"torch:{name}", lambda call: {"dim": list(call.args["dims"]), "keepdim": call.args["keepdim"]}),
+        category="tensor",
+    )
+
+
+def _positions_infer(call: Call) -> TensorType:
+    dim = normalize_dim(call.args["dim"], call.x.rank, "dim")
+    return TensorType((call.x.shape[dim],), "int64", batched=False)
+
+
+POSITIONS = OpDef(
+    name="positions",
+    doc="the positions 0..T-1 along `dim` of its input, as int64 without a batch dimension (for position embeddings)",
+    params=(Int("dim", 1),),
+    infer=_positions_infer,
+    emit=FunctionEmit("compiler.nn:positions", lambda call: {"dim": call.args["dim"]}),
+    category="tensor",
+)
+
+_NUMBER = {"type": "number"}
+_POSITIVE = {"type": "number", "exclusiveMinimum": 0}
+INITIALIZERS: dict[str, dict[str, Any]] = {
+    "zeros": {},
+    "ones": {},
+    "arange": {},
+    "kaiming_uniform": {},
+    "constant": {"value": _NUMBER},
+    "normal": {"mean": _NUMBER, "std": _POSITIVE},
+    "trunc_normal": {"mean": _NUMBER, "std": _POSITIVE, "a": _NUMBER, "b": _NUMBER},
+    "uniform": {"low": _NUMBER, "high": _NUMBER},
+}
+"""Initialisers of learnable tensors and their options (`compiler.nn.initialize` applies them)."""
+
+
+def _init_schema() -> dict[str, Any]:
+    plain = {"enum": list(INITIALIZERS)}
+    options = [
+        {
+            "type": "object",
+            "properties": {"type": {"const": name}, **fields},
+            "required": ["type", *(["value"] if name == "constant" else [])],
+            "additionalProperties": False,
+        }
+        for name, fields in INITIALIZERS.items()
+    ]
+    return {"anyOf": [plain, *options]}
+
+
+def _parameter_infer(call: Call) -> TensorType:
+    return TensorType(tuple(call.args["shape"]), "float32", batched=False)
+
+
+PARAMETER = OpDef(
+    name="parameter",
+    doc="a learnable tensor of `shape` (written whole: no batch dimension); its state_dict key is the layer's id",
+    params=(
+        Param("shape", {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 1}),
+        Param("init", _init_schema(), "zeros", "zeros, ones, arange, kaiming_uniform, or {type: constant|normal|trunc_normal|uniform, …}"),
+        Bool("trainable", True),
+    ),
+    infer=_parameter_infer,
+    emit=TensorEmit(),
+    count_params=lambda call: volume(call.args["shape"]),
+    arity=(0, 0),
+    category="tensor",
+)
 
 OPS = (
     FLATTEN,
     RESHAPE,
+    UNFLATTEN,
     PERMUTE,
+    TRANSPOSE,
     IDENTITY,
-    _merge("add", "element-wise sum of its inputs (broadcasting)", "operator:add"),
-    _merge("mul", "element-wise product of its inputs (broadcasting)", "operator:mul"),
-    OpDef(
-        name="concat",
-        doc="concatenates its inputs along `dim` (torch.cat); dims count the batch as 0",
-        params=(Int("dim", 1),),
-        infer=_concat_infer,
-        emit=FunctionEmit("torch:cat", lambda call: {"dim": call.args["dim"]}, inputs="list"),
-        arity=(2, None),
-        category="merge",
-    ),
+    SELECT,
+    SLICE,
+    SPLIT,
+    CHUNK,
+    _reduction("mean", "average"),
+    _reduction("sum", "sum"),
+    POSITIONS,
+    PARAMETER,
 )

@@ -1,0 +1,172 @@
+"""Attention: matmul between two values, scaled_dot_product_attention, and multihead_attention
+(exactly `nn.MultiheadAttention`, batch first).
+
+MACs count attention's two matrix products (queries × keys, weights × values), `L·S·E + L·S·Ev` per
+head and sample, also where torch's FlopCounterMode does not see them (SDPA on CPU, the fused
+nn.MultiheadAttention path under no_grad).
+"""
+
+from __future__ import annotations
+
+from .core import (
+    Bool,
+    Call,
+    Float,
+    FunctionEmit,
+    Int,
+    ModuleEmit,
+    OpDef,
+    Param,
+    ShapeError,
+    TensorType,
+    broadcast,
+    broadcast_shapes,
+    expect_float,
+    same_dtype,
+)
+from .geometry import volume
+
+
+def _matrix(t: TensorType, what: str) -> None:
+    if t.rank < 2:
+        raise ShapeError(f"{what} must have at least 2 dims per sample, got {list(t.shape)}")
+
+
+def _matmul_infer(call: Call) -> TensorType:
+    a, b = (t.full_shape for t in call.inputs)
+    same_dtype(call)
+    expect_float(call.x)
+    described = f"{list(a)} @ {list(b)}"
+    if len(a) < 2 or len(b) < 2:
+        raise ShapeError(f"both inputs need at least 2 dims: {described}")
+    if "B" in (a[-1], b[-2], b[-1]) or a[-1] != b[-2]:
+        raise ShapeError(f"inner sizes differ: {described}")
+    full = (*broadcast_shapes([a[:-2], b[:-2]], described), a[-2], b[-1])
+    if "B" in full[1:]:
+        raise ShapeError(f"the batch dimension would move: {described}")
+    batched = full[0] == "B"
+    return TensorType(full[1:] if batched else full, call.x.dtype, batched)
+
+
+MATMUL = OpDef(
+    name="matmul",
+    doc="matrix product of two values over their last two dims, broadcasting the rest (torch.matmul)",
+    infer=_matmul_infer,
+    emit=FunctionEmit("torch:matmul"),
+    count_macs=lambda call, y: y.numel() * call.x.full_shape[-1],
+    arity=(2, 2),
+    category="attention",
+    unbatched=True,
+)
+
+
+def _sdpa_infer(call: Call) -> TensorType:
+    q, k, v = call.inputs[:3]
+    for t, name in ((q, "query"), (k, "key"), (v, "value")):
+        expect_float(t)
+        _matrix(t, f"the {name}")
+    if q.shape[-1] != k.shape[-1] or k.shape[-2] != v.shape[-2]:
+        raise ShapeError(
+            f"query {list(q.shape)}, key {list(k.shape)} and value {list(v.shape)} do not fit: need (…, L, E), (…, S, E), (…, S, Ev)"
+        )
+    if q.shape[:-2] != k.shape[:-2] or k.shape[:-2] != v.shape[:-2]:
+        raise ShapeError(f"query, key and value must share their leading dims: {list(q.shape)}, {list(k.shape)}, {list(v.shape)}")
+    if len(call.inputs) == 4:
+        if call.args["causal"]:
+            raise ShapeError("a causal attention takes no mask input", "causal")
+        mask = call.inputs[3]
+        if mask.dtype not in ("bool", "float32", "float64", "float16", "bfloat16"):
+            raise ShapeError(f"the mask must be boolean or floating-point, got {mask.dtype}")
+        scores = q.with_shape((*q.shape[:-1], k.shape[-2]))
+        if broadcast((scores, mask)).full_shape != scores.full_shape:
+            raise ShapeError(f"the mask {list(mask.full_shape)} does not broadcast to the scores {list(scores.full_shape)}")
+    return q.with_shape((*q.shape[:-1], v.shape[-1]))
+
+
+def _sdpa_macs(call: Call, y: TensorType) -> int:
+    q, k, v = call.inputs[:3]
+    return volume(q.shape[:-2]) * q.shape[-2] * k.shape[-2] * (q.shape[-1] + v.shape[-1])
+
+
+SCALED_DOT_PRODUCT_ATTENTION = OpDef(
+    name="scaled_dot_product_attention",
+    doc="softmax(q·kᵀ·scale [+ mask]) · v over (…, L, E), (…, S, E), (…, S, Ev) and an optional mask (F.scaled_dot_product_attention)",
+    params=(
+        Bool("causal", False, doc="mask out keys after each query"),
+        Float("dropout", 0.0, minimum=0, maximum=1, doc="on the attention weights, while training"),
+        Param("scale", {"type": ["number", "null"]}, None, "default 1/sqrt(E)"),
+    ),
+    infer=_sdpa_infer,
+    emit=ModuleEmit(
+        "compiler.nn:Attention",
+        lambda call: {"dropout": call.args["dropout"], "causal": call.args["causal"], "scale": call.args["scale"]},
+    ),
+    count_macs=_sdpa_macs,
+    arity=(3, 4),
+    category="attention",
+)
+
+
+def _mha_types(call: Call) -> tuple[TensorType, TensorType, TensorType]:
+    q, k, v = call.inputs if len(call.inputs) == 3 else call.inputs * 3
+    return q, k, v
+
+
+def _mha_infer(call: Call) -> TensorType:
+    q, k, v = _mha_types(call)
+    for t, name in ((q, "query"), (k, "key"), (v, "value")):
+        expect_float(t)
+        if t.rank != 2:
+            raise ShapeError(f"the {name} must be [length, features] per sample, got {list(t.shape)}")
+    if k.shape[0] != v.shape[0]:
+        raise ShapeError(f"keys and values must have the same length: {list(k.shape)}, {list(v.shape)}")
+    if q.shape[1] % call.args["heads"]:
+        raise ShapeError(f"heads={call.args['heads']} must divide the {q.shape[1]} features", "heads")
+    return q
+
+
+def _mha_params(call: Call) -> int:
+    q, k, v = _mha_types(call)
+    e = q.shape[1]
+    bias = 4 * e if call.args["bias"] else 0
+    return e * e + e * k.shape[1] + e * v.shape[1] + e * e + bias
+
+
+def _mha_macs(call: Call, y: TensorType) -> int:
+    q, k, v = _mha_types(call)
+    (length, e), source = q.shape, k.shape[0]
+    projections = length * e * e + source * e * (k.shape[1] + v.shape[1]) + length * e * e
+    return projections + 2 * length * source * e
+
+
+MULTIHEAD_ATTENTION = OpDef(
+    name="multihead_attention",
+    doc="multi-head attention, exactly nn.MultiheadAttention (batch first); one input is self-attention, three are query, key, value",
+    params=(
+        Int("heads", minimum=1, doc="number of heads; must divide the features"),
+        Float("dropout", 0.0, minimum=0, maximum=1, doc="on the attention weights, while training"),
+        Bool("bias", True),
+    ),
+    infer=_mha_infer,
+    emit=ModuleEmit(
+        "torch.nn:MultiheadAttention",
+        lambda call: {
+            "embed_dim": _mha_types(call)[0].shape[1],
+            "num_heads": call.args["heads"],
+            "dropout": call.args["dropout"],
+            "bias": call.args["bias"],
+            "kdim": _mha_types(call)[1].shape[1],
+            "vdim": _mha_types(call)[2].shape[1],
+            "batch_first": True,
+        },
+        call_kwargs={"need_weights": False},
+        select=0,
+        self_inputs=3,
+    ),
+    count_params=_mha_params,
+    count_macs=_mha_macs,
+    arity=(1, 3),
+    category="attention",
+)
+
+OPS = (MATMUL, SCALED_DOT_PRODUCT_ATTENTION, MULTIHEAD_ATTENTION)

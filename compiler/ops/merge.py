@@ -1,0 +1,76 @@
+"""Merges: element-wise add, mul, sub, div (broadcasting, or one input and a constant `value`), and concat."""
+
+from __future__ import annotations
+
+from .core import Call, FunctionEmit, Int, OpDef, Param, ShapeError, TensorType, broadcast, describe_shape, normalize_dim, same_dtype
+
+_VALUE = Param("value", {"type": ["number", "null"]}, None, "a constant operand, for a single input")
+
+
+def _arithmetic_infer(call: Call) -> TensorType:
+    same_dtype(call)
+    return broadcast(call.inputs)
+
+
+def _arithmetic(name: str, doc: str, symbol: str, most: int | None) -> OpDef:
+    return OpDef(
+        name=name,
+        doc=f"{doc} (broadcasting like torch; one input and a constant `value` gives x {symbol} value)",
+        params=(_VALUE,),
+        infer=_arithmetic_infer,
+        emit=FunctionEmit(f"operator:{name if name != 'div' else 'truediv'}", inputs="fold", operand=lambda call: call.args["value"]),
+        arity=lambda args: (1, 1) if args.get("value") is not None else (2, most),
+        category="merge",
+        unbatched=True,
+    )
+
+
+def _concat_infer(call: Call) -> TensorType:
+    same_dtype(call)
+    full = [t.full_shape for t in call.inputs]
+    listed = ", ".join(describe_shape(t) for t in call.inputs)
+    if len({len(shape) for shape in full}) > 1:
+        raise ShapeError(f"inputs have different ranks: {listed}")
+    batched = any(t.batched for t in call.inputs)
+    offset = 1 if batched else 0
+    axis = normalize_dim(call.args["dim"], len(full[0]) - offset, "dim") + offset
+    if batched and any(not t.batched and shape[0] != 1 for t, shape in zip(call.inputs, full)):
+        raise ShapeError(f"a value without a batch dimension needs size 1 in front to join a batch: {listed}")
+    reference = next((shape for t, shape in zip(call.inputs, full) if t.batched), full[0])
+    for i in range(offset, len(reference)):
+        if i != axis and any(shape[i] != reference[i] for shape in full):
+            raise ShapeError(f"inputs must match except along dim {call.args['dim']}: {listed}")
+    joined = list(reference)
+    joined[axis] = sum((shape[axis] for shape in full), 0)
+    return TensorType(tuple(joined[offset:]), call.x.dtype, batched)
+
+
+def _cat_target(call: Call) -> str:
+    return "torch:cat" if all(t.batched for t in call.inputs) or not any(t.batched for t in call.inputs) else "compiler.nn:cat"
+
+
+def _cat_kwargs(call: Call) -> dict:
+    kwargs = {"dim": call.args["dim"]}
+    if _cat_target(call) == "compiler.nn:cat":
+        kwargs["batched"] = [t.batched for t in call.inputs]
+    return kwargs
+
+
+CONCAT = OpDef(
+    name="concat",
+    doc="concatenates its inputs along `dim` (torch.cat); dims count the batch as 0; a learnable tensor joins every sample",
+    params=(Int("dim", 1),),
+    infer=_concat_infer,
+    emit=FunctionEmit(_cat_target, _cat_kwargs, inputs="list"),
+    arity=(2, None),
+    category="merge",
+    unbatched=True,
+)
+
+OPS = (
+    _arithmetic("add", "element-wise sum of its inputs", "+", None),
+    _arithmetic("mul", "element-wise product of its inputs", "*", None),
+    _arithmetic("sub", "the first input minus the second", "-", 2),
+    _arithmetic("div", "the first input divided by the second", "/", 2),
+    CONCAT,
+)

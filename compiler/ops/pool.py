@@ -1,0 +1,163 @@
+"""Pooling and resampling: max and average pooling (1-D, 2-D), adaptive average pooling, upsample."""
+
+from __future__ import annotations
+
+import math
+
+from ..dims import lift
+from .core import Bool, Call, Choice, Int, IntOrPair, ModuleEmit, OpDef, Param, ShapeError, TensorType, expect_float, expect_rank
+from .geometry import check_positive, spatial, window_out
+
+
+def _stride_default_kernel(dims: int) -> Param:
+    item = {"type": "integer", "minimum": 1}
+    alternatives = [item, {"type": "null"}]
+    if dims == 2:
+        alternatives.insert(1, {"type": "array", "items": item, "minItems": 2, "maxItems": 2})
+    return Param("stride", {"anyOf": alternatives}, None, "defaults to the kernel size")
+
+
+def _layout(dims: int) -> str:
+    return "[channels, H, W]" if dims == 2 else "[channels, L]"
+
+
+def _pool_infer(dims: int):
+    def infer(call: Call) -> TensorType:
+        x = call.x
+        expect_rank(x, (dims + 1,), _layout(dims))
+        expect_float(x)
+        kernel = spatial(call.args["kernel"], dims, "kernel")
+        stride = kernel if call.args["stride"] is None else spatial(call.args["stride"], dims, "stride")
+        padding = spatial(call.args["padding"], dims, "padding")
+        dilation = spatial(call.args.get("dilation", 1), dims, "dilation")
+        if any(p > k // 2 for p, k in zip(padding, kernel)):
+            raise ShapeError(f"padding {list(padding)} must be at most half the kernel {list(kernel)}", "padding")
+        ceil = call.args["ceil_mode"]
+        out = tuple(window_out(*g, ceil) for g in zip(x.shape[1:], kernel, stride, padding, dilation))
+        check_positive(call, out, kernel)
+        return x.with_shape((x.shape[0], *out))
+
+    return infer
+
+
+def _pool_kwargs(call: Call) -> dict:
+    return {key: call.args[key] for key in call.args if key != "kernel"} | {"kernel_size": call.args["kernel"]}
+
+
+def _maxpool(dims: int) -> OpDef:
+    spatial_param = IntOrPair if dims == 2 else Int
+    return OpDef(
+        name=f"maxpool{dims}d",
+        doc=f"{dims}-D max pooling (torch.nn.MaxPool{dims}d)",
+        params=(
+            spatial_param("kernel", minimum=1),
+            _stride_default_kernel(dims),
+            spatial_param("padding", 0, minimum=0),
+            spatial_param("dilation", 1, minimum=1),
+            Bool("ceil_mode", False),
+        ),
+        infer=_pool_infer(dims),
+        emit=ModuleEmit(f"torch.nn:MaxPool{dims}d", _pool_kwargs),
+    )
+
+
+def _avgpool(dims: int) -> OpDef:
+    spatial_param = IntOrPair if dims == 2 else Int
+    return OpDef(
+        name=f"avgpool{dims}d",
+        doc=f"{dims}-D average pooling (torch.nn.AvgPool{dims}d)",
+        params=(
+            spatial_param("kernel", minimum=1),
+            _stride_default_kernel(dims),
+            spatial_param("padding", 0, minimum=0),
+            Bool("ceil_mode", False),
+            Bool("count_include_pad", True),
+        ),
+        infer=_pool_infer(dims),
+        emit=ModuleEmit(f"torch.nn:AvgPool{dims}d", _pool_kwargs),
+    )
+
+
+def _adaptive(dims: int) -> OpDef:
+    def infer(call: Call) -> TensorType:
+        expect_rank(call.x, (dims + 1,), _layout(dims))
+        expect_float(call.x)
+        return call.x.with_shape((call.x.shape[0], *spatial(call.args["size"], dims, "size")))
+
+    return OpDef(
+        name=f"adaptive_avgpool{dims}d",
+        doc=f"{dims}-D adaptive average pooling to a fixed output size (torch.nn.AdaptiveAvgPool{dims}d)",
+        params=((IntOrPair if dims == 2 else Int)("size", minimum=1, doc="output size"),),
+        infer=infer,
+        emit=ModuleEmit(f"torch.nn:AdaptiveAvgPool{dims}d", lambda call: {"output_size": call.args["size"]}),
+    )
+
+
+_MODES = {"nearest": (2, 3), "linear": (2,), "bilinear": (3,), "bicubic": (3,), "nearest-exact": (2, 3)}
+
+
+def _scaled(size: int, factor: float) -> int:
+    return math.floor(size * factor)
+
+
+_scaled_size = lift(_scaled)
+
+
+def _upsample_infer(call: Call) -> TensorType:
+    x, mode = call.x, call.args["mode"]
+    expect_rank(x, _MODES[mode], f"[channels, L] or [channels, H, W] for mode '{mode}'")
+    expect_float(x)
+    size, scale = call.args["size"], call.args["scale"]
+    if (size is None) == (scale is None):
+        raise ShapeError("give exactly one of 'size' and 'scale'", "size" if size is not None else "scale")
+    if call.args["align_corners"] is not None and mode not in ("linear", "bilinear", "bicubic"):
+        raise ShapeError(f"'align_corners' applies to linear modes, not '{mode}'", "align_corners")
+    dims = x.rank - 1
+    if size is not None:
+        out = spatial(size, dims, "size")
+    else:
+        factors = (scale,) * dims if isinstance(scale, (int, float)) else tuple(scale)
+        if len(factors) != dims:
+            raise ShapeError(f"'scale' needs {dims} value(s) here, got {list(factors)}", "scale")
+        out = tuple(_scaled_size(s, f) for s, f in zip(x.shape[1:], factors))
+    check_positive(call, out, ())
+    return x.with_shape((x.shape[0], *out))
+
+
+_NUMBER_OR_PAIR = {
+    "anyOf": [
+        {"type": "number", "exclusiveMinimum": 0},
+        {"type": "array", "items": {"type": "number", "exclusiveMinimum": 0}, "minItems": 1, "maxItems": 2},
+        {"type": "null"},
+    ]
+}
+_SIZE_OR_PAIR = {
+    "anyOf": [
+        {"type": "integer", "minimum": 1},
+        {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 1, "maxItems": 2},
+        {"type": "null"},
+    ]
+}
+
+UPSAMPLE = OpDef(
+    name="upsample",
+    doc="resizes the spatial dimensions by a scale factor or to a size (torch.nn.Upsample)",
+    params=(
+        Param("scale", _NUMBER_OR_PAIR, None, "scale factor (output size = floor(size × scale))"),
+        Param("size", _SIZE_OR_PAIR, None, "output size"),
+        Choice("mode", tuple(_MODES), "nearest"),
+        Param("align_corners", {"type": ["boolean", "null"]}, None, "for linear modes"),
+    ),
+    infer=_upsample_infer,
+    emit=ModuleEmit(
+        "torch.nn:Upsample",
+        lambda call: {
+            "size": call.args["size"],
+            "scale_factor": call.args["scale"],
+            "mode": call.args["mode"],
+            "align_corners": call.args["align_corners"],
+        },
+    ),
+)
+
+OPS = (_maxpool(1), _maxpool(2), _avgpool(1), _avgpool(2), _adaptive(1), _adaptive(2), UPSAMPLE)
