@@ -71,11 +71,11 @@ def _call(graph: fx.Graph, owned: list, node: TypedNode, op: OpDef, args: list[f
 def _function(graph: fx.Graph, spec: FunctionEmit, call: Call, args: list[fx.Node]) -> fx.Node:
     target = spec.target if isinstance(spec.target, str) else spec.target(call)
     function, kwargs = resolve_target(target), spec.kwargs(call)
+    if len(args) == 1 and spec.operand is not None:
+        return graph.call_function(function, (args[0], spec.operand(call)), kwargs)
     if spec.inputs == "list":
         return graph.call_function(function, (list(args),), kwargs)
     if spec.inputs == "fold":
-        if len(args) == 1 and spec.operand is not None:
-            return graph.call_function(function, (args[0], spec.operand(call)), kwargs)
         value = args[0]
         for other in args[1:]:
             value = graph.call_function(function, (value, other), kwargs)

@@ -25,7 +25,8 @@ _PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _PARAM_PREFIX = "__param_"
 _CONSTANTS = {"true": True, "false": False}
-SHAPE_FUNCTIONS = ("shape", "channels")
+SHAPE_FUNCTIONS = ("shape", "channels", "features")
+"""shape(x): the per-sample shape; channels(x): its first size (conv layout); features(x): its last size."""
 
 
 def make_divisible(value: float, divisor: int, min_value: int | None = None) -> int:
@@ -84,7 +85,7 @@ class Expression:
 
     @property
     def needs_shapes(self) -> bool:
-        """True when the value depends on inferred shapes (it calls shape() or channels())."""
+        """True when the value depends on inferred shapes (it calls shape(), channels() or features())."""
         return bool(self.refs)
 
 
@@ -268,8 +269,8 @@ class _Evaluator:
         if name == "shape":
             return shape
         if not shape:
-            raise ExprError(f"channels({node.args[0].id}) of a scalar sample")
-        return shape[0]
+            raise ExprError(f"{name}({node.args[0].id}) of a scalar sample")
+        return shape[0] if name == "channels" else shape[-1]
 
 
 def _is_number(value: Any) -> bool:

@@ -78,7 +78,11 @@ def cat(tensors: list[Tensor], dim: int, batched: list[bool]) -> Tensor:
     for tensor, has_batch in zip(tensors, batched):
         if has_batch:
             batch = tensor.size(0)
-    expanded = [t if b else t.expand([batch, *list(t.shape[1:])]) for t, b in zip(tensors, batched)]
+    expanded: list[Tensor] = []
+    for tensor, has_batch in zip(tensors, batched):
+        sizes = list(tensor.shape)
+        sizes[0] = batch
+        expanded.append(tensor if has_batch else tensor.expand(sizes))
     return torch.cat(expanded, dim)
 
 

@@ -144,7 +144,7 @@ class FunctionEmit:
     kwargs: Callable[[Call], dict[str, Any]] = lambda call: {}
     inputs: Literal["args", "list", "fold"] = "args"
     operand: Callable[[Call], Any] | None = None
-    """For "fold": a constant second operand, used when there is a single input."""
+    """A constant second argument after a single input (`x + value`, `x[index]`)."""
 
 
 @dataclass(frozen=True)
