@@ -255,26 +255,43 @@ def lift(function: Callable[..., int]) -> Callable[..., Any]:
 
 
 def _fit(symbols: tuple[Size, ...], table: tuple[int, ...]) -> str | None:
-    """A short exact formula for the table: a·X + b for one symbol, c·X·Y for two (else None)."""
-    if len(symbols) == 2:
-        x, y = symbols
-        ratio = Fraction(table[0], x.values[0] * y.values[0])
-        if all(value == ratio * p[x.name] * p[y.name] for value, p in zip(table, _points(symbols))):
-            return _term(ratio, f"{x.name}*{y.name}")
+    """A short exact formula for the table: a·X + b for one symbol, a·X·Y + b·X + c·Y + d for two."""
+    if len(symbols) == 1 and len(table) >= 2:
+        xs = symbols[0].values
+        slope = Fraction(table[1] - table[0], xs[1] - xs[0])
+        intercept = table[0] - slope * xs[0]
+        if all(value == slope * x + intercept for value, x in zip(table, xs)):
+            return _polynomial([(slope, symbols[0].name), (intercept, "")])
         return None
-    if len(symbols) != 1 or len(table) < 2:
+    if len(symbols) != 2 or min(len(s.values) for s in symbols) < 2:
         return None
-    xs = symbols[0].values
-    slope = Fraction(table[1] - table[0], xs[1] - xs[0])
-    intercept = table[0] - slope * xs[0]
-    if any(value != slope * x + intercept for value, x in zip(table, xs)):
+    x, y = symbols
+    (x0, x1), (y0, y1) = x.values[:2], y.values[:2]
+    at = {(p[x.name], p[y.name]): value for p, value in zip(_points(symbols), table)}
+    t00, t10, t01, t11 = at[x0, y0], at[x1, y0], at[x0, y1], at[x1, y1]
+    a = Fraction(t11 - t10 - t01 + t00, (x1 - x0) * (y1 - y0))
+    b = Fraction(t10 - t00, x1 - x0) - a * y0
+    c = Fraction(t01 - t00, y1 - y0) - a * x0
+    d = t00 - a * x0 * y0 - b * x0 - c * y0
+    if any(value != a * px * py + b * px + c * py + d for (px, py), value in at.items()):
         return None
-    text = _term(slope, symbols[0].name)
-    return f"{text} {'+' if intercept > 0 else '-'} {abs(intercept)}" if intercept else text
+    return _polynomial([(a, f"{x.name}*{y.name}"), (b, x.name), (c, y.name), (d, "")])
+
+
+def _polynomial(terms: list[tuple[Fraction, str]]) -> str:
+    """`2*H*W + H/2 - 3` from (coefficient, monomial) pairs; zero terms left out."""
+    text = ""
+    for coefficient, names in terms:
+        if coefficient == 0:
+            continue
+        term = _term(abs(coefficient), names) if names else str(abs(coefficient))
+        text += (" - " if coefficient < 0 else " + ") + term if text else ("-" if coefficient < 0 else "") + term
+    return text or "0"
 
 
 def _term(coefficient: Fraction, names: str) -> str:
-    """`H`, `2*H`, `H/4`, `3*H/4`."""
+    """`H`, `2*H`, `H/4`, `3*H/4`; a fraction that is not a whole number is exact only because the
+    symbol's values make it so."""
     text = names if coefficient.numerator == 1 else f"{coefficient.numerator}*{names}"
     return text if coefficient.denominator == 1 else f"{text}/{coefficient.denominator}"
 

@@ -1,5 +1,7 @@
 """Export: TorchScript (.pt), torch.export (.pt2) and ONNX (.onnx), each verified by reloading the
-file and comparing its outputs with the eager module's."""
+file and comparing its outputs with the eager module's. The batch dimension is dynamic in every format;
+so are symbolic sizes (`torch.export.Dim` with the declared range and multiple, ONNX dynamic axes), and a
+model with symbolic sizes is verified at two sizes."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -38,43 +41,77 @@ def export(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], path: str 
         raise ExportError(f"unknown output format '{path.suffix}': use one of {', '.join(FORMATS)}")
     path.parent.mkdir(parents=True, exist_ok=True)
     module = module.eval()
+    checks = [inputs, *_other_sizes(module, inputs)]
     with torch.no_grad():
-        expected = module(*inputs)
-        {"torchscript": _torchscript, "torch.export": _torch_export, "onnx": _onnx}[kind](module, inputs, path, expected)
+        expected = [module(*each) for each in checks]
+        run = {"torchscript": _torchscript, "torch.export": _torch_export, "onnx": _onnx}[kind](module, inputs, path)
+        for each, want in zip(checks, expected):
+            _compare(want, run(each), path, each)
     return kind
 
 
-def _torchscript(module, inputs, path, expected) -> None:
+def _other_sizes(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...]) -> list[tuple[torch.Tensor, ...]]:
+    """Inputs at a second value of every symbolic size (none without symbolic sizes)."""
+    from .emit import example_inputs
+
+    sizes = getattr(module, "nncompile_sizes", {})
+    if not sizes:
+        return []
+    second = {}
+    for name, record in sizes.items():
+        step, default = record["multiple_of"], record["default"]
+        second[name] = default + step if default + step <= record["max"] else default - step
+    return [example_inputs(module, batch=inputs[0].shape[0] + 1, seed=1, sizes=second)]
+
+
+def _dynamic_shapes(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...]) -> tuple[dict[int, Any], ...]:
+    """The batch, and every dimension declared with a symbolic size, as torch.export dims."""
+    batch = torch.export.Dim("batch", min=1, max=65536)
+    dims = {name: _export_dim(name, record) for name, record in getattr(module, "nncompile_sizes", {}).items()}
+    declared = list(getattr(module, "nncompile_inputs", {}).values()) or [([], None)] * len(inputs)
+    return tuple({0: batch} | {i + 1: dims[s] for i, s in enumerate(shape) if isinstance(s, str)} for shape, _ in declared)
+
+
+def _export_dim(name: str, record: dict[str, int]) -> Any:
+    step = record["multiple_of"]
+    low, high = -(-record["min"] // step), record["max"] // step
+    if step == 1:
+        return torch.export.Dim(name, min=low, max=high)
+    return step * torch.export.Dim(f"{name}_over_{step}", min=low, max=high)
+
+
+def _torchscript(module, inputs, path):
     with quiet_torchscript():
         torch.jit.script(module).save(str(path))
         reloaded = torch.jit.load(str(path))
-    _compare(expected, reloaded(*inputs), path)
+    return lambda each: reloaded(*each)
 
 
-def _torch_export(module, inputs, path, expected) -> None:
-    batch = torch.export.Dim("batch", min=1, max=65536)
-    dynamic = tuple({0: batch} for _ in inputs)
-    program = torch.export.export(module, inputs, dynamic_shapes=dynamic)
+def _torch_export(module, inputs, path):
+    program = torch.export.export(module, inputs, dynamic_shapes=_dynamic_shapes(module, inputs))
     torch.export.save(program, str(path))
-    _compare(expected, torch.export.load(str(path)).module()(*inputs), path)
+    reloaded = torch.export.load(str(path)).module()
+    return lambda each: reloaded(*each)
 
 
-def _onnx(module, inputs, path, expected) -> None:
+def _onnx(module, inputs, path):
     try:
         import onnxruntime
     except ImportError:
         raise ExportError("ONNX export needs the 'onnx' extra: pip install 'nncompile[onnx]'") from None
     names = list(getattr(module, "nncompile_inputs", {})) or [f"input{i}" for i in range(len(inputs))]
-    batch = torch.export.Dim("batch", min=1, max=65536)
-    torch.onnx.export(
-        module, inputs, str(path), input_names=names, dynamo=True, verbose=False, dynamic_shapes=tuple({0: batch} for _ in inputs)
-    )
+    dynamic = _dynamic_shapes(module, inputs)
+    torch.onnx.export(module, inputs, str(path), input_names=names, dynamo=True, verbose=False, dynamic_shapes=dynamic)
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    feeds = {arg.name: tensor.numpy() for arg, tensor in zip(session.get_inputs(), inputs)}
-    _compare(expected, tuple(torch.from_numpy(out) for out in session.run(None, feeds)), path)
+
+    def run(each):
+        feeds = {arg.name: tensor.numpy() for arg, tensor in zip(session.get_inputs(), each)}
+        return tuple(torch.from_numpy(out) for out in session.run(None, feeds))
+
+    return run
 
 
-def _compare(expected, actual, path: Path) -> None:
+def _compare(expected, actual, path: Path, inputs: tuple[torch.Tensor, ...]) -> None:
     expected = expected if isinstance(expected, tuple) else (expected,)
     actual = actual if isinstance(actual, (tuple, list)) else (actual,)
     if len(expected) != len(actual):
@@ -82,4 +119,5 @@ def _compare(expected, actual, path: Path) -> None:
     for want, got in zip(expected, actual):
         if want.shape != got.shape or not torch.allclose(want, got, atol=TOLERANCE, rtol=TOLERANCE):
             difference = (want - got).abs().max().item() if want.shape == got.shape else "shape mismatch"
-            raise ExportError(f"{path}: reloaded outputs differ from the eager model's (max difference {difference})")
+            shapes = ", ".join(str(list(t.shape)) for t in inputs)
+            raise ExportError(f"{path}: reloaded outputs differ from the eager model's at inputs {shapes} (max difference {difference})")

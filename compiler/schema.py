@@ -70,7 +70,11 @@ def generate(registry: Registry, dispatch_ops: bool = True) -> dict[str, Any]:
                 "additionalProperties": {
                     "type": "object",
                     "minProperties": 1,
-                    "additionalProperties": {"type": "object", "propertyNames": {"$ref": "#/$defs/identifier"}, "additionalProperties": _VALUE},
+                    "additionalProperties": {
+                        "type": "object",
+                        "propertyNames": {"$ref": "#/$defs/identifier"},
+                        "additionalProperties": _VALUE,
+                    },
                 },
                 "description": "rows of parameter values, picked by the value of the parameter they are keyed by (--set scale=s)",
             },

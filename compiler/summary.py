@@ -46,8 +46,18 @@ def summary_text(graph: TypedGraph) -> str:
             lines.append("  ".join("-" * w for w in widths))
     shapes = ", ".join(f"{name} {_shape_text([_size(s) for s in t.shape])}" for name, t in graph.inputs.items())
     lines.append("")
-    lines.append(f"{graph.name}: {graph.total_params:,} parameters, {_metric(graph.total_macs)}MACs per sample ({shapes})")
+    lines.append(f"{graph.name}: {graph.total_params:,} parameters, {_macs(graph)} per sample ({shapes})")
     return "\n".join(lines)
+
+
+def _macs(graph: TypedGraph) -> str:
+    """`1.814 GMACs`; with symbolic sizes, the formula and its value at the sizes' defaults."""
+    total = graph.total_macs
+    if isinstance(total, int):
+        return f"{_metric(total)}MACs"
+    point = {name: size.example for name, size in graph.sizes.items()}
+    where = ", ".join(f"{name}={value}" for name, value in point.items())
+    return f"{total} MACs, {_metric(total.at(point))}MACs at {where} (choose with --set)"
 
 
 def _shape_text(shape: list) -> str:
