@@ -95,10 +95,11 @@ class Dim:
             yield dict(zip(names, values))
 
     def at(self, point: Point) -> int:
+        """The value at `point`; a symbol the point leaves out takes its example value."""
         index = 0
         for size in self.symbols:
             values = size.values
-            index = index * len(values) + values.index(point[size.name])
+            index = index * len(values) + values.index(point.get(size.name, size.example))
         return self.table[index]
 
     # -- arithmetic -----------------------------------------------------------------------------

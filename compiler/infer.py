@@ -8,6 +8,7 @@ error names the size where the layer breaks.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -49,6 +50,7 @@ class _Inference:
         if any(d.is_error for d in diagnostics) or OUTPUT not in self.typed:
             return None, diagnostics
         typed = TypedGraph(self.graph.name, self.typed)
+        typed.lint()
         return typed, diagnostics
 
     def _visit(self, node: Node) -> None:
@@ -76,7 +78,8 @@ class _Inference:
         macs = self._guarded(node, op, lambda c: op.count_macs(c, outputs[0]), call)
         if is_symbolic(params):
             self._fail("E0403", f"layer '{node.name}' ({op.name}): its parameter count depends on {params}", node.span)
-        self.typed[node.name] = TypedNode(node, args, inputs, call.inputs, outputs, params, macs)
+        decided = dataclasses.replace(node, args=args, guards=())
+        self.typed[node.name] = TypedNode(decided, args, inputs, call.inputs, outputs, params, macs)
 
     # -- values ---------------------------------------------------------------------------------
 

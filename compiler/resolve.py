@@ -26,7 +26,7 @@ from .dims import Dim, Size
 from .ir import Deferred, Kind, Node, Ref, Scope
 from .link import Expansion, PendingNode, Source, link
 from .load import Document, JsonPath
-from .ops import REQUIRED, OpDef, Registry, TensorType
+from .ops import OpDef, Registry, TensorType
 from .params import model_values
 from .resolve_values import INVALID, Values
 from .schema import BLOCK_PARAM_TYPES
@@ -169,8 +169,8 @@ class _Resolver:
             return self._skip(local, doc_path, scope, sources, previous)
         kind = self._kind(layer, doc_path, scope.prefix + (local or "?"))
         repeat = self._repeat(layer, doc_path, scope)
-        if repeat is None and isinstance(kind, tuple) and kind[0] is not None and kind[1].get("inline", False):
-            return self._expand_inline(kind, layer, doc_path, scope, local, sources, guard)
+        if repeat is None and _is_inline(kind):
+            return self._expand_inline(kind, layer, doc_path, scope, local, sources, guard, None)
         scope = dataclasses.replace(scope, guards=scope.guards + ((guard,) if isinstance(guard, Deferred) else ()))
         flat = repeat is not None and repeat.names == "flat"
         position = None if flat else scope.positions.take()
@@ -195,9 +195,13 @@ class _Resolver:
         if kind is None:
             return self._alias_to(base, sources)
         copies: list[Source] = []
+        spliced = repeat.names == "flat" and _is_inline(kind)
         for rep in range(repeat.count):
-            name = self._copy_name(repeat, rep, base, has_id, scope, doc_path)
             copy_sources = [copies[-1]] if copies else sources
+            if spliced:
+                copies.append(self._expand_inline(kind, layer, doc_path, scope, None, copy_sources, None, (rep, repeat.count))[0])
+                continue
+            name = self._copy_name(repeat, rep, base, has_id, scope, doc_path)
             copies.append(self._expand_instance(kind, layer, doc_path, scope, name, copy_sources, (rep, repeat.count)))
         if key is not None:
             self.x.repeats[scope.lookup + key] = [c.path for c in copies]
@@ -240,14 +244,14 @@ class _Resolver:
             self._error("E0311", f"repeat names copy {rep} '{name}': a name is letters, digits, '_' and '-'", span)
         return f"{base}.{name}" if has_id else scope.prefix + name
 
-    def _expand_inline(self, kind, layer, doc_path, scope: _Scope, local: str | None, sources, guard) -> list[Source]:
+    def _expand_inline(self, kind, layer, doc_path, scope: _Scope, local: str | None, sources, guard, rep) -> list[Source]:
         """A call of an inline block: its layers take names and positions in the caller's list; its
         local names are looked up in a namespace of their own."""
         self.serial += 1
         lookup = f"{scope.lookup}#{self.serial}."
         guards = scope.guards + ((guard,) if isinstance(guard, Deferred) else ())
         inner = dataclasses.replace(scope, lookup=lookup, guards=guards)
-        last = self._expand_body(kind, layer, doc_path, scope, inner, sources, None)
+        last = self._expand_body(kind, layer, doc_path, scope, inner, sources, rep)
         if local is not None:
             self._define(scope.prefix + local, self.doc.span((*doc_path, "id")))
             self._alias(scope.prefix + local, last.path)
@@ -409,4 +413,6 @@ class _Resolver:
         self.x.aliases[name] = act_name
 
 
-__all__ = ["REQUIRED", "resolve"]
+def _is_inline(kind: Any) -> bool:
+    """True for a block declared `inline: true` (not for an op or a group)."""
+    return isinstance(kind, tuple) and kind[0] is not None and bool(kind[1].get("inline", False))

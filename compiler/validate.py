@@ -135,7 +135,7 @@ def _diagnose(error: jsonschema.ValidationError, prefix_path: JsonPath, document
                 "E0201",
                 f"{prefix}unknown key '{key}'",
                 document.key_span((*path, key)),
-                did_you_mean(key, allowed) or (f"allowed keys: {', '.join(allowed)}" if allowed else None),
+                _unknown_key_hint(key, allowed),
             )
             for key in error.instance
             if key not in error.schema.get("properties", {})
@@ -180,6 +180,12 @@ def _diagnose(error: jsonschema.ValidationError, prefix_path: JsonPath, document
     message = f"{prefix}{name} must be {describe(error.schema)}, got {_show(error.instance)}"
     hint = did_you_mean(error.instance, _enum_values(error.schema)) if isinstance(error.instance, str) else None
     return [Diagnostic("E0203", message, span, hint)]
+
+
+def _unknown_key_hint(key: str, allowed: list[str]) -> str | None:
+    if key.rstrip().endswith((")", "]")):
+        return "inside {…}, a comma ends the value: quote an expression that holds one, as in out: '$max($w, 8)'"
+    return did_you_mean(key, allowed) or (f"allowed keys: {', '.join(allowed)}" if allowed else None)
 
 
 def _enum_values(schema: Any) -> list[str]:
