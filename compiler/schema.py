@@ -18,7 +18,7 @@ SCHEMA_ID = "https://nncompile.dev/schema/v1.json"
 SHIPPED_SCHEMA = "nncompile.schema.json"
 SPEC_VERSION = 1
 BLOCK_PARAM_TYPES = ("int", "float", "bool", "str", "list")
-INPUT_DTYPES = ("float32", "float64", "float16", "bfloat16", "int64", "int32")
+INPUT_DTYPES = ("float32", "float64", "float16", "bfloat16", "int64", "int32", "bool")
 LAYER_KEYS = ("id", "op", "from", "when", "repeat", "activation", "layers")
 MAX_REPEAT = 1000
 

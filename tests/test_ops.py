@@ -7,11 +7,15 @@ import pytest
 from compiler.ops import BUILTIN, Call, ShapeError, TensorType
 
 
-def infer(op: str, *shapes: tuple[int, ...], dtype: str = "float32", **args) -> tuple[int, ...]:
+def infer(op: str, *shapes: tuple[int, ...], dtype: str = "float32", **args):
+    """The inferred shape (a tuple of shapes for several outputs); a shape given as ("nobatch", shape)
+    is a value without a batch dimension."""
     definition = BUILTIN.get(op)
     values = {p.name: args.pop(p.name, p.default) for p in definition.params}
     assert not args, f"unknown args {args}"
-    return definition.infer(Call(values, tuple(TensorType(s, dtype) for s in shapes))).shape
+    types = tuple(TensorType(s[1], dtype, batched=False) if s and s[0] == "nobatch" else TensorType(s, dtype) for s in shapes)
+    result = definition.infer(Call(values, types))
+    return tuple(t.shape for t in result) if isinstance(result, tuple) else result.shape
 
 
 GOOD = [
@@ -35,12 +39,71 @@ GOOD = [
     ("layernorm", [(7, 5)], {"dims": 2}, (7, 5)),
     ("groupnorm", [(6, 4)], {"groups": 3}, (6, 4)),
     ("softmax", [(7, 5)], {"dim": 1}, (7, 5)),
+    ("relu6", [(4,)], {}, (4,)),
+    ("hardsigmoid", [(4, 2)], {}, (4, 2)),
+    ("mish", [(4,)], {}, (4,)),
+    ("softplus", [(4,)], {"beta": 2.0}, (4,)),
+    ("conv_transpose2d", [(8, 7, 7)], {"out": 4, "kernel": 2, "stride": 2}, (4, 14, 14)),
+    ("conv_transpose2d", [(8, 7, 7)], {"out": 4, "kernel": 3, "stride": 2, "padding": 1, "output_padding": 1}, (4, 14, 14)),
+    ("conv_transpose1d", [(4, 10)], {"out": 2, "kernel": 4, "stride": 2, "padding": 1}, (2, 20)),
+    ("maxpool1d", [(3, 9)], {"kernel": 2}, (3, 4)),
+    ("avgpool1d", [(3, 9)], {"kernel": 3, "stride": 1, "padding": 1}, (3, 9)),
+    ("adaptive_avgpool1d", [(3, 9)], {"size": 1}, (3, 1)),
+    ("upsample", [(3, 5, 6)], {"scale": 2}, (3, 10, 12)),
+    ("upsample", [(3, 5, 6)], {"scale": 1.5, "mode": "bilinear"}, (3, 7, 9)),
+    ("upsample", [(3, 5)], {"size": 8, "mode": "linear", "align_corners": True}, (3, 8)),
+    ("layernorm2d", [(6, 4, 4)], {}, (6, 4, 4)),
+    ("stochastic_depth", [(6, 4, 4)], {"p": 0.1}, (6, 4, 4)),
+    ("matmul", [(2, 3, 4), (2, 4, 5)], {}, (2, 3, 5)),
+    ("matmul", [(3, 4), ("nobatch", (4, 6))], {}, (3, 6)),
+    ("scaled_dot_product_attention", [(2, 5, 8), (2, 7, 8), (2, 7, 6)], {}, (2, 5, 6)),
+    ("scaled_dot_product_attention", [(2, 5, 8), (2, 5, 8), (2, 5, 8)], {"causal": True}, (2, 5, 8)),
+    ("multihead_attention", [(5, 8)], {"heads": 2}, (5, 8)),
+    ("multihead_attention", [(5, 8), (7, 6), (7, 4)], {"heads": 4}, (5, 8)),
+    ("split", [(12, 3)], {"size": 4}, ((4, 3), (4, 3), (4, 3))),
+    ("split", [(12, 3)], {"size": 5}, ((5, 3), (5, 3), (2, 3))),
+    ("split", [(12, 3)], {"sizes": [2, 10]}, ((2, 3), (10, 3))),
+    ("chunk", [(6, 4)], {"chunks": 2, "dim": 2}, ((6, 2), (6, 2))),
+    ("chunk", [(5,)], {"chunks": 4}, ((2,), (2,), (1,))),
+    ("select", [(17, 8)], {"dim": 1, "index": 0}, (8,)),
+    ("slice", [(17, 8)], {"dim": 1, "start": 1}, (16, 8)),
+    ("slice", [(10,)], {"dim": 1, "start": -4, "end": -1, "step": 2}, (2,)),
+    ("transpose", [(3, 4, 5)], {"dims": [1, 3]}, (5, 4, 3)),
+    ("unflatten", [(12, 5)], {"dim": 1, "sizes": [2, -1]}, (2, 6, 5)),
+    ("mean", [(3, 4, 5)], {"dims": [2, 3]}, (3,)),
+    ("sum", [(3, 4, 5)], {"dims": [-1], "keepdim": True}, (3, 4, 1)),
+    ("positions", [(9,)], {}, (9,)),
+    ("parameter", [], {"shape": [1, 1, 8]}, (1, 1, 8)),
+    ("sub", [(3, 4), (3, 4)], {}, (3, 4)),
+    ("div", [(3, 4)], {"value": 2.0}, (3, 4)),
+    ("add", [(3, 4), ("nobatch", (1, 4))], {}, (3, 4)),
+    ("concat", [("nobatch", (1, 1, 8)), (16, 8)], {}, (17, 8)),
+    ("identity", [(3,)], {}, (3,)),
+    ("dropout", [(3,)], {}, (3,)),
+    ("embedding", [(6,)], {"num": 10, "dim": 4}, (6, 4)),
+    ("batchnorm1d", [(4, 7)], {}, (4, 7)),
+    ("batchnorm2d", [(4, 7, 7)], {}, (4, 7, 7)),
+    ("relu", [(3,)], {}, (3,)),
+    ("sigmoid", [(3,)], {}, (3,)),
+    ("tanh", [(3,)], {}, (3,)),
+    ("gelu", [(3,)], {"approximate": "tanh"}, (3,)),
+    ("silu", [(3,)], {}, (3,)),
+    ("leaky_relu", [(3,)], {}, (3,)),
+    ("elu", [(3,)], {}, (3,)),
+    ("hardswish", [(3,)], {}, (3,)),
+    ("log_softmax", [(3,)], {}, (3,)),
+    ("mul", [(3, 4), (3, 1)], {}, (3, 4)),
 ]
 
 
 @pytest.mark.parametrize(("op", "shapes", "args", "expected"), GOOD, ids=[f"{g[0]}-{i}" for i, g in enumerate(GOOD)])
 def test_inferred_shape(op, shapes, args, expected):
-    assert infer(op, *shapes, **args) == expected
+    dtype = "int64" if op in ("embedding", "positions") else "float32"
+    assert infer(op, *shapes, dtype=dtype, **dict(args)) == expected
+
+
+def test_every_op_has_a_test_row():
+    assert {row[0] for row in GOOD} == set(BUILTIN.names)
 
 
 BAD = [
@@ -61,6 +124,31 @@ BAD = [
     ("softmax", [(3,)], {"dim": 3}, "out of range"),
     ("groupnorm", [(6, 4)], {"groups": 4}, "must divide"),
     ("groupnorm", [(2, 1, 1)], {"groups": 2}, "one value per sample"),
+    ("conv_transpose2d", [(8, 7, 7)], {"out": 4, "kernel": 3, "stride": 2, "output_padding": 2}, "smaller than the stride"),
+    ("conv_transpose2d", [(6, 7, 7)], {"out": 4, "kernel": 2, "groups": 4}, "groups=4 must divide"),
+    ("maxpool1d", [(3, 9, 9)], {"kernel": 2}, "rank 2"),
+    ("upsample", [(3, 5, 6)], {}, "exactly one of"),
+    ("upsample", [(3, 5, 6)], {"scale": 2, "align_corners": True}, "linear modes"),
+    ("upsample", [(3, 5, 6)], {"scale": 2, "mode": "linear"}, "rank 2"),
+    ("layernorm2d", [(6, 4)], {}, "rank 3"),
+    ("matmul", [(2, 3, 4), (2, 5, 4)], {}, "inner sizes differ"),
+    ("matmul", [(4,), (4, 3)], {}, "batch dimension would move"),
+    ("scaled_dot_product_attention", [(2, 5, 8), (2, 7, 6), (2, 7, 6)], {}, "do not fit"),
+    ("scaled_dot_product_attention", [(2, 5, 8), (3, 5, 8), (3, 5, 8)], {}, "share their leading dims"),
+    ("scaled_dot_product_attention", [(2, 5, 8), (2, 5, 8), (2, 5, 8), (5, 5)], {"causal": True}, "no mask"),
+    ("scaled_dot_product_attention", [(2, 5, 8), (2, 5, 8), (2, 5, 8), (5, 4)], {}, "do not broadcast"),
+    ("multihead_attention", [(5, 8)], {"heads": 3}, "heads=3 must divide"),
+    ("multihead_attention", [(5, 8, 2)], {"heads": 2}, "length, features"),
+    ("multihead_attention", [(5, 8), (7, 6), (6, 4)], {"heads": 2}, "same length"),
+    ("split", [(12, 3)], {}, "give 'size'"),
+    ("split", [(12, 3)], {"sizes": [2, 9]}, "add up to 11"),
+    ("select", [(17, 8)], {"dim": 1, "index": 17}, "out of range"),
+    ("slice", [(17, 8)], {"dim": 1, "start": 20}, "is empty"),
+    ("transpose", [(3, 4)], {"dims": [0, 1]}, "batch dimension"),
+    ("unflatten", [(12, 5)], {"dim": 1, "sizes": [5, -1]}, "cannot reshape"),
+    ("mean", [(3, 4)], {"dims": [1, -2]}, "twice"),
+    ("concat", [("nobatch", (2, 1, 8)), (16, 8)], {}, "size 1 in front"),
+    ("add", [(3, 4), ("nobatch", (5, 3, 4))], {}, "batch dimension"),
 ]
 
 

@@ -235,7 +235,8 @@ SPLIT = OpDef(
     infer=_pieces_infer,
     emit=FunctionEmit(
         "torch:split",
-        lambda call: {"split_size_or_sections": call.args["size"] or list(call.args["sizes"]), "dim": call.args["dim"]},
+        lambda call: {"dim": call.args["dim"]},
+        operand=lambda call: call.args["size"] or list(call.args["sizes"]),
     ),
     category="tensor",
 )
