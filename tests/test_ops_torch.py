@@ -123,7 +123,8 @@ CASES = {
     ),
     "class_token": (
         "{x: [4, 8]}",
-        "- {id: token, op: parameter, shape: [1, 1, 8], init: ones}\n- {op: concat, from: [token, x], dim: 1}\n- {op: select, dim: 1, index: 0}",
+        "- {id: token, op: parameter, shape: [1, 1, 8], init: ones}\n"
+        "- {op: concat, from: [token, x], dim: 1}\n- {op: select, dim: 1, index: 0}",
         lambda m, x: m.token.expand(x.shape[0], 1, 8)[:, 0],
     ),
 }
