@@ -46,6 +46,9 @@ def emit(typed: TypedGraph, registry: Registry) -> fx.GraphModule:
     root = _module_tree(owned)
     module = fx.GraphModule(root, graph, class_name=_class_name(typed.name))
     _adopt(module, root)
+    for node in typed.layers.values():
+        for attribute, ref in node.node.shares.items():
+            setattr(module.get_submodule(node.name), attribute, getattr(module.get_submodule(ref.node), attribute))
     module.nncompile_inputs = {name: ([_size_name(s) for s in t.shape], t.dtype) for name, t in typed.inputs.items()}
     module.nncompile_sizes = {name: _size_record(size) for name, size in typed.sizes.items()}
     return module

@@ -23,6 +23,7 @@ MAX_LENGTH = 500
 MAX_MAGNITUDE = 2**63
 _PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_MARKER = re.compile(r"\$(?=(?:true|false|not)\b|[A-Za-z_][A-Za-z0-9_]*\s*\()")
 _PARAM_PREFIX = "__param_"
 _CONSTANTS = {"true": True, "false": False}
 SHAPE_FUNCTIONS = ("shape", "channels", "features")
@@ -111,18 +112,17 @@ def parse(text: str) -> Expression:
 
 
 def _without_marker(text: str) -> str:
-    """`$channels(input) // 2` → `channels(input) // 2`: a leading `$` not followed by a parameter
-    name (a function call, `true`, `not`, a number, a bracket) only marks the string as an expression."""
+    """`$channels(input) // 2` → `channels(input) // 2`: a `$` that is not followed by a parameter name
+    (a function call `$max(`, `$true`, `$not`, and at the start a number or a bracket) only marks an
+    expression."""
     stripped = text.lstrip()
-    if not stripped.startswith("$"):
-        return text
-    rest = stripped[1:]
-    if not rest.strip():
-        raise ExprError("'$' must be followed by a parameter name or an expression, as in $width or $max($w, 8)")
-    word = _WORD.match(rest)
-    if word is None or word.group(0) in (*_CONSTANTS, "not") or rest[word.end() :].lstrip().startswith("("):
-        return rest
-    return text
+    if stripped.startswith("$"):
+        rest = stripped[1:]
+        if not rest.strip():
+            raise ExprError("'$' must be followed by a parameter name or an expression, as in $width or $max($w, 8)")
+        if _WORD.match(rest) is None:
+            stripped = rest
+    return _MARKER.sub("", stripped)
 
 
 def _source(node: ast.AST) -> str:

@@ -17,6 +17,7 @@ from .diagnostics import Diagnostic, Span, sort_key
 from .dims import SymbolicError, Undecided, at, is_symbolic, show_point
 from .ir import ALL, OUTPUT, Deferred, Graph, Kind, Node, Ref, TypedGraph, TypedNode
 from .ops import Call, ModuleEmit, OpDef, Registry, ShapeError, TensorType
+from .ops.geometry import volume
 from .values import check_value
 
 
@@ -78,6 +79,7 @@ class _Inference:
         macs = self._guarded(node, op, lambda c: op.count_macs(c, outputs[0]), call)
         if is_symbolic(params):
             self._fail("E0403", f"layer '{node.name}' ({op.name}): its parameter count depends on {params}", node.span)
+        params -= self._shared(node, op, call)
         decided = dataclasses.replace(node, args=args, guards=())
         self.typed[node.name] = TypedNode(decided, args, inputs, call.inputs, outputs, params, macs)
 
@@ -152,6 +154,28 @@ class _Inference:
         return value
 
     # -- checks ---------------------------------------------------------------------------------
+
+    def _shared(self, node: Node, op: OpDef, call: Call) -> int:
+        """Check each tensor this layer shares against its owner's; returns how many parameters the
+        sharing saves (they are counted once, with the owner)."""
+        saved = 0
+        mine = op.weights(call) if op.weights else {}
+        for attribute, ref in node.shares.items():
+            theirs = self._weights(self.typed.get(ref.node))
+            if attribute not in mine or attribute not in theirs:
+                who = node.name if attribute not in mine else ref.node
+                self._fail("E0405", f"layer '{node.name}': '{who}' has no learnable tensor '{attribute}' to share", node.span)
+            if mine[attribute] != theirs[attribute]:
+                shapes = f"{list(mine[attribute])} and {list(theirs[attribute])}"
+                self._fail("E0405", f"layer '{node.name}' cannot share '{attribute}' with '{ref.node}': shapes {shapes}", node.span)
+            saved += volume(mine[attribute])
+        return saved
+
+    def _weights(self, typed: TypedNode | None) -> dict[str, tuple[int, ...]]:
+        if typed is None or typed.kind is not Kind.CALL:
+            return {}
+        op = self.registry.get(typed.node.op)
+        return op.weights(Call(typed.args, typed.input_types)) if op.weights else {}
 
     def _check_inputs(self, node: Node, op: OpDef, call: Call) -> None:
         low, high = op.arity_for(call.args)

@@ -91,6 +91,8 @@ class Node:
     scopes: tuple[Scope, ...] = ()
     order: int = 0
     declared: TensorType | None = None
+    shares: Mapping[str, Any] = field(default_factory=dict)
+    """Learnable tensors this call takes from another node: attribute name → that node's Ref."""
 
 
 @dataclass(frozen=True)

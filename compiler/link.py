@@ -34,6 +34,7 @@ class PendingNode:
 
     node: Node
     sources: list[Source | Ref]
+    shares: dict[str, Source] = field(default_factory=dict)
 
 
 @dataclass
@@ -101,7 +102,8 @@ class _Linker:
             inputs += [source] if isinstance(source, Ref) else self._resolve(source) or []
         args = {key: self._deferred(value) for key, value in node.args.items()}
         guards = tuple(self._deferred(g) for g in node.guards)
-        return dataclasses.replace(node, inputs=tuple(inputs), args=args, guards=guards)
+        shares = {attribute: found[0] for attribute, source in pending.shares.items() if (found := self._resolve(source))}
+        return dataclasses.replace(node, inputs=tuple(inputs), args=args, guards=guards, shares=shares)
 
     def _chase(self, path: str) -> str | None:
         """The node an alias chain ends at; None if it ends nowhere."""
@@ -166,8 +168,7 @@ def _dag(nodes: dict[str, Node]) -> nx.DiGraph:
     dag = nx.DiGraph()
     dag.add_nodes_from(nodes)
     for name, node in nodes.items():
-        dag.add_edges_from((ref.node, name) for ref in node.inputs)
-        dag.add_edges_from((ref.node, name) for ref in deferred_refs(node))
+        dag.add_edges_from((ref.node, name) for ref in [*node.inputs, *deferred_refs(node), *node.shares.values()])
     return dag
 
 

@@ -380,7 +380,11 @@ class _Resolver:
         elif not any(s.path.endswith(".*") for s in sources):
             self._check_arity(op, args, name, len(sources), doc_path)
         node = Node(kind, name, self.doc.span(doc_path), op.name, args, spans, (), scope.guards, scope.scopes, len(self.x.pending))
-        self.x.pending[name] = PendingNode(node, list(sources))
+        shares = {
+            attribute: Source(scope.lookup + str(ref), self.doc.span((*doc_path, "share", attribute)), scope.lookup)
+            for attribute, ref in layer.get("share", {}).items()
+        }
+        self.x.pending[name] = PendingNode(node, list(sources), shares)
         self._activation(layer, doc_path, scope, name, node)
         if len(self.x.pending) > MAX_NODES:
             self._error("E0310", f"spec expands to more than {MAX_NODES} layers", node.span)

@@ -19,7 +19,7 @@ SHIPPED_SCHEMA = "nncompile.schema.json"
 SPEC_VERSION = 1
 BLOCK_PARAM_TYPES = ("int", "float", "bool", "str", "list")
 INPUT_DTYPES = ("float32", "float64", "float16", "bfloat16", "int64", "int32", "bool")
-LAYER_KEYS = ("id", "op", "from", "when", "repeat", "activation", "layers")
+LAYER_KEYS = ("id", "op", "from", "when", "repeat", "activation", "share", "layers")
 MAX_REPEAT = 1000
 
 _EXPRESSION = {"$ref": "#/$defs/expression"}
@@ -197,6 +197,12 @@ def _common_properties(registry: Registry) -> dict[str, Any]:
             ]
         },
         "activation": {"anyOf": [{"enum": registry.activations}, _EXPRESSION]},
+        "share": {
+            "type": "object",
+            "propertyNames": {"$ref": "#/$defs/identifier"},
+            "additionalProperties": {"$ref": "#/$defs/reference"},
+            "description": "tie a learnable tensor to another layer's of the same name: {weight: transformer.wte}",
+        },
     }
 
 
@@ -214,7 +220,7 @@ def _op_is(names: list[str]) -> dict[str, Any]:
 
 
 def _group_schema() -> dict[str, Any]:
-    keys: dict[str, Any] = {key: True for key in LAYER_KEYS if key not in ("op", "activation")}
+    keys: dict[str, Any] = {key: True for key in LAYER_KEYS if key not in ("op", "activation", "share")}
     keys["inputs"] = {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/identifier"}}
     keys["output"] = {"$ref": "#/$defs/reference"}
     return {"type": "object", "properties": keys, "additionalProperties": False}

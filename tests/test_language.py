@@ -345,3 +345,18 @@ def test_input_shapes_and_groups_take_parameters_and_inputs(write_spec):
     """
     analysis = analyze(write_spec, body, n=5)
     assert shapes(analysis)["pair.1"] == (2,) and analysis.graph.layers["pair.1"].input_types[0].shape == (5,)
+
+
+def test_layers_share_a_learnable_tensor(write_spec):
+    body = """
+    inputs: {tokens: {shape: [5], dtype: int64}}
+    layers:
+      - {id: wte, op: embedding, num: 11, dim: 4}
+      - {id: head, op: linear, out: 11, bias: false, share: {weight: wte}}
+    """
+    model = build(write_spec, body)
+    assert list(model.state_dict()) == ["wte.weight", "head.weight"]
+    assert model.head.weight is model.wte.weight and [name for name, _ in model.named_parameters()] == ["wte.weight"]
+    assert analyze(write_spec, body).graph.total_params == 44
+    assert codes(analyze(write_spec, body.replace("out: 11", "out: 12"))) == ["E0405"]
+    assert codes(analyze(write_spec, body.replace("share: {weight: wte}", "share: {bias: wte}"))) == ["E0405"]

@@ -176,6 +176,8 @@ class OpDef:
     """How many inputs: (fewest, most or None); or a function of the arguments giving that."""
     category: Literal["layer", "activation", "merge", "tensor", "attention"] = "layer"
     unbatched: bool = False
+    weights: Callable[[Call], dict[str, tuple[int, ...]]] | None = None
+    """The shapes of its learnable tensors by attribute name, for layers that `share` them."""
     param_index: Mapping[str, Param] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

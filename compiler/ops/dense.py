@@ -38,6 +38,7 @@ LINEAR = OpDef(
     count_params=lambda call: call.x.shape[-1] * call.args["out"] + (call.args["out"] if call.args["bias"] else 0),
     count_macs=lambda call, y: call.x.shape[-1] * y.numel(),
     unbatched=True,
+    weights=lambda call: {"weight": (call.args["out"], call.x.shape[-1])} | ({"bias": (call.args["out"],)} if call.args["bias"] else {}),
 )
 
 
@@ -65,6 +66,7 @@ EMBEDDING = OpDef(
     ),
     count_params=lambda call: call.args["num"] * call.args["dim"],
     unbatched=True,
+    weights=lambda call: {"weight": (call.args["num"], call.args["dim"])},
 )
 
 
