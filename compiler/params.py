@@ -7,8 +7,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from . import expr
 from .diagnostics import Diagnostic, UsageError, did_you_mean
 from .dims import MAX_VALUES, Size
+from .schema import SIZE_KEYS
 from .load import Document
 from .values import block_param_type, check_block_value
 
@@ -30,8 +32,8 @@ def model_values(document: Document, overrides: Mapping[str, Any]) -> tuple[Mode
     Raises UsageError for an override that names nothing or has the wrong type or range."""
     data = document.data
     declared = dict(data.get("params", {}))
-    sizes, diagnostics = _sizes(document)
-    diagnostics += [
+    sizes = {name: None for name in data.get("sizes", {})}
+    diagnostics = [
         Diagnostic("E0305", f"'{name}' is reserved for the copy index of a repeat", document.key_span(("params", name)), "rename it")
         for name in declared
         if name in RESERVED
@@ -39,14 +41,14 @@ def model_values(document: Document, overrides: Mapping[str, Any]) -> tuple[Mode
     params = dict(declared)
     fixed: dict[str, int] = {}
     for key, value in overrides.items():
-        if key in sizes:
-            fixed[key] = _fixed_size(sizes[key], value)
-        elif key in declared:
+        if key in declared:
             problem = check_block_value(block_param_type(declared[key]), value)
             if problem:
                 raise UsageError(f"--set {key}={value!r}: {problem}")
             params[key] = value
     variant_values, more = _variants(document, params, overrides)
+    diagnostics += more
+    sizes, more = _sizes(document, {**params, **variant_values})
     diagnostics += more
     for key in overrides:
         if key not in declared and key not in sizes and key not in variant_values:
@@ -57,7 +59,8 @@ def model_values(document: Document, overrides: Mapping[str, Any]) -> tuple[Mode
                 + (f"; {hint}" if hint else f" (parameters: {', '.join(known) or 'none'})")
             )
     params = {**params, **variant_values, **{k: v for k, v in overrides.items() if k in variant_values}}
-    return ModelValues(params, sizes, fixed), diagnostics
+    fixed = {key: _fixed_size(sizes[key], value) for key, value in overrides.items() if key in sizes and sizes[key] is not None}
+    return ModelValues(params, {k: v for k, v in sizes.items() if v is not None}, fixed), diagnostics
 
 
 def _fixed_size(size: Size, value: Any) -> int:
@@ -66,11 +69,17 @@ def _fixed_size(size: Size, value: Any) -> int:
     return value
 
 
-def _sizes(document: Document) -> tuple[dict[str, Size], list[Diagnostic]]:
-    sizes, diagnostics = {}, []
+def _sizes(document: Document, params: Mapping[str, Any]) -> tuple[dict[str, Size | None], list[Diagnostic]]:
+    """The declared sizes; their bounds may be expressions of parameters (`max: $block_size`)."""
+    sizes: dict[str, Size | None] = {}
+    diagnostics: list[Diagnostic] = []
     for name, spec in document.data.get("sizes", {}).items():
-        size = Size(name, spec["min"], spec["max"], spec.get("multiple_of", 1), spec.get("default"))
         span = document.span(("sizes", name))
+        bounds = {key: _bound(document, params, name, key, spec.get(key), diagnostics) for key in SIZE_KEYS}
+        if 0 in bounds.values():
+            sizes[name] = None
+            continue
+        size = Size(name, bounds["min"], bounds["max"], bounds["multiple_of"] or 1, bounds["default"])
         count = len(size.values)
         if count == 0:
             diagnostics.append(Diagnostic("E0313", f"size {size.describe()} admits no value", span))
@@ -118,3 +127,20 @@ def _variants(document: Document, params: dict[str, Any], overrides: Mapping[str
             continue
         chosen.update(rows[value])
     return chosen, diagnostics
+
+
+def _bound(document: Document, params: Mapping[str, Any], name: str, key: str, value: Any, diagnostics: list[Diagnostic]) -> Any:
+    """One bound of a size: an int, or an expression of the model's parameters giving a positive int;
+    0 for an invalid one (reported)."""
+    if not isinstance(value, str):
+        return value
+    span = document.span(("sizes", name, key))
+    try:
+        result = expr.evaluate(expr.parse(value), params)
+    except expr.ExprError as error:
+        diagnostics.append(Diagnostic("E0313", f"size {name}: '{key}': {error}", span))
+        return 0
+    if not isinstance(result, int) or isinstance(result, bool) or result < 1:
+        diagnostics.append(Diagnostic("E0313", f"size {name}: '{key}' must be a positive integer, got {result!r}", span))
+        return 0
+    return result

@@ -19,6 +19,7 @@ SHIPPED_SCHEMA = "nncompile.schema.json"
 SPEC_VERSION = 1
 BLOCK_PARAM_TYPES = ("int", "float", "bool", "str", "list")
 INPUT_DTYPES = ("float32", "float64", "float16", "bfloat16", "int64", "int32", "bool")
+SIZE_KEYS = ("min", "max", "multiple_of", "default")
 LAYER_KEYS = ("id", "op", "from", "when", "repeat", "activation", "share", "layers")
 MAX_REPEAT = 1000
 
@@ -115,12 +116,7 @@ def _defs(registry: Registry, dispatch_ops: bool) -> dict[str, Any]:
         },
         "size": {
             "type": "object",
-            "properties": {
-                "min": {"type": "integer", "minimum": 1, "maximum": MAX_SIZE},
-                "max": {"type": "integer", "minimum": 1, "maximum": MAX_SIZE},
-                "multiple_of": {"type": "integer", "minimum": 1, "maximum": MAX_SIZE},
-                "default": {"type": "integer", "minimum": 1, "maximum": MAX_SIZE},
-            },
+            "properties": {key: {"anyOf": [{"type": "integer", "minimum": 1, "maximum": MAX_SIZE}, _EXPRESSION]} for key in SIZE_KEYS},
             "required": ["min", "max"],
             "additionalProperties": False,
         },
