@@ -10,8 +10,8 @@ from typing import Any
 from . import expr
 from .diagnostics import Diagnostic, UsageError, did_you_mean
 from .dims import MAX_VALUES, Size
-from .schema import SIZE_KEYS
 from .load import Document
+from .schema import SIZE_KEYS
 from .values import block_param_type, check_block_value
 
 RESERVED = ("i",)
