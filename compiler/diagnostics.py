@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
@@ -47,6 +48,21 @@ class SpecError(Exception):
 
 class UsageError(Exception):
     """A mistake in how nncompile was invoked (a missing file, a bad flag or override): exit status 2."""
+
+
+_IGNORE = re.compile(r"#\s*nncompile:\s*ignore\[([A-Z0-9, ]+)\]")
+
+
+def silenced(diagnostics: list[Diagnostic], file: str, text: str) -> list[Diagnostic]:
+    """`diagnostics` without the warnings that a comment on their line silences:
+    `# nncompile: ignore[W0301]` (codes separated by commas). Errors cannot be silenced."""
+    ignored: dict[int, set[str]] = {}
+    for match in _IGNORE.finditer(text):
+        line = text.count("\n", 0, match.start()) + 1
+        ignored.setdefault(line, set()).update(code.strip() for code in match.group(1).split(","))
+    if not ignored:
+        return diagnostics
+    return [d for d in diagnostics if d.is_error or d.span is None or d.span.file != file or d.code not in ignored.get(d.span.line, ())]
 
 
 def has_errors(diagnostics: Iterable[Diagnostic]) -> bool:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .diagnostics import Diagnostic, UsageError, has_errors
+from .diagnostics import Diagnostic, UsageError, has_errors, silenced
 from .infer import TypedGraph, infer
 from .load import Document, load_file
 from .ops import Registry
@@ -56,10 +56,8 @@ def analyze(
         return Analysis(document, None, diagnostics, registry)
     model_overrides = {key: value for key, value in overrides.items() if not is_train_override(key)}
     graph, diagnostics = resolve(document, registry, model_overrides)
-    if graph is None:
-        return Analysis(document, None, diagnostics, registry)
-    typed, inferred = infer(graph, registry)
-    return Analysis(document, typed, diagnostics + inferred, registry)
+    typed, inferred = infer(graph, registry) if graph is not None else (None, [])
+    return Analysis(document, typed, silenced(diagnostics + inferred, document.path, document.text), registry)
 
 
 def _load(path: str | Path) -> tuple[Document | None, list[Diagnostic]]:

@@ -360,3 +360,11 @@ def test_layers_share_a_learnable_tensor(write_spec):
     assert analyze(write_spec, body).graph.total_params == 44
     assert codes(analyze(write_spec, body.replace("out: 11", "out: 12"))) == ["E0405"]
     assert codes(analyze(write_spec, body.replace("share: {weight: wte}", "share: {bias: wte}"))) == ["E0405"]
+
+
+def test_a_comment_silences_a_warning_on_its_line_but_never_an_error(write_spec):
+    body = "inputs: {x: [4]}\nlayers:\n  - {id: spare, op: parameter, shape: [2]}  # nncompile: ignore[W0301]\n  - {op: relu, from: x}\n"
+    assert analyze(write_spec, body).diagnostics == []
+    assert codes(analyze(write_spec, body.replace("  # nncompile: ignore[W0301]", ""))) == ["W0301"]
+    error = body.replace("{op: relu, from: x}", "{op: relu, from: nowhere}  # nncompile: ignore[E0303]")
+    assert codes(analyze(write_spec, error)) == ["E0303"]

@@ -97,17 +97,17 @@ def _normalized_shape(call: Call) -> tuple[int, ...]:
     return call.x.shape[-dims:]
 
 
-def _layernorm_infer(call: Call) -> TensorType:
-    expect_float(call.x)
-    _normalized_shape(call)
-    return call.x
-
-
 def _layernorm_params(call: Call) -> int:
     size = 1
     for d in _normalized_shape(call):
         size *= d
-    return 2 * size if call.args["affine"] else 0
+    return (size + (size if call.args["bias"] else 0)) if call.args["affine"] else 0
+
+
+def _layernorm_infer(call: Call) -> TensorType:
+    expect_float(call.x)
+    _normalized_shape(call)
+    return call.x
 
 
 LAYERNORM = OpDef(
@@ -116,7 +116,8 @@ LAYERNORM = OpDef(
     params=(
         Int("dims", 1, minimum=1, doc="how many trailing dimensions to normalise"),
         Float("eps", 1e-5, minimum=0),
-        Bool("affine", True),
+        Bool("affine", True, doc="a learnable scale (weight)"),
+        Bool("bias", True, doc="a learnable shift (bias); only with affine"),
     ),
     infer=_layernorm_infer,
     emit=ModuleEmit(
@@ -125,6 +126,7 @@ LAYERNORM = OpDef(
             "normalized_shape": list(_normalized_shape(call)),
             "eps": call.args["eps"],
             "elementwise_affine": call.args["affine"],
+            "bias": call.args["bias"] and call.args["affine"],
         },
     ),
     count_params=_layernorm_params,
