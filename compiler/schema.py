@@ -206,7 +206,8 @@ def _layer_schema(registry: Registry, dispatch_ops: bool) -> dict[str, Any]:
     branches: list[dict[str, Any]] = [{"if": {"required": ["layers"]}, "then": {"$ref": "#/$defs/group"}, "else": {"required": ["op"]}}]
     if dispatch_ops:
         branches += [{"if": _op_is([op.name]), "then": {"$ref": f"#/$defs/op.{op.name}"}} for op in registry]
-    branches.append({"if": {"not": _op_is(registry.names)}, "then": {"additionalProperties": _VALUE}})
+    block_call = {"required": ["op"], "not": _op_is(registry.names)}
+    branches.append({"if": block_call, "then": {"properties": {key: True for key in LAYER_KEYS}, "additionalProperties": _VALUE}})
     return {"type": "object", "properties": _common_properties(registry), "allOf": branches}
 
 
@@ -217,6 +218,7 @@ def _op_is(names: list[str]) -> dict[str, Any]:
 
 def _group_schema() -> dict[str, Any]:
     keys: dict[str, Any] = {key: True for key in LAYER_KEYS if key not in ("op", "activation", "share")}
+    keys["layers"] = {"$ref": "#/$defs/layers"}
     keys["inputs"] = {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/identifier"}}
     keys["output"] = {"$ref": "#/$defs/reference"}
     return {"type": "object", "properties": keys, "additionalProperties": False}

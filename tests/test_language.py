@@ -368,3 +368,20 @@ def test_a_comment_silences_a_warning_on_its_line_but_never_an_error(write_spec)
     assert codes(analyze(write_spec, body.replace("  # nncompile: ignore[W0301]", ""))) == ["W0301"]
     error = body.replace("{op: relu, from: x}", "{op: relu, from: nowhere}  # nncompile: ignore[E0303]")
     assert codes(analyze(write_spec, error)) == ["E0303"]
+
+
+def test_block_calls_take_every_layer_key_and_nested_layers_are_checked(write_spec):
+    body = """
+    inputs: {x: [4]}
+    blocks:
+      unit:
+        layers: [{op: linear, out: 4}]
+    layers:
+      - {id: u, op: unit, repeat: {count: 2, names: "u{$i}"}}
+      - layers:
+          - {op: relu, repeat: {count: 2, bogus: 3}}
+          - {id: 3, op: relu}
+    """
+    analysis = analyze(write_spec, body)
+    assert codes(analysis) == ["E0201", "E0203"]
+    assert "unknown key 'bogus'" in analysis.diagnostics[0].message

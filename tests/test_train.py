@@ -54,10 +54,10 @@ def cli(*argv: str, cwd: Path = ROOT, timeout: float = 300) -> subprocess.Comple
     return subprocess.run([sys.executable, "-m", "runtime.cli", *argv], capture_output=True, text=True, cwd=cwd, timeout=timeout)
 
 
-def test_digits_spec_beats_sklearn_mlp_within_a_minute(tmp_path):
-    started = time.perf_counter()
+def test_digits_spec_beats_sklearn_mlp(tmp_path):
+    """Accuracy, not time: the wall-clock speed of training lives in benchmarks/ (a busy machine
+    makes any time limit here fail for no reason)."""
     assert main(["train", str(ROOT / "specs" / "digits_mlp.yaml"), "--out", str(tmp_path)]) == 0
-    assert time.perf_counter() - started < 60
     history = records(tmp_path)
     assert {"epoch", "train_loss", "val_loss", "val_accuracy"} <= history[0].keys()
     assert max(r["val_accuracy"] for r in history) >= 0.97
