@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -26,6 +27,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `nncompile summary SPEC | head`: the reader has what it wanted
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - silence the interpreter's own flush at exit
+        return EXIT_OK
     except Exception:
         print("nncompile: internal error (this is a bug in nncompile, not in your spec; please report it):", file=sys.stderr)
         traceback.print_exc()
