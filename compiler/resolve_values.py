@@ -26,6 +26,16 @@ class _Invalid:
 INVALID: Any = _Invalid()
 """A value already reported as wrong: used without a second diagnostic."""
 
+
+class _Hidden:
+    """A caller's parameter, which a block does not see: kept only to explain that."""
+
+
+_HIDDEN: Any = _Hidden()
+_SCOPE_HINT = (
+    "a block sees its own parameters and the model's, not its caller's: declare '{name}' in the block's params and pass {name}: ${name}"
+)
+
 _TEMPLATE_PART = re.compile(r"\{([^{}]*)\}")
 
 Repetition = tuple[int, int] | None
@@ -56,9 +66,13 @@ class Values:
         except expr.ExprError as error:
             self._error("E0304", str(error), span)
             return INVALID
-        missing = sorted(parsed.params - params.keys())
+        missing = sorted(name for name in parsed.params if isinstance(params.get(name, _HIDDEN), _Hidden))
         if missing:
-            self._error("E0304", f"unknown parameter ${missing[0]} in '{text}'", span, did_you_mean(missing[0], params))
+            name = missing[0]
+            hint = (
+                _SCOPE_HINT.format(name=name) if name in params else did_you_mean(name, [k for k, v in params.items() if v is not _HIDDEN])
+            )
+            self._error("E0304", f"unknown parameter ${name} in '{text}'", span, hint)
             return INVALID
         used = {name: params[name] for name in parsed.params}
         if any(value is INVALID for value in used.values()):
@@ -152,7 +166,7 @@ class Values:
         declared = block.get("params", {})
         types = {key: block_param_type(value) for key, value in declared.items()}
         values, spans = self._layer_values(layer, doc_path, caller, lookup, rep, lambda key: types.get(key) != "list")
-        params = dict(model)
+        params = {**dict.fromkeys(caller, _HIDDEN), **model}
         for key, value in values.items():
             if key not in declared:
                 hint = did_you_mean(key, declared) or f"block '{name}' takes: {', '.join(declared) or 'no parameters'}"

@@ -212,6 +212,7 @@ def test_a_block_sees_its_own_parameters_and_the_models_not_its_callers(write_sp
     analysis = analyze(write_spec, body)
     assert codes(analysis) == ["E0304"]
     assert "$outer_only" in analysis.diagnostics[0].message
+    assert "pass outer_only: $outer_only" in analysis.diagnostics[0].hint
     assert shapes(analyze(write_spec, body.replace("$outer_only", "$width")))["0.0.0"] == (4,)
 
 
