@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 
 
@@ -70,27 +70,38 @@ def has_errors(diagnostics: Iterable[Diagnostic]) -> bool:
 
 
 def sort_key(diagnostic: Diagnostic) -> tuple:
+    """Source order; diagnostics at one place by code and message, so the order never varies."""
     span = diagnostic.span
-    return (span.file, span.line, span.col) if span else ("", 0, 0)
+    where = (span.file, span.line, span.col) if span else ("", 0, 0)
+    return (*where, diagnostic.code, diagnostic.message)
 
 
-def render_text(diagnostic: Diagnostic, source: str | None = None) -> str:
-    """`file:line:col: error[E0302]: message`, then the source line with a caret, then the hint."""
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """Control characters (newlines, ANSI escapes) shown as escapes: a spec's keys and a file's name
+    can never start a line of output (a CI workflow command) or drive the terminal."""
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
+
+
+def render_text(diagnostic: Diagnostic, source: str | Sequence[str] | None = None) -> str:
+    """`file:line:col: error[E0302]: message`, then the source line with a caret, then the hint.
+    `source` is the file's text or, cheaper for many diagnostics, its lines."""
     head = f"{diagnostic.severity.value}[{diagnostic.code}]: {diagnostic.message}"
     span = diagnostic.span
-    lines = [f"{span.file}:{span.line}:{span.col}: {head}" if span else head]
+    lines = [printable(f"{span.file}:{span.line}:{span.col}: {head}" if span else head)]
     if span and source is not None:
-        lines.extend(_snippet(span, source))
+        lines.extend(_snippet(span, source.splitlines() if isinstance(source, str) else source))
     if diagnostic.hint:
-        lines.append(f"  = hint: {diagnostic.hint}")
+        lines.append(printable(f"  = hint: {diagnostic.hint}"))
     return "\n".join(lines)
 
 
-def _snippet(span: Span, source: str) -> list[str]:
-    source_lines = source.splitlines()
+def _snippet(span: Span, source_lines: Sequence[str]) -> list[str]:
     if not 1 <= span.line <= len(source_lines):
         return []
-    text = source_lines[span.line - 1].expandtabs(1)
+    text = printable(source_lines[span.line - 1].expandtabs(1))
     if len(text) > 200:
         text = text[:200] + "…"
     width = 1
@@ -119,7 +130,7 @@ def render_github(diagnostic: Diagnostic) -> str:
         message += f" (hint: {diagnostic.hint})"
     message = message.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
     span = diagnostic.span
-    file = span.file.replace("%", "%25").replace(",", "%2C").replace(":", "%3A") if span else ""
+    file = span.file.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A").replace(",", "%2C").replace(":", "%3A") if span else ""
     where = f" file={file},line={span.line},col={span.col}" if span else ""
     return f"::{kind}{where}::{message}"
 

@@ -105,13 +105,13 @@ class _Linker:
         shares = {attribute: found[0] for attribute, source in pending.shares.items() if (found := self._resolve(source))}
         return dataclasses.replace(node, inputs=tuple(inputs), args=args, guards=guards, shares=shares)
 
-    def _chase(self, path: str) -> str | None:
-        """The node an alias chain ends at; None if it ends nowhere."""
+    def _follow(self, path: str) -> str:
+        """Where an alias chain from `path` ends (a node, an input, or a path naming neither)."""
         seen = set()
         while path in self.x.aliases and path not in seen:
             seen.add(path)
             path = self.x.aliases[path]
-        return path if path in self.x.pending or path in self.x.inputs else None
+        return path
 
     def _passes_through(self, path: str) -> bool:
         """True if the alias chain from `path` crosses a layer skipped by its condition."""
@@ -125,19 +125,28 @@ class _Linker:
             path = self.x.aliases[path]
         return False
 
+    def _values(self, path: str) -> list[Ref] | None:
+        """The values a path denotes: a node, an input, an output of one (`split.1`, `split.*`, possibly
+        through aliases such as a block's input), or every copy of a repeat (`m.*`); None if nothing."""
+        end = self._follow(path)
+        if end in self.x.pending or end in self.x.inputs:
+            return [Ref(end)]
+        base, _, last = end.rpartition(".")
+        if not base or not (last == "*" or last.isdigit()):
+            return None
+        if last == "*" and base in self.x.repeats:
+            copies = [self._values(copy) for copy in self.x.repeats[base]]
+            return None if None in copies else [ref for refs in copies for ref in refs]
+        inner = self._values(base)
+        if inner is None or len(inner) != 1 or inner[0].index is not None:
+            return None
+        return inner if self._passes_through(base) else [Ref(inner[0].node, ALL if last == "*" else int(last))]
+
     def _resolve(self, source: Source) -> list[Ref] | None:
-        """The values a written reference denotes: one, or several for `x.*` over a repeat's copies."""
-        target = self._chase(source.path)
-        if target is not None:
-            return [Ref(target)]
-        base, _, last = source.path.rpartition(".")
-        if base and last == "*" and base in self.x.repeats:
-            copies = [self._chase(copy) for copy in self.x.repeats[base]]
-            return [Ref(copy) for copy in copies if copy is not None]
-        if base and (last == "*" or last.isdigit()):
-            node = self._chase(base)
-            if node is not None:
-                return [Ref(node) if self._passes_through(base) else Ref(node, ALL if last == "*" else int(last))]
+        """The values a written reference denotes, or None after reporting an unknown reference."""
+        found = self._values(source.path)
+        if found is not None:
+            return found
         local = source.path[len(source.lookup) :]
         candidates = [p[len(source.lookup) :] for p in [*self.x.defined, *self.x.lookups] if p.startswith(source.lookup)]
         self.diagnostics.append(Diagnostic("E0303", f"unknown reference '{local}'", source.span, did_you_mean(local, candidates)))

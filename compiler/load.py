@@ -7,8 +7,11 @@ alias expansion and size are bounded before anything downstream sees the data.
 
 from __future__ import annotations
 
+import errno
 import math
+import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -83,15 +86,25 @@ class LoadError(Exception):
         self.diagnostic = Diagnostic(code, message, span, hint)
 
 
+def read_limited(path: str | Path) -> bytes | None:
+    """The bytes of a regular file, or None if it holds more than MAX_BYTES. A device, FIFO or socket
+    (`/dev/zero`, a named pipe) is refused without reading or waiting: OSError(EINVAL).
+    A missing file raises FileNotFoundError; other OS errors propagate for the caller to report."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    with os.fdopen(descriptor, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        data = handle.read(MAX_BYTES + 1)
+    return None if len(data) > MAX_BYTES else data
+
+
 def load_file(path: str | Path) -> tuple[Document | None, list[Diagnostic]]:
-    """Read and load a spec file; a missing file is the caller's usage error (FileNotFoundError)."""
-    path = Path(path)
-    size = path.stat().st_size
+    """Read and load a spec file; a missing or unreadable file is the caller's usage error (OSError)."""
     name = str(path)
-    if size > MAX_BYTES:
-        message = f"spec is {size} bytes; the limit is {MAX_BYTES}"
-        return None, [Diagnostic("E0104", message, Span(name, 1, 1))]
-    return load_text(path.read_bytes(), name)
+    data = read_limited(path)
+    if data is None:
+        return None, [Diagnostic("E0104", f"spec is over the {MAX_BYTES}-byte limit", Span(name, 1, 1))]
+    return load_text(data, name)
 
 
 def load_text(raw: bytes | str, name: str = "<string>") -> tuple[Document | None, list[Diagnostic]]:
@@ -210,9 +223,15 @@ class _Builder:
             raise LoadError("E0101", f"invalid {kind} value {event.value!r}", _span(self.name, event)) from None
         if isinstance(value, float) and not math.isfinite(value):
             raise LoadError("E0101", f"non-finite number {event.value!r}", _span(self.name, event), "specs hold finite numbers only")
+        if isinstance(value, int) and value.bit_length() > 63:
+            raise LoadError(
+                "E0101", f"integer {event.value[:40]!r}… is too large", _span(self.name, event), "integers in a spec are below 2**63"
+            )
+        self.count += len(event.value) // 256
         self._place(value, _span(self.name, event), event.anchor, size=1)
 
     def _key(self, frame: _Frame, event: yaml.ScalarEvent) -> None:
+        self._check_tag(event, {"tag:yaml.org,2002:str"})
         key = event.value
         path = (*frame.path, key)
         if key in frame.container:
@@ -255,8 +274,13 @@ class _Builder:
             raise LoadError("E0107", f"alias '*{event.anchor}' refers to itself", _span(self.name, event))
         if event.anchor not in self.anchors:
             raise LoadError("E0101", f"unknown alias '*{event.anchor}'", _span(self.name, event))
+        frame = self.stack[-1] if self.stack else None
+        if frame is not None and isinstance(frame.container, dict) and frame.pending_key is None:
+            raise LoadError(
+                "E0101", f"alias '*{event.anchor}' cannot be a mapping key", _span(self.name, event), "mapping keys are plain strings"
+            )
         value, size = self.anchors[event.anchor]
-        self._place(value, _span(self.name, event), None, size)
+        self._place(value, _span(self.name, event), None, size + _text_size(value))
 
     def _place(self, value: Any, span: Span, anchor: str | None, size: int) -> None:
         self.spans[self._child_path()] = span
@@ -300,3 +324,8 @@ class _Builder:
             _span(self.name, event),
             "specs are plain data: tags that construct objects are never executed",
         )
+
+
+def _text_size(value: Any) -> int:
+    """What an alias of a long string costs downstream, in nodes: its length / 256."""
+    return len(value) // 256 if isinstance(value, str) else 0

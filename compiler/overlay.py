@@ -75,6 +75,8 @@ def is_train_override(key: str) -> bool:
 def merge_train(spec: Document, config: Document | None, overrides: Mapping[str, Any]) -> Document:
     """The spec with its train section overlaid by `config` (a train section on its own), then by
     the `train.…` overrides."""
+    if not isinstance(spec.data, dict):
+        return spec  # not a spec at all: validation says so
     document = spec if config is None else overlay(spec, config, (SECTION,))
     for path, flag in flag_documents({key: value for key, value in overrides.items() if is_train_override(key)}):
         document = overlay(document, flag, path)

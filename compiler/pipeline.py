@@ -65,5 +65,5 @@ def _load(path: str | Path) -> tuple[Document | None, list[Diagnostic]]:
         return load_file(path)
     except FileNotFoundError:
         raise UsageError(f"{path}: no such file") from None
-    except (IsADirectoryError, PermissionError) as error:
-        raise UsageError(f"{path}: {error.strerror}") from None
+    except OSError as error:  # a directory, a device or FIFO, permissions, a symlink loop, a name too long
+        raise UsageError(f"{path}: {error.strerror or error}") from None

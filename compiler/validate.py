@@ -33,7 +33,8 @@ def validate(document: Document, registry: Registry) -> list[Diagnostic]:
     skeleton, per_op = _validators(registry)
     diagnostics = [d for error in skeleton.iter_errors(document.data) for d in _diagnose(error, (), document)]
     for path, layer in _layers(document.data, ()):
-        validator = per_op.get(layer.get("op"))
+        op = layer.get("op")
+        validator = per_op.get(op) if isinstance(op, str) else None
         if validator is not None and "layers" not in layer:
             diagnostics += [d for error in validator.iter_errors(layer) for d in _diagnose(error, path, document)]
     return sorted(set(diagnostics), key=sort_key)

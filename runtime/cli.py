@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from compiler import Analysis, analyze
-from compiler.diagnostics import Diagnostic, UsageError, render_github, render_json, render_text
-from compiler.load import load_text
+from compiler.diagnostics import Diagnostic, UsageError, printable, render_github, render_json, render_text
+from compiler.load import MAX_DEPTH, load_text, read_limited
 
 EXIT_OK, EXIT_SPEC_ERRORS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+MAX_SET_LENGTH = 100_000
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.command(args)
     except UsageError as error:
-        print(f"nncompile: error: {error}", file=sys.stderr)
+        print(f"nncompile: error: {printable(str(error))}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
@@ -85,7 +86,11 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
     for pair in pairs:
         name, sep, text = pair.partition("=")
         if not sep or not name:
-            raise UsageError(f"--set expects NAME=VALUE, got '{pair}'")
+            raise UsageError(f"--set expects NAME=VALUE, got '{printable(pair[:80])}'")
+        if name.count(".") >= MAX_DEPTH or len(pair) > MAX_SET_LENGTH:
+            raise UsageError(
+                f"--set {printable(name[:80])}…: a setting is at most {MAX_DEPTH} keys deep and {MAX_SET_LENGTH} characters long"
+            )
         document, diagnostics = load_text(text, "--set") if text.strip() else (None, [])
         if diagnostics:
             raise UsageError(f"--set {name}: cannot read value '{text}': {diagnostics[0].message}")
@@ -97,21 +102,31 @@ def _analyze(args: argparse.Namespace, spec: str):
     return analyze(spec, parse_overrides(args.set), tuple(args.plugin), args.config)
 
 
-def print_diagnostics(diagnostics: list[Diagnostic], analysis: Analysis, fmt: str = "text") -> None:
-    """Diagnostics with the source line each points at (in the spec, a --config file or a --set flag)."""
+def print_diagnostics(diagnostics: list[Diagnostic], analysis: Analysis | None, fmt: str = "text") -> None:
+    """Diagnostics with the source line each points at (in the spec, a --config file or a --set flag);
+    each file is read and split once."""
+    lines: dict[str, list[str]] = {}
     for diagnostic in diagnostics:
         if fmt == "github":
             print(render_github(diagnostic))
             continue
         file = diagnostic.span.file if diagnostic.span else None
-        source = analysis.document.source(file) if analysis.document and file else None
-        print(render_text(diagnostic, source if source is not None else _read(file) if file else None))
+        if file is not None and file not in lines:
+            source = analysis.document.source(file) if analysis and analysis.document else None
+            lines[file] = (source if source is not None else _read(file)).splitlines()
+        print(render_text(diagnostic, lines.get(file) if file else None))
 
 
 def _check(args: argparse.Namespace) -> int:
     collected: list[Diagnostic] = []
+    unusable = 0
     for spec in args.specs:
-        analysis = _analyze(args, spec)
+        try:
+            analysis = _analyze(args, spec)
+        except UsageError as error:  # report it, and check the other files all the same
+            print(f"nncompile: error: {error}", file=sys.stderr)
+            unusable += 1
+            continue
         collected += analysis.diagnostics
         if args.format != "json":
             print_diagnostics(analysis.diagnostics, analysis, args.format)
@@ -119,15 +134,21 @@ def _check(args: argparse.Namespace) -> int:
         print(render_json(collected))
     errors = sum(d.is_error for d in collected)
     if args.format == "text":
-        print(f"checked {len(args.specs)} spec(s): {errors} error(s), {len(collected) - errors} warning(s)", file=sys.stderr)
-    return EXIT_SPEC_ERRORS if errors else EXIT_OK
+        unread = f", {unusable} not checked" if unusable else ""
+        print(
+            f"checked {len(args.specs) - unusable} spec(s){unread}: {errors} error(s), {len(collected) - errors} warning(s)",
+            file=sys.stderr,
+        )
+    return EXIT_USAGE if unusable else EXIT_SPEC_ERRORS if errors else EXIT_OK
 
 
-def _read(path: str) -> str | None:
+def _read(path: str) -> str:
+    """A file a diagnostic points into, for its source line ("" if it cannot be read)."""
     try:
-        return Path(path).read_text(encoding="utf-8", errors="replace")
+        data = read_limited(path)
     except OSError:
-        return None
+        return ""
+    return data.decode("utf-8", errors="replace") if data is not None else ""
 
 
 def _checked(args: argparse.Namespace):

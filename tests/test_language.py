@@ -386,3 +386,19 @@ def test_block_calls_take_every_layer_key_and_nested_layers_are_checked(write_sp
     analysis = analyze(write_spec, body)
     assert codes(analysis) == ["E0201", "E0203"]
     assert "unknown key 'bogus'" in analysis.diagnostics[0].message
+
+
+def test_a_block_or_group_may_take_one_output_of_a_split(write_spec):
+    body = """
+    inputs: {x: [4, 6]}
+    blocks:
+      twice:
+        layers: [{op: mul, value: 2}]
+    layers:
+      - {id: parts, op: split, size: 3, dim: 2}
+      - {id: a, op: twice, from: parts.0}
+      - {id: b, layers: [{op: relu}], from: parts.1}
+      - {op: add, from: [a, b]}
+    """
+    analysis = analyze(write_spec, body)
+    assert reads(analysis, "a.0") == ["parts.0"] and reads(analysis, "b.0") == ["parts.1"]

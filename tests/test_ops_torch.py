@@ -180,3 +180,16 @@ def test_stochastic_depth_drops_rows_like_torchvision():
         torch.manual_seed(3)
         assert torch.equal(Ours(0.4, mode)(x), expected)
         assert torch.equal(Ours(0.4, mode).eval()(x), x)
+
+
+def test_symbolic_reshape_scripts_and_exports(write_spec, tmp_path):
+    """A reshape over a symbolic length keeps the batch and the one -1 at run time, in every format."""
+    from compiler.emit import example_inputs
+    from compiler.export import export
+
+    path = write_spec(
+        "nncompile: 1\nname: r\ninputs: {x: [T, 8]}\nsizes:\n  T: {min: 2, max: 64, default: 6}\nlayers:\n  - {op: reshape, shape: [-1, 2, 4]}\n"
+    )
+    model = compiler.build(path).eval()
+    for suffix in (".pt", ".pt2", ".onnx"):
+        export(model, example_inputs(model), tmp_path / f"r{suffix}")  # verified at T=6 and T=7

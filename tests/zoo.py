@@ -36,6 +36,8 @@ class Entry:
     overrides: dict[str, Any] = field(default_factory=dict)
     params: int | None = None
     tolerance: float = 1e-5
+    export_overrides: dict[str, Any] = field(default_factory=dict)
+    """A small configuration of the spec for the export tests (same ops and structure, fewer weights)."""
 
 
 def _torchvision(name: str, **kwargs: Any) -> Entry:
