@@ -188,7 +188,8 @@ def test_symbolic_reshape_scripts_and_exports(write_spec, tmp_path):
     from compiler.export import export
 
     path = write_spec(
-        "nncompile: 1\nname: r\ninputs: {x: [T, 8]}\nsizes:\n  T: {min: 2, max: 64, default: 6}\nlayers:\n  - {op: reshape, shape: [-1, 2, 4]}\n"
+        "nncompile: 1\nname: r\ninputs: {x: [T, 8]}\nsizes:\n  T: {min: 2, max: 64, default: 6}\n"
+        "layers:\n  - {op: reshape, shape: [-1, 2, 4]}\n"
     )
     model = compiler.build(path).eval()
     for suffix in (".pt", ".pt2", ".onnx"):
