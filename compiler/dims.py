@@ -105,6 +105,8 @@ class Dim:
     # -- arithmetic -----------------------------------------------------------------------------
 
     def _apply(self, other: Any, function: Callable[[int, int], int], symbol: str, swap: bool = False) -> Any:
+        if isinstance(other, int) and ((symbol in "+-" and other == 0) or (symbol in ("*", "//") and other == 1 and not swap)):
+            return self if symbol != "-" or not swap else -self
         left, right = (other, self) if swap else (self, other)
         return pointwise(function, (left, right), f"{_operand(left)} {symbol} {_operand(right)}")
 
@@ -258,11 +260,13 @@ def lift(function: Callable[..., int]) -> Callable[..., Any]:
 def _fit(symbols: tuple[Size, ...], table: tuple[int, ...]) -> str | None:
     """A short exact formula for the table: a·X + b for one symbol, a·X·Y + b·X + c·Y + d for two."""
     if len(symbols) == 1 and len(table) >= 2:
-        xs = symbols[0].values
-        slope = Fraction(table[1] - table[0], xs[1] - xs[0])
-        intercept = table[0] - slope * xs[0]
-        if all(value == slope * x + intercept for value, x in zip(table, xs)):
-            return _polynomial([(slope, symbols[0].name), (intercept, "")])
+        xs, name = symbols[0].values, symbols[0].name
+        (x0, x1), (t0, t1) = xs[:2], table[:2]
+        square = Fraction(Fraction(table[2] - t1, xs[2] - x1) - Fraction(t1 - t0, x1 - x0), xs[2] - x0) if len(table) > 2 else Fraction(0)
+        slope = Fraction(t1 - t0, x1 - x0) - square * (x0 + x1)
+        intercept = t0 - square * x0 * x0 - slope * x0
+        if all(value == square * x * x + slope * x + intercept for value, x in zip(table, xs)):
+            return _polynomial([(square, f"{name}**2"), (slope, name), (intercept, "")])
         return None
     if len(symbols) != 2 or min(len(s.values) for s in symbols) < 2:
         return None

@@ -53,6 +53,8 @@ PLAIN_FUNCTIONS: dict[str, Callable[..., Any]] = {
     "ceil": math.ceil,
     "floor": math.floor,
     "make_divisible": make_divisible,
+    "sum": lambda values: sum(_numbers(values)),
+    "len": lambda values: len(_numbers(values)),
 }
 
 _BINARY = {
@@ -62,6 +64,7 @@ _BINARY = {
     ast.Div: operator.truediv,
     ast.FloorDiv: operator.floordiv,
     ast.Mod: operator.mod,
+    ast.Pow: lambda base, exponent: _power(base, exponent),
 }
 _COMPARE = {
     ast.Eq: operator.eq,
@@ -271,6 +274,23 @@ class _Evaluator:
         if not shape:
             raise ExprError(f"{name}({node.args[0].id}) of a scalar sample")
         return shape[0] if name == "channels" else shape[-1]
+
+
+def _power(base: Any, exponent: Any) -> Any:
+    """`**`, refused before computing where the result would be huge (2**63 or more)."""
+    huge = isinstance(exponent, int) and exponent * (abs(base).bit_length() - 1) >= 63
+    if isinstance(base, int) and isinstance(exponent, int) and exponent > 0 and abs(base) > 1 and huge:
+        raise ExprError("the result is too large (2**63 or more)")
+    result = base**exponent
+    if isinstance(result, complex):
+        raise ExprError(f"{base} ** {exponent} is not a real number")
+    return result
+
+
+def _numbers(values: Any) -> list:
+    if not isinstance(values, list) or not all(_is_number(v) for v in values):
+        raise ExprError(f"sum() and len() take a list of numbers, got {_short(values)}")
+    return values
 
 
 def _is_number(value: Any) -> bool:

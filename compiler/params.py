@@ -42,7 +42,8 @@ def model_values(document: Document, overrides: Mapping[str, Any]) -> tuple[Mode
     fixed: dict[str, int] = {}
     for key, value in overrides.items():
         if key in declared:
-            problem = check_block_value(block_param_type(declared[key]), value)
+            derived = expr.is_expression(declared[key])
+            problem = None if derived else check_block_value(block_param_type(declared[key]), value)
             if problem:
                 raise UsageError(f"--set {key}={value!r}: {problem}")
             params[key] = value
@@ -59,8 +60,24 @@ def model_values(document: Document, overrides: Mapping[str, Any]) -> tuple[Mode
                 + (f"; {hint}" if hint else f" (parameters: {', '.join(known) or 'none'})")
             )
     params = {**params, **variant_values, **{k: v for k, v in overrides.items() if k in variant_values}}
+    diagnostics += _derive(document, params)
     fixed = {key: _fixed_size(sizes[key], value) for key, value in overrides.items() if key in sizes and sizes[key] is not None}
     return ModelValues(params, {k: v for k, v in sizes.items() if v is not None}, fixed), diagnostics
+
+
+def _derive(document: Document, params: dict[str, Any]) -> list[Diagnostic]:
+    """Parameters declared as expressions of the ones before them (`seq_length: $($image // $patch) ** 2 + 1`)
+    take their values, in order; `--set` may still give one outright."""
+    diagnostics = []
+    for key, value in list(params.items()):
+        if not expr.is_expression(value):
+            continue
+        try:
+            params[key] = expr.evaluate(expr.parse(value), params)
+        except expr.ExprError as error:
+            diagnostics.append(Diagnostic("E0304", f"parameter '{key}': {error}", document.span(("params", key))))
+            params[key] = 0
+    return diagnostics
 
 
 def _fixed_size(size: Size, value: Any) -> int:

@@ -105,7 +105,10 @@ class _Resolver:
         except _Abort:
             return None, sorted(set(self.diagnostics), key=sort_key)
         outputs = self.doc.data.get("outputs")
-        refs = [Source(str(ref), self.doc.span(("outputs", i)), "") for i, ref in enumerate(outputs)] if outputs else last
+        if outputs is not None and not isinstance(outputs, list):
+            refs = [Source(str(outputs), self.doc.span(("outputs",)), "")]
+        else:
+            refs = [Source(str(ref), self.doc.span(("outputs", i)), "") for i, ref in enumerate(outputs)] if outputs else last
         graph, linked = link(self.x, self.doc.data.get("name", "model"), refs, has_errors(self.diagnostics))
         return graph, sorted(set(self.diagnostics + linked), key=sort_key)
 
@@ -284,7 +287,9 @@ class _Resolver:
             if block in scope.blocks or len(scope.blocks) >= MAX_BLOCK_DEPTH:
                 self._error("E0309", f"block '{block}' calls itself (via {' → '.join(scope.blocks)})", self.doc.span(doc_path))
                 raise _Abort
-            params = self.values.block_args(block, body, layer, doc_path, scope.params, self.model_params, scope.lookup, rep)
+            params = self.values.block_args(
+                block, body, layer, doc_path, scope.params, self.model_params, (scope.lookup, inner.lookup), rep
+            )
             inner = dataclasses.replace(inner, params=params, blocks=(*scope.blocks, block))
         names = body.get("inputs", ["input"])
         if len(names) != len(sources):

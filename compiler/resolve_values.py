@@ -52,10 +52,16 @@ class Values:
 
     # -- expressions ------------------------------------------------------------------------------
 
-    def evaluate(self, value: Any, params: Mapping[str, Any], lookup: str, span: Span) -> Any:
-        """A literal, an evaluated expression, or a Deferred one; lists element-wise."""
-        if isinstance(value, list):
-            return [self.evaluate(item, params, lookup, span) for item in value]
+    def evaluate(self, value: Any, params: Mapping[str, Any], lookup: str, span: Span, path: JsonPath | None = None) -> Any:
+        """A literal, an evaluated expression, or a Deferred one; lists and mappings element-wise (an
+        element's diagnostics point at the element when its `path` is known)."""
+        if isinstance(value, (list, dict)):
+            items = enumerate(value) if isinstance(value, list) else value.items()
+            evaluated = {
+                key: self.evaluate(item, params, lookup, self.doc.span((*path, key)) if path else span, (*path, key) if path else None)
+                for key, item in items
+            }
+            return list(evaluated.values()) if isinstance(value, list) else evaluated
         if not expr.is_expression(value):
             return value
         return self.expression(value, params, lookup, span)
@@ -128,7 +134,8 @@ class Values:
                 continue
             span = spans[key] = self.doc.span((*doc_path, key))
             picked = self._per_repetition(raw, scalar_of(key), rep, key, span)
-            values[key] = INVALID if picked is INVALID else self.evaluate(picked, params, lookup, span)
+            path = (*doc_path, key, rep[0]) if picked is not raw else (*doc_path, key)
+            values[key] = INVALID if picked is INVALID else self.evaluate(picked, params, lookup, span, path)
         return values, spans
 
     def _per_repetition(self, value: Any, scalar: bool, rep: Repetition, key: str, span: Span) -> Any:
@@ -148,7 +155,14 @@ class Values:
         args = {}
         for param in op.params:
             value = values.get(param.name, param.default)
-            if value is REQUIRED or value is INVALID:
+            if value is REQUIRED or _holds(value, INVALID):
+                continue
+            if isinstance(value, dict) and _reads_shapes(value):
+                self._error(
+                    "E0311",
+                    f"layer '{name}' ({op.name}): '{param.name}' is needed to build the layer, so it cannot read shapes",
+                    spans[param.name],
+                )
                 continue
             if not _reads_shapes(value):
                 problem = check_value(param, value)
@@ -159,12 +173,22 @@ class Values:
         return args, spans
 
     def block_args(
-        self, name: str, block: dict, layer: dict, doc_path: JsonPath, caller: Mapping, model: Mapping, lookup: str, rep: Repetition
+        self,
+        name: str,
+        block: dict,
+        layer: dict,
+        doc_path: JsonPath,
+        caller: Mapping,
+        model: Mapping,
+        lookups: tuple[str, str],
+        rep: Repetition,
     ) -> dict:
-        """The block's parameters: the model's, then the block's own (arguments, else defaults). A block
-        never sees its caller's parameters."""
+        """The block's parameters: the model's, then the block's own (arguments, else defaults; a default
+        may be an expression of the parameters before it, or read the block's input). `lookups` are the
+        caller's and the block's own reference prefixes. A block never sees its caller's parameters."""
         declared = block.get("params", {})
         types = {key: block_param_type(value) for key, value in declared.items()}
+        lookup, own = lookups
         values, spans = self._layer_values(layer, doc_path, caller, lookup, rep, lambda key: types.get(key) != "list")
         params = {**dict.fromkeys(caller, _HIDDEN), **model}
         for key, value in values.items():
@@ -176,7 +200,7 @@ class Values:
             problem = None if value is INVALID or _reads_shapes(value) else check_block_value(types[key], value)
             if problem:
                 self._error("E0305", f"block '{name}': parameter '{key}' {problem}", spans[key])
-            params[key] = value
+            params[key] = INVALID if problem else value
         for key, default in declared.items():
             if key in values:
                 continue
@@ -185,11 +209,18 @@ class Values:
                 self._error("E0305", f"{where}block '{name}' needs parameter '{key}' ({default})", self.doc.span(doc_path))
                 params[key] = INVALID
             else:
-                params[key] = default
+                where = self.doc.span(("blocks", name, "params", key))
+                params[key] = self.evaluate(default, params, own, where) if expr.is_expression(default) else default
         return params
 
 
 def _reads_shapes(value: Any) -> bool:
-    if isinstance(value, list):
-        return any(_reads_shapes(v) for v in value)
-    return isinstance(value, Deferred)
+    return _holds(value, Deferred)
+
+
+def _holds(value: Any, kind: Any) -> bool:
+    """True if `value`, or an item of a list or mapping in it, is `kind` (an instance of a class, or
+    that very object)."""
+    if isinstance(value, (list, dict)):
+        return any(_holds(v, kind) for v in (value.values() if isinstance(value, dict) else value))
+    return isinstance(value, kind) if isinstance(kind, type) else value is kind

@@ -79,7 +79,10 @@ def generate(registry: Registry, dispatch_ops: bool = True) -> dict[str, Any]:
                 },
                 "description": "rows of parameter values, picked by the value of the parameter they are keyed by (--set scale=s)",
             },
-            "outputs": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/reference"}},
+            "outputs": {
+                "anyOf": [{"$ref": "#/$defs/reference"}, {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/reference"}}],
+                "description": "the layers the model returns (default: the last layer written); several give a tuple",
+            },
             "blocks": {
                 "type": "object",
                 "propertyNames": {"$ref": "#/$defs/identifier"},
@@ -240,7 +243,8 @@ def _op_schema(op, registry: Registry) -> dict[str, Any]:
 
 
 def _with_expressions(schema: Any) -> Any:
-    """`schema` with each list item allowed to be an expression too (`shape: [$heads, -1, $dim]`)."""
+    """`schema` with each list item and mapping value allowed to be an expression too
+    (`shape: [$heads, -1, $dim]`, `init: {type: constant, value: $scale}`)."""
     if not isinstance(schema, dict):
         return schema
     result = dict(schema)
@@ -248,4 +252,9 @@ def _with_expressions(schema: Any) -> Any:
         result["items"] = {"anyOf": [_with_expressions(result["items"]), _EXPRESSION]}
     if "anyOf" in result:
         result["anyOf"] = [_with_expressions(alternative) for alternative in result["anyOf"]]
+    if "properties" in result:
+        result["properties"] = {
+            key: value if "const" in value or "enum" in value else {"anyOf": [_with_expressions(value), _EXPRESSION]}
+            for key, value in result["properties"].items()
+        }
     return result

@@ -144,6 +144,11 @@ def _diagnose(error: jsonschema.ValidationError, prefix_path: JsonPath, document
     if kind == "required":
         missing = error.message.split("'")[1]
         return [Diagnostic("E0202", f"{prefix}missing required key '{missing}'", document.span(path))]
+    if kind == "anyOf" and error.context and isinstance(error.instance, dict) and "type" in error.instance:
+        # a discriminated union ({type: constant, value: …}): report the alternative the type names
+        chosen = [e for e in error.context if _type_const(error.schema["anyOf"][e.relative_schema_path[0]]) == error.instance["type"]]
+        if chosen:
+            return _diagnose(max(chosen, key=lambda e: len(e.absolute_path)), prefix_path, document)
     if kind == "anyOf" and error.context:
         # The alternative whose type matched failed for a real reason (a bound, an enum, a nested
         # key): report that one. If every alternative failed on type, describe them all.
@@ -180,7 +185,13 @@ def _diagnose(error: jsonschema.ValidationError, prefix_path: JsonPath, document
         return [Diagnostic("E0203", message, span)]
     message = f"{prefix}{name} must be {describe(error.schema)}, got {_show(error.instance)}"
     hint = did_you_mean(error.instance, _enum_values(error.schema)) if isinstance(error.instance, str) else None
+    if isinstance(error.instance, str) and "$" in error.instance.strip()[1:] and not error.instance.strip().startswith("$"):
+        hint = f"an expression starts with '$': write '${error.instance.strip()}'"
     return [Diagnostic("E0203", message, span, hint)]
+
+
+def _type_const(schema: Any) -> Any:
+    return schema.get("properties", {}).get("type", {}).get("const") if isinstance(schema, dict) else None
 
 
 def _unknown_key_hint(key: str, allowed: list[str]) -> str | None:
