@@ -40,9 +40,18 @@ class Entry:
     """A small configuration of the spec for the export tests (same ops and structure, fewer weights)."""
 
 
-def _torchvision(name: str, **kwargs: Any) -> Entry:
+SMALL_IMAGE = {"H": 64, "W": 64, "num_classes": 10}
+"""Exports of the image nets at 64×64 with 10 classes: every op and edge, fewer weights to write."""
+
+
+def _torchvision(name: str, small: dict[str, Any]) -> Entry:
     weights = torchvision.models.get_model_weights(name).DEFAULT
-    return Entry(lambda: torchvision.models.get_model(name, **kwargs), (((3, 224, 224), "float32"),), params=weights.meta["num_params"])
+    return Entry(
+        lambda: torchvision.models.get_model(name),
+        (((3, 224, 224), "float32"),),
+        params=weights.meta["num_params"],
+        export_overrides=small,
+    )
 
 
 def _gpt() -> nn.Module:
@@ -61,6 +70,10 @@ def _unet() -> nn.Module:
     from references.unet import UNet
 
     return UNet(n_channels=3, n_classes=2, base=64)
+
+
+SMALL_GPT = {"block_size": 32, "vocab_size": 96, "n_layer": 2, "n_head": 4, "n_embd": 64}
+SMALL_LAYER = {"d_model": 64, "nhead": 4, "dim_feedforward": 128}
 
 
 def _encoder_layer(norm_first: bool) -> Callable[[], nn.Module]:
@@ -84,25 +97,35 @@ IMAGE_NETS = (
     "vit_b_16",
 )
 
+SMALLER = {
+    "vgg11_bn": SMALL_IMAGE | {"hidden": 64},
+    "alexnet": SMALL_IMAGE | {"hidden": 64},
+    "resnext50_32x4d": SMALL_IMAGE | {"width_per_group": 1},
+    "wide_resnet50_2": SMALL_IMAGE | {"width_per_group": 8},
+    "vit_b_16": {"image_size": 32, "patch_size": 8, "num_layers": 2, "num_heads": 4, "hidden_dim": 64, "mlp_dim": 128, "num_classes": 10},
+}
+
 ZOO: dict[str, Entry] = {
-    **{name: _torchvision(name) for name in IMAGE_NETS},
+    **{name: _torchvision(name, SMALLER.get(name, SMALL_IMAGE)) for name in IMAGE_NETS},
     # torchvision's googlenet() builds the auxiliary heads unless told not to; its documented
     # 6,624,904 parameters (and its pretrained weights) are without them.
     "googlenet": Entry(
         lambda: torchvision.models.googlenet(aux_logits=False, init_weights=False),
         (((3, 224, 224), "float32"),),
         params=6_624_904,
+        export_overrides=SMALL_IMAGE,
     ),
-    "transformer_encoder_layer": Entry(_encoder_layer(False), (((10, 512), "float32"),), params=3_152_384),
-    "transformer_encoder_layer_pre_norm": Entry(_encoder_layer(True), (((10, 512), "float32"),), params=3_152_384),
-    "gpt": Entry(
-        _gpt,
-        (((32,), "int64"),),
-        overrides={"block_size": 32, "vocab_size": 96, "n_layer": 2, "n_head": 4, "n_embd": 64},
-        params=None,
+    "transformer_encoder_layer": Entry(_encoder_layer(False), (((10, 512), "float32"),), params=3_152_384, export_overrides=SMALL_LAYER),
+    "transformer_encoder_layer_pre_norm": Entry(
+        _encoder_layer(True), (((10, 512), "float32"),), params=3_152_384, export_overrides=SMALL_LAYER
     ),
-    "yolov8n": Entry(_yolov8n, (((3, 256, 320), "float32"),), overrides={"H": 256, "W": 320}, params=3_157_200),
-    "unet": Entry(_unet, (((3, 64, 96), "float32"),), overrides={"H": 64, "W": 96}, params=31_037_698),
+    "gpt": Entry(_gpt, (((32,), "int64"),), overrides=SMALL_GPT, export_overrides=SMALL_GPT),
+    "yolov8n": Entry(
+        _yolov8n, (((3, 256, 320), "float32"),), overrides={"H": 256, "W": 320}, params=3_157_200, export_overrides={"H": 64, "W": 96}
+    ),
+    "unet": Entry(
+        _unet, (((3, 64, 96), "float32"),), overrides={"H": 64, "W": 96}, params=31_037_698, export_overrides={"base": 8, "H": 32, "W": 48}
+    ),
 }
 
 
