@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import json
 import re
@@ -63,6 +64,24 @@ def silenced(diagnostics: list[Diagnostic], file: str, text: str) -> list[Diagno
     if not ignored:
         return diagnostics
     return [d for d in diagnostics if d.is_error or d.span is None or d.span.file != file or d.code not in ignored.get(d.span.line, ())]
+
+
+_LAYER_PATH = re.compile(r"layer '[^']*'")
+
+
+def merged_copies(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
+    """One diagnostic per place and problem: the same error in every copy of a repeated block (same
+    span, code and hint, messages that differ only in the layer's path) is reported once, counted."""
+    groups: dict[tuple, list[Diagnostic]] = {}
+    for d in sorted(diagnostics, key=sort_key):
+        groups.setdefault((d.span, d.code, d.severity, d.hint, _LAYER_PATH.sub("layer ?", d.message)), []).append(d)
+    merged = []
+    for group in groups.values():
+        first = group[0]
+        if len(group) > 1:
+            first = dataclasses.replace(first, message=f"{first.message} (and in {len(group) - 1} more copies of this layer)")
+        merged.append(first)
+    return sorted(merged, key=sort_key)
 
 
 def has_errors(diagnostics: Iterable[Diagnostic]) -> bool:

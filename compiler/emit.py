@@ -4,6 +4,7 @@ ids, registered in the order the spec writes them (as a hand-written `__init__` 
 from __future__ import annotations
 
 import importlib
+import keyword
 import operator
 import re
 from collections.abc import Callable
@@ -133,9 +134,10 @@ def resolve_target(target: str) -> Callable[..., Any]:
 
 
 def _class_name(name: str) -> str:
+    """`resnet18` → `Resnet18`; a name that is not a usable class name is prefixed: `none` → `ModelNone`."""
     words = re.split(r"[^A-Za-z0-9]+", name)
     text = "".join(w[:1].upper() + w[1:] for w in words if w) or "Model"
-    return text if text[0].isalpha() else f"Model{text}"
+    return text if text[0].isalpha() and not keyword.iskeyword(text) else f"Model{text}"
 
 
 def _size_name(size: Any) -> int | str:

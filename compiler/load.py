@@ -138,6 +138,8 @@ def _syntax_hint(error: yaml.MarkedYAMLError, text: str) -> str | None:
     if mark and mark.index < len(text) and text[mark.index] == "\t":
         return "YAML does not allow tabs for indentation: use spaces"
     context = error.context_mark
+    if error.context and "flow" in error.context and mark and "$" in text[text.rfind("\n", 0, mark.index) + 1 : mark.index + 1]:
+        return "inside {…} or […], quote an expression that holds , [ ] { }: out: '$make_divisible($w * 0.25, 8)'"
     if error.context and context and (not mark or context.line != mark.line or context.column != mark.column):
         return f"{error.context} at line {context.line + 1}, column {context.column + 1}"
     return None

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .diagnostics import Diagnostic, UsageError, has_errors, silenced
+from .diagnostics import Diagnostic, UsageError, has_errors, merged_copies, silenced
 from .infer import TypedGraph, infer
 from .load import Document, load_file
 from .ops import Registry
@@ -57,7 +57,7 @@ def analyze(
     model_overrides = {key: value for key, value in overrides.items() if not is_train_override(key)}
     graph, diagnostics = resolve(document, registry, model_overrides)
     typed, inferred = infer(graph, registry) if graph is not None else (None, [])
-    return Analysis(document, typed, silenced(diagnostics + inferred, document.path, document.text), registry)
+    return Analysis(document, typed, merged_copies(silenced(diagnostics + inferred, document.path, document.text)), registry)
 
 
 def _load(path: str | Path) -> tuple[Document | None, list[Diagnostic]]:

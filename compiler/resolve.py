@@ -26,10 +26,11 @@ from .dims import Dim, Size
 from .ir import Deferred, Kind, Node, Ref, Scope
 from .link import Expansion, PendingNode, Source, link
 from .load import Document, JsonPath
+from .names import reserved
 from .ops import OpDef, Registry, TensorType
 from .params import model_values
 from .resolve_values import INVALID, Values
-from .schema import BLOCK_PARAM_TYPES
+from .schema import BLOCK_PARAM_TYPES, LAYER_KEYS
 
 MAX_NODES = 100_000
 MAX_BLOCK_DEPTH = 32
@@ -69,6 +70,7 @@ class _Scope:
 class _Repeat:
     count: int
     names: str | None  # None: name.0 … name.N-1; "flat"; or a template
+    chain: bool = True  # each copy reads the previous one; else each reads the layer's `from`
 
 
 def resolve(document: Document, registry: Registry, overrides: Mapping[str, Any] | None = None):
@@ -122,6 +124,8 @@ class _Resolver:
                 self._error("E0309", f"block '{name}' has the name of a builtin op", span, "rename the block")
             for pname, declared in block.get("params", {}).items():
                 where = self.doc.span(("blocks", name, "params", pname))
+                if pname in LAYER_KEYS:
+                    self._error("E0305", f"block '{name}': parameter '{pname}' has the name of a layer key", where, "rename it")
                 if isinstance(declared, str) and declared not in BLOCK_PARAM_TYPES and declared.lower() in BLOCK_PARAM_TYPES:
                     message = f"block '{name}': type names are lower case: write '{declared.lower()}', not '{declared}'"
                     self._error("E0305", message, where)
@@ -166,7 +170,7 @@ class _Resolver:
 
     def _expand_layer(self, layer: dict, doc_path: JsonPath, scope: _Scope, previous: list[Source]) -> list[Source]:
         local = layer.get("id")
-        sources = self._sources(layer, doc_path, scope, previous)
+        sources = previous if "repeat" in layer and _templated(layer.get("from")) else self._sources(layer, doc_path, scope, previous)
         guard = self.values.condition(layer, doc_path, scope.params, scope.lookup)
         if guard is False:
             return self._skip(local, doc_path, scope, sources, previous)
@@ -200,7 +204,10 @@ class _Resolver:
         copies: list[Source] = []
         spliced = repeat.names == "flat" and _is_inline(kind)
         for rep in range(repeat.count):
-            copy_sources = [copies[-1]] if copies else sources
+            if not repeat.chain:
+                copy_sources = self._sources(layer, doc_path, scope, sources, (rep, repeat.count))
+            else:
+                copy_sources = [copies[-1]] if copies else sources
             if spliced:
                 copies.append(self._expand_inline(kind, layer, doc_path, scope, None, copy_sources, None, (rep, repeat.count))[0])
                 continue
@@ -332,6 +339,9 @@ class _Resolver:
         return None
 
     def _define(self, path: str, span: Span) -> None:
+        why = reserved(path.rpartition(".")[2])
+        if why:
+            self._error("E0312", f"'{path.rpartition('.')[2]}' cannot name a layer or input: it is {why}", span, "rename it")
         if path in self.x.defined:
             first = self.x.defined[path]
             self._error("E0302", f"duplicate id '{path}' (first defined at line {first.line})", span)
@@ -345,31 +355,38 @@ class _Resolver:
         if path != target:
             self.x.aliases[path] = target
 
-    def _sources(self, layer: dict, doc_path: JsonPath, scope: _Scope, previous: list[Source]) -> list[Source]:
+    def _sources(self, layer: dict, doc_path: JsonPath, scope: _Scope, previous: list[Source], rep=None) -> list[Source]:
+        """The layer's inputs as written (references may be templates of the copy index: `cv2.{$i}`)."""
         refs = layer.get("from")
         if refs is None:
             return previous
         single = not isinstance(refs, list)
         refs = [refs] if single else refs
         from_path = (*doc_path, "from")
-        return [
-            Source(scope.lookup + str(ref), self.doc.span(from_path if single else (*from_path, i)), scope.lookup)
-            for i, ref in enumerate(refs)
-        ]
+        params = scope.params if rep is None else {**scope.params, "i": rep[0]}
+        sources = []
+        for i, ref in enumerate(refs):
+            span = self.doc.span(from_path if single else (*from_path, i))
+            text = self.values.template(ref, params, span) if isinstance(ref, str) and "{" in ref else str(ref)
+            sources.append(Source(scope.lookup + text, span, scope.lookup))
+        return sources
 
     def _repeat(self, layer: dict, doc_path: JsonPath, scope: _Scope) -> _Repeat | None:
         if "repeat" not in layer:
             return None
         spec = layer["repeat"]
         count, names = (spec.get("count"), spec.get("names")) if isinstance(spec, dict) else (spec, None)
+        chain = (
+            spec.get("chain", True) and not _templated(layer.get("from")) if isinstance(spec, dict) else not _templated(layer.get("from"))
+        )
         where = (*doc_path, "repeat", "count") if isinstance(spec, dict) else (*doc_path, "repeat")
         value = self.values.resolved(count, scope.params, "'repeat'", self.doc.span(where))
         if value is INVALID:
-            return _Repeat(1, names)
+            return _Repeat(1, names, chain)
         if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 1000:
             self._error("E0311", f"'repeat' must be an integer from 1 to 1000, got {value!r}", self.doc.span(where))
-            return _Repeat(1, names)
-        return _Repeat(value, names)
+            return _Repeat(1, names, chain)
+        return _Repeat(value, names, chain)
 
     # -- nodes ----------------------------------------------------------------------------------
 
@@ -408,7 +425,7 @@ class _Resolver:
             return
         span = self.doc.span((*doc_path, "activation"))
         value = self.values.resolved(layer["activation"], scope.params, "'activation'", span)
-        if value is INVALID:
+        if value is INVALID or value is None or value == "none":
             return
         if value not in self.registry.activations:
             self._error("E0311", f"layer '{name}': unknown activation {value!r}", span, did_you_mean(str(value), self.registry.activations))
@@ -420,6 +437,11 @@ class _Resolver:
         act = Node(Kind.CALL, act_name, span, value, args, {}, (), node.guards, node.scopes, len(self.x.pending))
         self.x.pending[act_name] = PendingNode(act, [Ref(name)])
         self.x.aliases[name] = act_name
+
+
+def _templated(refs: Any) -> bool:
+    """True if a `from` holds a reference template such as `cv2.{$i}`."""
+    return any(isinstance(ref, str) and "{" in ref for ref in (refs if isinstance(refs, list) else [refs]))
 
 
 def _is_inline(kind: Any) -> bool:

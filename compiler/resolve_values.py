@@ -134,7 +134,7 @@ class Values:
                 continue
             span = spans[key] = self.doc.span((*doc_path, key))
             picked = self._per_repetition(raw, scalar_of(key), rep, key, span)
-            path = (*doc_path, key, rep[0]) if picked is not raw else (*doc_path, key)
+            path = (*doc_path, key, rep[0]) if rep is not None and picked is not raw else (*doc_path, key)
             values[key] = INVALID if picked is INVALID else self.evaluate(picked, params, lookup, span, path)
         return values, spans
 

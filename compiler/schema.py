@@ -100,7 +100,7 @@ def _defs(registry: Registry, dispatch_ops: bool) -> dict[str, Any]:
         "identifier": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
         "reference": {
             "anyOf": [
-                {"type": "string", "pattern": "^[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*(\\.\\*)?$"},
+                {"type": "string", "pattern": "^(?:[A-Za-z0-9_-]|\\{[^{}]+\\})+(?:\\.(?:[A-Za-z0-9_-]|\\{[^{}]+\\})+)*(?:\\.\\*)?$"},
                 {"type": "integer", "minimum": 0, "maximum": MAX_SIZE},
             ],
             "description": "a layer id, an input, a path into a block (`layer1.0.conv1`), an output of a multi-output op "
@@ -189,13 +189,20 @@ def _common_properties(registry: Registry) -> dict[str, Any]:
                     "properties": {
                         "count": {"anyOf": [_COUNT, _EXPRESSION]},
                         "names": {"type": "string", "minLength": 1, "description": "'flat', or a template such as 'denselayer{$i + 1}'"},
+                        "chain": {
+                            "type": "boolean",
+                            "description": "false: every copy reads the layer's `from` instead of the previous copy",
+                        },
                     },
                     "required": ["count"],
                     "additionalProperties": False,
                 },
             ]
         },
-        "activation": {"anyOf": [{"enum": registry.activations}, _EXPRESSION]},
+        "activation": {
+            "anyOf": [{"enum": [*registry.activations, "none"]}, _EXPRESSION],
+            "description": "an activation after the layer; none for none",
+        },
         "share": {
             "type": "object",
             "propertyNames": {"$ref": "#/$defs/identifier"},

@@ -41,5 +41,6 @@ def block_param_type(declared: Any) -> str:
 
 def check_block_value(kind: str, value: Any) -> str | None:
     if (isinstance(value, bool) and kind != "bool") or not isinstance(value, _PYTHON_TYPES[kind]):
-        return f"must be of type {kind}, got {value!r}"
+        missing = isinstance(value, str) and "$" in value and not value.lstrip().startswith("$")
+        return f"must be of type {kind}, got {value!r}" + (f" (an expression starts with '$': write '${value.strip()}')" if missing else "")
     return None

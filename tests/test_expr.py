@@ -31,7 +31,8 @@ def test_evaluates(text: str, value):
     [
         ("__import__('os').system('true')", "unknown function"),
         ("().__class__", "not allowed"),
-        ("$width ** 99999", "not supported"),
+        ("$width ** 99999", "too large"),
+        ("$width << 2", "not supported"),
         ("'a' * 10", "needs numbers"),
         ("width", "parameters are written $width"),
         ("$widht", "did you mean 'width'"),

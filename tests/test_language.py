@@ -402,3 +402,45 @@ def test_a_block_or_group_may_take_one_output_of_a_split(write_spec):
     """
     analysis = analyze(write_spec, body)
     assert reads(analysis, "a.0") == ["parts.0"] and reads(analysis, "b.0") == ["parts.1"]
+
+
+@pytest.mark.parametrize("name", ["training", "half", "forward", "class", "graph", "nncompile_inputs"])
+def test_ids_that_a_module_already_has_are_refused(write_spec, name):
+    analysis = analyze(write_spec, f"inputs: {{x: [4]}}\nlayers:\n  - {{id: {name}, op: linear, out: 3}}\n")
+    assert codes(analysis) == ["E0312"]
+
+
+def test_the_reserved_names_are_torchs():
+    from torch import fx, nn
+
+    from compiler.names import MODULE_ATTRIBUTES
+
+    module = fx.GraphModule(nn.Module(), fx.Graph())
+    assert {n for n in set(dir(module)) | set(dir(nn.Module())) if not n.startswith("__")} == MODULE_ATTRIBUTES
+
+
+def test_a_block_parameter_cannot_take_a_layer_keys_name(write_spec):
+    body = "inputs: {x: [4]}\nblocks:\n  stack:\n    params: {layers: 2}\n    layers: [{op: relu}]\nlayers:\n  - {op: stack}\n"
+    assert codes(analyze(write_spec, body)) == ["E0305"]
+
+
+def test_copies_may_read_their_own_inputs(write_spec):
+    body = """
+    inputs: {p3: [8, 8, 8], p4: [16, 4, 4]}
+    layers:
+      - {id: cv2, op: conv2d, out: 4, kernel: 1, repeat: 2, from: "p{$i + 3}"}
+      - {id: cv3, op: conv2d, out: 2, kernel: 1, repeat: 2, from: "p{$i + 3}"}
+      - {id: out, op: concat, repeat: 2, from: ["cv2.{$i}", "cv3.{$i}"]}
+      - {id: same, op: relu, repeat: {count: 2, chain: false}, from: p3}
+    outputs: [out.*, same.*]
+    """
+    analysis = analyze(write_spec, body)
+    assert reads(analysis, "cv2.1") == ["p4"] and reads(analysis, "out.1") == ["cv2.1", "cv3.1"]
+    assert reads(analysis, "same.1") == ["p3"]
+    assert shapes(analysis)["out.1"] == (6, 4, 4)
+
+
+def test_activation_none_adds_nothing(write_spec):
+    body = "params: {act: none}\ninputs: {x: [4]}\nlayers:\n  - {id: fc, op: linear, out: 3, activation: $act}\n"
+    assert list(analyze(write_spec, body).graph.layers) == ["fc"]
+    assert list(analyze(write_spec, body, act="relu").graph.layers) == ["fc", "fc_relu"]
