@@ -86,6 +86,8 @@ class Expression:
     tree: ast.expr
     params: frozenset[str]
     refs: frozenset[str]
+    calls: frozenset[str] = frozenset()
+    """The spec's own functions it calls (names that are neither builtin nor shape functions)."""
 
     @property
     def needs_shapes(self) -> bool:
@@ -109,9 +111,12 @@ def parse(text: str) -> Expression:
         tree = ast.parse(source.strip(), mode="eval").body
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         raise ExprError(f"cannot parse expression '{text}'") from None
-    params, refs = set(), set()
-    _check(tree, params, refs)
-    return Expression(text, tree, frozenset(params), frozenset(refs))
+    params, refs, calls = set(), set(), set()
+    try:
+        _check(tree, params, refs, calls)
+    except RecursionError:
+        raise ExprError(f"expression '{text[:60]}…' is nested too deeply") from None
+    return Expression(text, tree, frozenset(params), frozenset(refs), frozenset(calls))
 
 
 def _without_marker(text: str) -> str:
@@ -133,20 +138,23 @@ def _source(node: ast.AST) -> str:
     return ast.unparse(node).replace(_PARAM_PREFIX, "$")
 
 
-def _check(node: ast.AST, params: set[str], refs: set[str]) -> None:
-    """Reject every node kind outside the language; collect parameter and layer names."""
+def _check(node: ast.AST, params: set[str], refs: set[str], calls: set[str]) -> None:
+    """Reject every node kind outside the language; collect parameter, layer and function names."""
     if isinstance(node, ast.Call):
-        name = node.func.id if isinstance(node.func, ast.Name) else None
-        if (name not in SHAPE_FUNCTIONS and name not in PLAIN_FUNCTIONS) or node.keywords:
-            known = ", ".join((*SHAPE_FUNCTIONS, *PLAIN_FUNCTIONS))
-            raise ExprError(f"unknown function '{_source(node.func)}' (known: {known})")
+        name = node.func.id if isinstance(node.func, ast.Name) and not node.func.id.startswith(_PARAM_PREFIX) else None
+        if name is None:
+            raise ExprError(f"unknown function '{_source(node.func)}' (known: {', '.join((*SHAPE_FUNCTIONS, *PLAIN_FUNCTIONS))})")
+        if node.keywords or any(isinstance(arg, ast.Starred) for arg in node.args):
+            raise ExprError(f"'{_source(node)}': functions take plain arguments, as in {name}(a, b)")
         if name in SHAPE_FUNCTIONS:
             if len(node.args) != 1 or not isinstance(node.args[0], ast.Name) or node.args[0].id.startswith(_PARAM_PREFIX):
                 raise ExprError(f"{name}() takes one layer name, as in {name}(input)")
             refs.add(node.args[0].id)
             return
+        if name not in PLAIN_FUNCTIONS:
+            calls.add(name)
         for arg in node.args:
-            _check(arg, params, refs)
+            _check(arg, params, refs, calls)
         return
     if isinstance(node, ast.Name):
         if node.id in _CONSTANTS:
@@ -176,7 +184,7 @@ def _check(node: ast.AST, params: set[str], refs: set[str]) -> None:
     if not isinstance(node, allowed) or (isinstance(node, ast.Constant) and not isinstance(node.value, (int, float, str))):
         raise ExprError(f"'{_source(node)}' is not allowed in expressions")
     for child in ast.iter_child_nodes(node):
-        _check(child, params, refs)
+        _check(child, params, refs, calls)
 
 
 def evaluate(expr: Expression, params: Mapping[str, Any], shape_of: Callable[[str], tuple[int, ...]] | None = None) -> Any:
@@ -189,10 +197,34 @@ def evaluate(expr: Expression, params: Mapping[str, Any], shape_of: Callable[[st
         raise ExprError(f"cannot evaluate '{expr.text}': {str(error)[:200]}") from None
 
 
+@dataclass(frozen=True, eq=False)
+class Function:
+    """A spec's own function (`functions: {ch: {args: [c], value: …}}`): its body sees its arguments
+    and `env`, the model's parameters (its own functions included)."""
+
+    name: str
+    args: tuple[str, ...]
+    body: Expression
+    env: Mapping[str, Any]
+
+
+def unknown_functions(expression: Expression, params: Mapping[str, Any]) -> list[str]:
+    """The calls of `expression` that name no builtin and no Function in `params`."""
+    return sorted(name for name in expression.calls if not isinstance(params.get(name), Function))
+
+
+def known_functions(params: Mapping[str, Any]) -> str:
+    return ", ".join((*SHAPE_FUNCTIONS, *PLAIN_FUNCTIONS, *(k for k, v in params.items() if isinstance(v, Function))))
+
+
+MAX_CALL_DEPTH = 32
+
+
 class _Evaluator:
-    def __init__(self, params: Mapping[str, Any], shape_of: Callable[[str], tuple[int, ...]] | None):
+    def __init__(self, params: Mapping[str, Any], shape_of: Callable[[str], tuple[int, ...]] | None, depth: int = 0):
         self.params = params
         self.shape_of = shape_of
+        self.depth = depth
 
     def eval(self, node: ast.expr) -> Any:
         method = getattr(self, f"_{type(node).__name__}")
@@ -266,6 +298,8 @@ class _Evaluator:
         name = node.func.id
         if name in PLAIN_FUNCTIONS:
             return _bounded(PLAIN_FUNCTIONS[name](*(self.eval(arg) for arg in node.args)))
+        if name not in SHAPE_FUNCTIONS:
+            return self._user_call(name, [self.eval(arg) for arg in node.args])
         if self.shape_of is None:
             raise ExprError(f"{name}() needs inferred shapes, which are not known here")
         shape = list(self.shape_of(node.args[0].id))
@@ -274,6 +308,17 @@ class _Evaluator:
         if not shape:
             raise ExprError(f"{name}({node.args[0].id}) of a scalar sample")
         return shape[0] if name == "channels" else shape[-1]
+
+    def _user_call(self, name: str, values: list[Any]) -> Any:
+        function = self.params.get(name)
+        if not isinstance(function, Function):
+            raise ExprError(f"unknown function '{name}' (known: {known_functions(self.params)})")
+        if len(values) != len(function.args):
+            raise ExprError(f"{name}() takes {len(function.args)} argument(s), got {len(values)}")
+        if self.depth >= MAX_CALL_DEPTH:
+            raise ExprError(f"{name}() calls functions more than {MAX_CALL_DEPTH} deep")
+        inner = _Evaluator({**function.env, **dict(zip(function.args, values))}, None, self.depth + 1)
+        return inner.eval(function.body.tree)
 
 
 def _power(base: Any, exponent: Any) -> Any:

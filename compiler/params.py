@@ -60,9 +60,40 @@ def model_values(document: Document, overrides: Mapping[str, Any]) -> tuple[Mode
                 + (f"; {hint}" if hint else f" (parameters: {', '.join(known) or 'none'})")
             )
     params = {**params, **variant_values, **{k: v for k, v in overrides.items() if k in variant_values}}
+    diagnostics += _functions(document, params)
     diagnostics += _derive(document, params)
     fixed = {key: _fixed_size(sizes[key], value) for key, value in overrides.items() if key in sizes and sizes[key] is not None}
     return ModelValues(params, {k: v for k, v in sizes.items() if v is not None}, fixed), diagnostics
+
+
+def _functions(document: Document, params: dict[str, Any]) -> list[Diagnostic]:
+    """The spec's own functions, added to `params` (each body sees its arguments and the model's
+    parameters, the other functions included)."""
+    diagnostics = []
+    for name, spec in document.data.get("functions", {}).items():
+        span = document.span(("functions", name, "value"))
+        if name in params or name in expr.PLAIN_FUNCTIONS or name in expr.SHAPE_FUNCTIONS:
+            diagnostics.append(
+                Diagnostic(
+                    "E0305", f"function '{name}' has the name of a parameter or a builtin function", document.key_span(("functions", name))
+                )
+            )
+            continue
+        args = tuple(spec.get("args", ()))
+        try:
+            body = expr.parse(spec["value"])
+        except expr.ExprError as error:
+            diagnostics.append(Diagnostic("E0304", f"function '{name}': {error}", span))
+            continue
+        unknown = sorted(body.params - set(args) - params.keys() - document.data.get("functions", {}).keys())
+        if body.refs or unknown:
+            problem = f"its body reads shapes ({', '.join(sorted(body.refs))})" if body.refs else f"unknown parameter ${unknown[0]}"
+            diagnostics.append(
+                Diagnostic("E0304", f"function '{name}': {problem}", span, "a function sees its args and the model's parameters")
+            )
+            continue
+        params[name] = expr.Function(name, args, body, params)
+    return diagnostics
 
 
 def _derive(document: Document, params: dict[str, Any]) -> list[Diagnostic]:
@@ -70,7 +101,7 @@ def _derive(document: Document, params: dict[str, Any]) -> list[Diagnostic]:
     take their values, in order; `--set` may still give one outright."""
     diagnostics = []
     for key, value in list(params.items()):
-        if not expr.is_expression(value):
+        if not expr.is_expression(value) or key not in document.data.get("params", {}):
             continue
         try:
             params[key] = expr.evaluate(expr.parse(value), params)

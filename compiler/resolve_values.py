@@ -80,7 +80,12 @@ class Values:
             )
             self._error("E0304", f"unknown parameter ${name} in '{text}'", span, hint)
             return INVALID
-        used = {name: params[name] for name in parsed.params}
+        unknown = expr.unknown_functions(parsed, params)
+        if unknown:
+            hint = did_you_mean(unknown[0], [*expr.PLAIN_FUNCTIONS, *expr.SHAPE_FUNCTIONS, *params])
+            self._error("E0304", f"unknown function '{unknown[0]}' in '{text}' (known: {expr.known_functions(params)})", span, hint)
+            return INVALID
+        used = {name: params[name] for name in parsed.params | parsed.calls}
         if any(value is INVALID for value in used.values()):
             return INVALID
         if parsed.needs_shapes or any(isinstance(value, Deferred) for value in used.values()):

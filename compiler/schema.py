@@ -79,6 +79,17 @@ def generate(registry: Registry, dispatch_ops: bool = True) -> dict[str, Any]:
                 },
                 "description": "rows of parameter values, picked by the value of the parameter they are keyed by (--set scale=s)",
             },
+            "functions": {
+                "type": "object",
+                "propertyNames": {"$ref": "#/$defs/identifier"},
+                "additionalProperties": {
+                    "type": "object",
+                    "properties": {"args": {"type": "array", "items": {"$ref": "#/$defs/identifier"}}, "value": _EXPRESSION},
+                    "required": ["value"],
+                    "additionalProperties": False,
+                },
+                "description": "the spec's own functions: {ch: {args: [c], value: '$ceil($c * $width / 8) * 8'}}, called as $ch(64)",
+            },
             "outputs": {
                 "anyOf": [{"$ref": "#/$defs/reference"}, {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/reference"}}],
                 "description": "the layers the model returns (default: the last layer written); several give a tuple",

@@ -444,3 +444,20 @@ def test_activation_none_adds_nothing(write_spec):
     body = "params: {act: none}\ninputs: {x: [4]}\nlayers:\n  - {id: fc, op: linear, out: 3, activation: $act}\n"
     assert list(analyze(write_spec, body).graph.layers) == ["fc"]
     assert list(analyze(write_spec, body, act="relu").graph.layers) == ["fc", "fc_relu"]
+
+
+def test_a_spec_defines_its_own_functions(write_spec):
+    body = """
+    params: {width: 0.25, max_channels: 1024}
+    functions:
+      ch: {args: [c], value: '$ceil(min($c, $max_channels) * $width / 8) * 8'}
+      twice: {args: [c], value: '$2 * ch($c)'}
+    inputs: {x: [4]}
+    layers:
+      - {op: linear, out: $ch(100)}
+      - {op: linear, out: $twice(100)}
+    """
+    assert shapes(analyze(write_spec, body)) == {"0": (32,), "1": (64,)}
+    assert shapes(analyze(write_spec, body, width=0.5))["0"] == (56,)
+    assert codes(analyze(write_spec, body.replace("$twice(100)", "$thrice(100)"))) == ["E0304"]
+    assert codes(analyze(write_spec, body.replace("* $width", "* $widht"))) == ["E0304"]
