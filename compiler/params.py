@@ -12,7 +12,7 @@ from .diagnostics import Diagnostic, UsageError, did_you_mean
 from .dims import MAX_VALUES, Size
 from .load import Document
 from .schema import SIZE_KEYS
-from .values import block_param_type, check_block_value
+from .values import INVALID, block_param_type, check_block_value
 
 RESERVED = ("i",)
 """`$i` is the copy index inside a repeated layer; no parameter may take the name."""
@@ -68,32 +68,34 @@ def model_values(document: Document, overrides: Mapping[str, Any]) -> tuple[Mode
 
 def _functions(document: Document, params: dict[str, Any]) -> list[Diagnostic]:
     """The spec's own functions, added to `params` (each body sees its arguments and the model's
-    parameters, the other functions included)."""
+    parameters, the other functions included). One that cannot be defined is INVALID, so that its
+    calls are not reported again."""
     diagnostics = []
     for name, spec in document.data.get("functions", {}).items():
-        span = document.span(("functions", name, "value"))
-        if name in params or name in expr.PLAIN_FUNCTIONS or name in expr.SHAPE_FUNCTIONS:
-            diagnostics.append(
-                Diagnostic(
-                    "E0305", f"function '{name}' has the name of a parameter or a builtin function", document.key_span(("functions", name))
-                )
-            )
-            continue
-        args = tuple(spec.get("args", ()))
-        try:
-            body = expr.parse(spec["value"])
-        except expr.ExprError as error:
-            diagnostics.append(Diagnostic("E0304", f"function '{name}': {error}", span))
-            continue
-        unknown = sorted(body.params - set(args) - params.keys() - document.data.get("functions", {}).keys())
-        if body.refs or unknown:
-            problem = f"its body reads shapes ({', '.join(sorted(body.refs))})" if body.refs else f"unknown parameter ${unknown[0]}"
-            diagnostics.append(
-                Diagnostic("E0304", f"function '{name}': {problem}", span, "a function sees its args and the model's parameters")
-            )
-            continue
-        params[name] = expr.Function(name, args, body, params)
+        made = _function(document, name, spec, params)
+        if isinstance(made, Diagnostic):
+            diagnostics.append(made)
+            made = INVALID
+        params[name] = made
     return diagnostics
+
+
+def _function(document: Document, name: str, spec: dict, params: dict[str, Any]) -> expr.Function | Diagnostic:
+    span = document.span(("functions", name, "value"))
+    if name in params or name in expr.PLAIN_FUNCTIONS or name in expr.SHAPE_FUNCTIONS:
+        return Diagnostic(
+            "E0305", f"function '{name}' has the name of a parameter or a builtin function", document.key_span(("functions", name))
+        )
+    args = tuple(spec.get("args", ()))
+    try:
+        body = expr.parse(spec["value"])
+    except expr.ExprError as error:
+        return Diagnostic("E0304", f"function '{name}': {error}", span)
+    unknown = sorted(body.params - set(args) - params.keys() - document.data.get("functions", {}).keys())
+    if body.refs or unknown:
+        problem = f"its body reads shapes ({', '.join(sorted(body.refs))})" if body.refs else f"unknown parameter ${unknown[0]}"
+        return Diagnostic("E0304", f"function '{name}': {problem}", span, "a function sees its args and the model's parameters")
+    return expr.Function(name, args, body, params)
 
 
 def _derive(document: Document, params: dict[str, Any]) -> list[Diagnostic]:

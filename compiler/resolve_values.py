@@ -15,16 +15,7 @@ from .ir import Deferred
 from .load import Document, JsonPath
 from .ops import REQUIRED, OpDef
 from .schema import BLOCK_PARAM_TYPES, LAYER_KEYS
-from .values import block_param_type, check_block_value, check_value
-
-
-class _Invalid:
-    def __repr__(self) -> str:
-        return "<invalid>"
-
-
-INVALID: Any = _Invalid()
-"""A value already reported as wrong: used without a second diagnostic."""
+from .values import INVALID, block_param_type, check_block_value, check_value
 
 
 class _Hidden:
@@ -80,7 +71,7 @@ class Values:
             )
             self._error("E0304", f"unknown parameter ${name} in '{text}'", span, hint)
             return INVALID
-        unknown = expr.unknown_functions(parsed, params)
+        unknown = [name for name in expr.unknown_functions(parsed, params) if params.get(name) is not INVALID]
         if unknown:
             hint = did_you_mean(unknown[0], [*expr.PLAIN_FUNCTIONS, *expr.SHAPE_FUNCTIONS, *params])
             self._error("E0304", f"unknown function '{unknown[0]}' in '{text}' (known: {expr.known_functions(params)})", span, hint)

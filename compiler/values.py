@@ -12,6 +12,15 @@ from .ops.core import MAX_SIZE
 from .schema import BLOCK_PARAM_TYPES
 from .validate import StrictValidator, describe
 
+
+class _Invalid:
+    def __repr__(self) -> str:
+        return "<invalid>"
+
+
+INVALID: Any = _Invalid()
+"""A value already reported as wrong: used without a second diagnostic."""
+
 _PYTHON_TYPES = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,), "list": (list,)}
 
 
