@@ -77,6 +77,10 @@ def _functions(document: Document, params: dict[str, Any]) -> list[Diagnostic]:
             diagnostics.append(made)
             made = INVALID
         params[name] = made
+    broken = True
+    while broken:  # a function calling a broken one is broken too (silently: the cause is reported)
+        broken = [n for n, f in params.items() if isinstance(f, expr.Function) and any(params.get(c) is INVALID for c in f.body.calls)]
+        params.update(dict.fromkeys(broken, INVALID))
     return diagnostics
 
 
