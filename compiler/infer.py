@@ -14,16 +14,24 @@ from typing import Any
 
 from . import expr
 from .diagnostics import Diagnostic, Span, sort_key
-from .dims import SymbolicError, Undecided, at, is_symbolic, show_point
+from .dims import Dim, SymbolicError, Undecided, at, is_symbolic, show_point
 from .ir import ALL, OUTPUT, Deferred, Graph, Kind, Node, Ref, TypedGraph, TypedNode
-from .ops import Call, ModuleEmit, OpDef, Registry, ShapeError, TensorType
+from .ops import BUILTIN, Call, ModuleEmit, OpDef, Registry, ShapeError, TensorType
+from .ops.core import FLOAT_DTYPES
 from .ops.geometry import volume
 from .values import check_value
 
+MAX_PARAMS = 2**32
+"""The default limit on a model's parameters (16 GiB as float32); `--max-params` raises it."""
+MAX_ELEMENTS = 2**31
+"""No value holds more elements per sample: beyond it the model cannot be run, so it is refused."""
 
-def infer(graph: Graph, registry: Registry) -> tuple[TypedGraph | None, list[Diagnostic]]:
-    """Type every node; returns the typed graph (None if there are errors) and the diagnostics."""
-    return _Inference(graph, registry).run()
+
+def infer(graph: Graph, registry: Registry, max_params: int = MAX_PARAMS) -> tuple[TypedGraph | None, list[Diagnostic]]:
+    """Type every node; returns the typed graph (None if there are errors) and the diagnostics.
+    A model over `max_params` parameters, or with a value too large to hold, is refused here, before
+    anything is allocated."""
+    return _Inference(graph, registry, max_params).run()
 
 
 class _Failed(Exception):
@@ -31,9 +39,10 @@ class _Failed(Exception):
 
 
 class _Inference:
-    def __init__(self, graph: Graph, registry: Registry):
+    def __init__(self, graph: Graph, registry: Registry, max_params: int):
         self.graph = graph
         self.registry = registry
+        self.max_params = max_params
         self.diagnostics: list[Diagnostic] = []
         self.typed: dict[str, TypedNode] = {}
         self.passed: dict[str, Ref] = {}
@@ -47,10 +56,16 @@ class _Inference:
                 self._visit(node)
             except _Failed:
                 self.failed.add(node.name)
+        typed = TypedGraph(self.graph.name, self.typed)
+        if typed.total_params > self.max_params:
+            gib = typed.total_params * 4 / 2**30
+            message = f"the model has {typed.total_params:,} parameters ({gib:,.1f} GiB as float32); the limit is {self.max_params:,}"
+            self.diagnostics.append(
+                Diagnostic("E0407", message, self.graph.nodes[OUTPUT].span, "raise it with --max-params N if you mean it")
+            )
         diagnostics = sorted(set(self.diagnostics), key=sort_key)
         if any(d.is_error for d in diagnostics) or OUTPUT not in self.typed:
             return None, diagnostics
-        typed = TypedGraph(self.graph.name, self.typed)
         typed.lint()
         return typed, diagnostics
 
@@ -74,6 +89,8 @@ class _Inference:
         outputs = outputs if isinstance(outputs, tuple) else (outputs,)
         if node.kind is Kind.TENSOR:
             outputs = tuple(TensorType(t.shape, t.dtype, batched=False) for t in outputs)
+        self._check_size(node, op, outputs)
+        self._check_weights_dtype(node, op, call)
         self._check_fixed(node, op, call)
         params = self._guarded(node, op, op.count_params, call)
         macs = self._guarded(node, op, lambda c: op.count_macs(c, outputs[0]), call)
@@ -189,6 +206,25 @@ class _Inference:
                     message = f"layer '{node.name}' ({op.name}): '{ref}' has no batch dimension"
                     self._fail("E0401", message, node.span, f"{op.name} needs a batched input; learnable tensors have none")
 
+    def _check_size(self, node: Node, op: OpDef, outputs: tuple[TensorType, ...]) -> None:
+        for t in outputs:
+            numel = t.numel()
+            largest = max(numel.table) if isinstance(numel, Dim) else numel
+            if largest > MAX_ELEMENTS:
+                message = f"layer '{node.name}' ({op.name}): its output {list(t.shape)} holds {largest:,} elements per sample"
+                self._fail("E0407", message, node.span, f"a value holds at most {MAX_ELEMENTS:,} elements per sample")
+
+    def _check_weights_dtype(self, node: Node, op: OpDef, call: Call) -> None:
+        """Layers with weights hold float32 tensors: a float input of another dtype would fail in torch."""
+        if not isinstance(op.emit, ModuleEmit):
+            return
+        for t in call.inputs:
+            if t.dtype in FLOAT_DTYPES and t.dtype != "float32":
+                hint = "declare the input float32 (the model's weights are float32)"
+                self._fail(
+                    "E0401", f"layer '{node.name}' ({op.name}): its input is {t.dtype}, but its weights are float32", node.span, hint
+                )
+
     def _check_fixed(self, node: Node, op: OpDef, call: Call) -> None:
         """A module is built with fixed sizes: a constructor argument may not depend on symbolic sizes."""
         if not isinstance(op.emit, ModuleEmit):
@@ -202,7 +238,7 @@ class _Inference:
         """Run a rule; a ShapeError becomes E0401, and a decision that differs across the declared
         sizes is re-run at one size where it holds and one where it does not, to name the size."""
         try:
-            return rule(call)
+            return self._run(node, op, rule, call)
         except ShapeError as error:
             self._shape_error(node, op, error, "")
         except SymbolicError as error:
@@ -210,12 +246,25 @@ class _Inference:
         except Undecided as undecided:
             for point in (undecided.holds, undecided.fails):
                 try:
-                    rule(_call_at(call, point))
+                    self._run(node, op, rule, _call_at(call, point))
                 except ShapeError as error:
                     self._shape_error(node, op, error, f" (at {show_point(point)})")
             where = f"{show_point(undecided.holds)} and {show_point(undecided.fails)}"
             hint = "declare sizes (multiple_of, min, max) under which the layer computes one way"
             self._fail("E0403", f"layer '{node.name}' ({op.name}): its shape follows different rules at {where}", node.span, hint)
+
+    def _run(self, node: Node, op: OpDef, rule: Callable[[Call], Any], call: Call) -> Any:
+        """A rule's result. A plugin's rule that raises anything but ShapeError is the plugin's bug,
+        reported as such; a builtin rule that does is nncompile's (an internal error)."""
+        try:
+            return rule(call)
+        except (ShapeError, SymbolicError, Undecided):
+            raise
+        except Exception as error:
+            if op.name in BUILTIN and BUILTIN.get(op.name) is op:
+                raise
+            message = f"layer '{node.name}': the plugin op '{op.name}' failed: {type(error).__name__}: {str(error)[:300]}"
+            self._fail("E0406", message, node.span, "this is a bug in the plugin that defines the op")
 
     def _shape_error(self, node: Node, op: OpDef, error: ShapeError, where: str) -> None:
         span = node.arg_spans.get(error.param) if error.param else None

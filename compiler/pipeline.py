@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from .diagnostics import Diagnostic, UsageError, has_errors, merged_copies, silenced
-from .infer import TypedGraph, infer
+from .infer import MAX_PARAMS, TypedGraph, infer
 from .load import Document, load_file
 from .ops import Registry
 from .overlay import is_train_override, merge_train
@@ -32,7 +32,11 @@ class Analysis:
 
 
 def analyze(
-    path: str | Path, overrides: Mapping[str, Any] | None = None, plugins: tuple[str, ...] = (), config: str | Path | None = None
+    path: str | Path,
+    overrides: Mapping[str, Any] | None = None,
+    plugins: tuple[str, ...] = (),
+    config: str | Path | None = None,
+    max_params: int = MAX_PARAMS,
 ) -> Analysis:
     """Run every torch-free stage; stop after the first stage that reports errors.
 
@@ -56,7 +60,7 @@ def analyze(
         return Analysis(document, None, diagnostics, registry)
     model_overrides = {key: value for key, value in overrides.items() if not is_train_override(key)}
     graph, diagnostics = resolve(document, registry, model_overrides)
-    typed, inferred = infer(graph, registry) if graph is not None else (None, [])
+    typed, inferred = infer(graph, registry, max_params) if graph is not None else (None, [])
     return Analysis(document, typed, merged_copies(silenced(diagnostics + inferred, document.path, document.text)), registry)
 
 

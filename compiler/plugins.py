@@ -54,7 +54,7 @@ def _import(name: str) -> Any:
 def _guarded(load: Any, what: str) -> Any:
     try:
         return load()
-    except Exception as error:  # a broken plugin is the user's setup problem, reported plainly
+    except (Exception, SystemExit) as error:  # a broken plugin (even one calling sys.exit) is reported plainly
         raise UsageError(f"{what} failed to load: {type(error).__name__}: {error}") from None
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from compiler import Analysis, analyze
 from compiler.diagnostics import Diagnostic, UsageError, printable, render_github, render_json, render_text
+from compiler.infer import MAX_PARAMS
 from compiler.load import MAX_DEPTH, load_text, read_limited
 
 EXIT_OK, EXIT_SPEC_ERRORS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
@@ -75,6 +76,9 @@ def _add_spec_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--config", metavar="FILE", help="a YAML file holding a train section, merged over the spec's")
     parser.add_argument("--plugin", action="append", default=[], metavar="MODULE", help="load ops from a module or .py file")
+    parser.add_argument(
+        "--max-params", type=int, default=MAX_PARAMS, metavar="N", help=f"refuse models with more parameters (default {MAX_PARAMS:,})"
+    )
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:
@@ -99,7 +103,7 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
 
 
 def _analyze(args: argparse.Namespace, spec: str):
-    return analyze(spec, parse_overrides(args.set), tuple(args.plugin), args.config)
+    return analyze(spec, parse_overrides(args.set), tuple(args.plugin), args.config, args.max_params)
 
 
 def print_diagnostics(diagnostics: list[Diagnostic], analysis: Analysis | None, fmt: str = "text") -> None:

@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     from .cli import EXIT_SPEC_ERRORS, parse_overrides, print_diagnostics
 
     overrides = parse_overrides(args.set) | ({"train.device": args.device} if args.device else {})
-    analysis = analyze(args.spec, overrides, tuple(args.plugin), args.config)
+    analysis = analyze(args.spec, overrides, tuple(args.plugin), args.config, args.max_params)
     print_diagnostics(analysis.diagnostics, analysis)
     if not analysis.ok:
         return EXIT_SPEC_ERRORS

@@ -90,3 +90,46 @@ def test_console_script_runs(tmp_path: Path):
         pytest.skip("nncompile is not installed as a console script here")
     result = subprocess.run([str(script), "check", MNIST], capture_output=True, text=True, env={**os.environ, "NO_COLOR": "1"})
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("kind", ["device", "fifo"])
+def test_special_files_are_refused_without_reading_or_waiting(kind, tmp_path, capsys):
+    path = tmp_path / "spec.yaml"
+    if kind == "device":
+        path.symlink_to("/dev/zero")
+    else:
+        os.mkfifo(path)
+    assert main(["check", str(path)]) == 2
+    assert "not a regular file" in capsys.readouterr().err
+
+
+def test_check_reports_every_file_even_after_a_missing_one(capsys):
+    assert main(["check", "no/such.yaml", MNIST, str(ROOT / "tests" / "bad_specs" / "cycle.yaml")]) == 2
+    captured = capsys.readouterr()
+    assert "no/such.yaml: no such file" in captured.err
+    assert "cycle.yaml" in captured.out and "E0308" in captured.out
+    assert "checked 2 spec(s), 1 not checked: 1 error(s)" in captured.err
+
+
+def test_a_top_level_list_with_train_overrides_is_a_diagnostic(write_spec, capsys):
+    assert main(["check", str(write_spec("- 1\n- 2\n")), "--set", "train.epochs=3"]) == 1
+    assert "E0203" in capsys.readouterr().out
+
+
+def test_a_plugin_rule_that_crashes_is_the_plugins_bug(write_spec, tmp_path, capsys):
+    plugin = tmp_path / "broken_rule.py"
+    plugin.write_text(
+        "from compiler.ops.core import ModuleEmit, OpDef\n"
+        "def infer(call):\n    raise ValueError('oops')\n"
+        "NNCOMPILE_OPS = [OpDef(name='broken', doc='', infer=infer, emit=ModuleEmit('torch.nn:Identity', lambda call: {}))]\n"
+    )
+    spec = write_spec("nncompile: 1\nname: t\ninputs: {x: [4]}\nlayers:\n  - {op: broken}\n")
+    assert main(["check", str(spec), "--plugin", str(plugin)]) == 1
+    out = capsys.readouterr().out
+    assert "E0406" in out and "ValueError: oops" in out and "bug in the plugin" in out
+
+
+def test_the_parameter_limit_can_be_raised(write_spec):
+    spec = write_spec("nncompile: 1\nname: t\ninputs: {x: [1000]}\nlayers:\n  - {op: linear, out: 1000}\n")
+    assert main(["check", str(spec), "--max-params", "1000"]) == 1
+    assert main(["check", str(spec), "--max-params", "2000000"]) == 0

@@ -59,3 +59,10 @@ def test_broken_plugin_is_a_usage_error(tmp_path: Path):
     broken.write_text("raise RuntimeError('boom')\n")
     with pytest.raises(UsageError, match="boom"):
         registry_with((str(broken),))
+
+
+def test_a_plugin_that_exits_at_import_is_a_usage_error(tmp_path: Path):
+    plugin = tmp_path / "exits.py"
+    plugin.write_text("import sys\nsys.exit(0)\n")
+    with pytest.raises(UsageError, match="SystemExit"):
+        registry_with((str(plugin),))
