@@ -2,7 +2,8 @@
 
     python benchmarks/check_speed.py [--rounds 5]
 
-Also times a generated 2,000-layer spec, to show how `check` scales.
+Times every shipped spec at once, the slowest one alone, and generated specs of 1,000 to 10,000
+written layers, to show how `check` scales.
 """
 
 from __future__ import annotations
@@ -36,19 +37,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=5)
     rounds = parser.parse_args().rounds
-    specs = sorted(str(p) for p in (ROOT / "specs").glob("*.yaml"))
-    check = [sys.executable, "-m", "runtime.cli", "check", *specs]
+    specs = sorted(str(p) for p in (ROOT / "specs").rglob("*.yaml"))
+    check = [sys.executable, "-m", "runtime.cli", "check"]
     torch_import = wall([sys.executable, "-c", "import torch"], rounds)
-    check_all = wall(check, rounds)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "big.yaml"
-        path.write_text(big_spec(2000))
-        check_big = wall([sys.executable, "-m", "runtime.cli", "check", str(path)], rounds)
+    check_all = wall([*check, *specs], rounds)
+    alone = {spec: wall([*check, spec], max(1, rounds // 2)) for spec in specs}
+    slowest = max(alone, key=alone.get)
     print("| command | median wall time | ratio to `import torch` |")
     print("|---|---|---|")
     print(f"| `python -c 'import torch'` | {torch_import:.2f} s | 1.00 |")
-    print(f"| `nncompile check specs/*.yaml` ({len(specs)} specs) | {check_all:.2f} s | {check_all / torch_import:.2f} |")
-    print(f"| `nncompile check` on a 2,000-layer spec | {check_big:.2f} s | {check_big / torch_import:.2f} |")
+    print(f"| `nncompile check` on all {len(specs)} shipped specs at once | {check_all:.2f} s | {check_all / torch_import:.2f} |")
+    name = Path(slowest).relative_to(ROOT)
+    print(f"| `nncompile check {name}` (the slowest alone) | {alone[slowest]:.2f} s | {alone[slowest] / torch_import:.2f} |")
+    with tempfile.TemporaryDirectory() as tmp:
+        for layers in (1000, 2000, 5000, 10000):
+            path = Path(tmp) / f"big{layers}.yaml"
+            path.write_text(big_spec(layers))
+            seconds = wall([*check, str(path)], rounds)
+            print(f"| `nncompile check` on a {layers:,}-layer spec | {seconds:.2f} s | {seconds / torch_import:.2f} |")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ is the same everywhere is an int. Torch-free.
 from __future__ import annotations
 
 import itertools
+import math
 import operator
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -71,14 +72,22 @@ def show_point(point: Point) -> str:
 
 
 class Dim:
-    """A size that depends on symbols: its value at each point of the product of their values."""
+    """A size that depends on symbols: its value at each point of the product of their values. Its
+    text (a formula, or how it was computed) is made when it is first shown."""
 
-    __slots__ = ("symbols", "table", "text")
+    __slots__ = ("_text", "_written", "symbols", "table")
 
-    def __init__(self, symbols: tuple[Size, ...], table: tuple[int, ...], text: str):
+    def __init__(self, symbols: tuple[Size, ...], table: tuple[int, ...], written: str | Callable[[], str]):
         self.symbols = symbols
         self.table = table
-        self.text = text
+        self._written = written
+        self._text: str | None = None
+
+    @property
+    def text(self) -> str:
+        if self._text is None:
+            self._text = _fit(self.symbols, self.table) or (self._written() if callable(self._written) else self._written)
+        return self._text
 
     @staticmethod
     def of(size: Size) -> Dim:
@@ -108,7 +117,7 @@ class Dim:
         if isinstance(other, int) and ((symbol in "+-" and other == 0) or (symbol in ("*", "//") and other == 1 and not swap)):
             return self if symbol != "-" or not swap else -self
         left, right = (other, self) if swap else (self, other)
-        return pointwise(function, (left, right), f"{_operand(left)} {symbol} {_operand(right)}")
+        return pointwise(function, (left, right), lambda: f"{_operand(left)} {symbol} {_operand(right)}")
 
     def __add__(self, other: Any) -> Any:
         return self._apply(other, operator.add, "+")
@@ -141,7 +150,7 @@ class Dim:
         return self._apply(other, operator.mod, "%", swap=True)
 
     def __neg__(self) -> Any:
-        return pointwise(operator.neg, (self,), f"-{_operand(self)}")
+        return pointwise(operator.neg, (self,), lambda: f"-{_operand(self)}")
 
     def __pos__(self) -> Dim:
         return self
@@ -213,11 +222,20 @@ def _aligned(values: Sequence[Any]) -> tuple[tuple[Size, ...], list[tuple[int, .
 
 
 def _spread(value: Any, union: tuple[Size, ...], count: int) -> tuple[int, ...]:
+    """`value`'s table over `union` (a superset of its symbols), in row-major order."""
     if not isinstance(value, Dim):
         return (value,) * count
     if value.symbols == union:
         return value.table
-    return tuple(value.at(point) for point in _points(union))
+    strides, stride = {}, 1
+    for size in reversed(value.symbols):
+        strides[size.name] = stride
+        stride *= len(size.values)
+    indices = [0]
+    for size in union:
+        step = strides.get(size.name, 0)
+        indices = [i + k * step for i in indices for k in range(len(size.values))]
+    return tuple(value.table[i] for i in indices)
 
 
 def _points(symbols: tuple[Size, ...]) -> Iterator[dict[str, int]]:
@@ -236,7 +254,7 @@ def _decision(symbols: tuple[Size, ...], verdicts: list[bool]) -> bool:
     return first
 
 
-def pointwise(function: Callable[..., int], args: Sequence[Any], text: str | None = None) -> Any:
+def pointwise(function: Callable[..., int], args: Sequence[Any], text: str | Callable[[], str] | None = None) -> Any:
     """`function` applied at every point; an int if no argument is a Dim or the result is constant."""
     if not any(isinstance(a, Dim) for a in args):
         return function(*args)
@@ -244,7 +262,7 @@ def pointwise(function: Callable[..., int], args: Sequence[Any], text: str | Non
     table = tuple(function(*values) for values in zip(*tables))
     if all(v == table[0] for v in table):
         return table[0]
-    return Dim(symbols, table, _fit(symbols, table) or text or f"{function.__name__}({', '.join(map(str, args))})")
+    return Dim(symbols, table, text or (lambda: f"{function.__name__}({', '.join(map(str, args))})"))
 
 
 def lift(function: Callable[..., int]) -> Callable[..., Any]:
@@ -258,29 +276,41 @@ def lift(function: Callable[..., int]) -> Callable[..., Any]:
 
 
 def _fit(symbols: tuple[Size, ...], table: tuple[int, ...]) -> str | None:
-    """A short exact formula for the table: a·X + b for one symbol, a·X·Y + b·X + c·Y + d for two."""
+    """A short exact formula for the table: a·X² + b·X + c for one symbol, a·X·Y + b·X + c·Y + d for
+    two (else None). The coefficients come from a few points and are checked at every point."""
     if len(symbols) == 1 and len(table) >= 2:
         xs, name = symbols[0].values, symbols[0].name
         (x0, x1), (t0, t1) = xs[:2], table[:2]
         square = Fraction(Fraction(table[2] - t1, xs[2] - x1) - Fraction(t1 - t0, x1 - x0), xs[2] - x0) if len(table) > 2 else Fraction(0)
         slope = Fraction(t1 - t0, x1 - x0) - square * (x0 + x1)
         intercept = t0 - square * x0 * x0 - slope * x0
-        if all(value == square * x * x + slope * x + intercept for value, x in zip(table, xs)):
+        if _exact(table, [(square, [x * x for x in xs]), (slope, list(xs)), (intercept, [1] * len(xs))]):
             return _polynomial([(square, f"{name}**2"), (slope, name), (intercept, "")])
         return None
     if len(symbols) != 2 or min(len(s.values) for s in symbols) < 2:
         return None
     x, y = symbols
     (x0, x1), (y0, y1) = x.values[:2], y.values[:2]
-    at = {(p[x.name], p[y.name]): value for p, value in zip(_points(symbols), table)}
-    t00, t10, t01, t11 = at[x0, y0], at[x1, y0], at[x0, y1], at[x1, y1]
+    width = len(y.values)
+    t00, t01, t10, t11 = table[0], table[1], table[width], table[width + 1]
     a = Fraction(t11 - t10 - t01 + t00, (x1 - x0) * (y1 - y0))
     b = Fraction(t10 - t00, x1 - x0) - a * y0
     c = Fraction(t01 - t00, y1 - y0) - a * x0
     d = t00 - a * x0 * y0 - b * x0 - c * y0
-    if any(value != a * px * py + b * px + c * py + d for (px, py), value in at.items()):
+    xs = [px for px in x.values for _ in y.values]
+    ys = list(y.values) * len(x.values)
+    if not _exact(table, [(a, [px * py for px, py in zip(xs, ys)]), (b, xs), (c, ys), (d, [1] * len(xs))]):
         return None
     return _polynomial([(a, f"{x.name}*{y.name}"), (b, x.name), (c, y.name), (d, "")])
+
+
+def _exact(table: tuple[int, ...], terms: list[tuple[Fraction, list[int]]]) -> bool:
+    """True if table[k] == Σ coefficient·monomial[k] at every k, checked in integers."""
+    denominator = 1
+    for coefficient, _ in terms:
+        denominator = denominator * coefficient.denominator // math.gcd(denominator, coefficient.denominator)
+    scaled = [(int(coefficient * denominator), monomial) for coefficient, monomial in terms if coefficient]
+    return all(denominator * value == sum(c * m[k] for c, m in scaled) for k, value in enumerate(table))
 
 
 def _polynomial(terms: list[tuple[Fraction, str]]) -> str:

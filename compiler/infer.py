@@ -9,11 +9,12 @@ error names the size where the layer breaks.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from . import expr
-from .diagnostics import Diagnostic, Span, sort_key
+from .diagnostics import Diagnostic, Span, UsageError, sort_key
 from .dims import Dim, SymbolicError, Undecided, at, is_symbolic, show_point
 from .ir import ALL, OUTPUT, Deferred, Graph, Kind, Node, Ref, TypedGraph, TypedNode
 from .ops import BUILTIN, Call, ModuleEmit, OpDef, Registry, ShapeError, TensorType
@@ -93,7 +94,7 @@ class _Inference:
         self._check_weights_dtype(node, op, call)
         self._check_fixed(node, op, call)
         params = self._guarded(node, op, op.count_params, call)
-        macs = self._guarded(node, op, lambda c: op.count_macs(c, outputs[0]), call)
+        macs = self._macs(node, op, call, outputs[0])
         if is_symbolic(params):
             self._fail("E0403", f"layer '{node.name}' ({op.name}): its parameter count depends on {params}", node.span)
         params -= self._shared(node, op, call)
@@ -206,10 +207,17 @@ class _Inference:
                     message = f"layer '{node.name}' ({op.name}): '{ref}' has no batch dimension"
                     self._fail("E0401", message, node.span, f"{op.name} needs a batched input; learnable tensors have none")
 
+    def _macs(self, node: Node, op: OpDef, call: Call, output: TensorType) -> Any:
+        """The MACs now where every size is fixed; with symbolic sizes, a function giving the formula."""
+        if not is_symbolic([*(t.shape for t in call.inputs), output.shape]):
+            return self._guarded(node, op, lambda c: op.count_macs(c, output), call)
+        return functools.partial(_symbolic_macs, node, op, call, output)
+
     def _check_size(self, node: Node, op: OpDef, outputs: tuple[TensorType, ...]) -> None:
         for t in outputs:
-            numel = t.numel()
-            largest = max(numel.table) if isinstance(numel, Dim) else numel
+            largest = 1
+            for size in t.shape:  # sizes are positive: the product of their largest values bounds the count
+                largest *= max(size.table) if isinstance(size, Dim) else size
             if largest > MAX_ELEMENTS:
                 message = f"layer '{node.name}' ({op.name}): its output {list(t.shape)} holds {largest:,} elements per sample"
                 self._fail("E0407", message, node.span, f"a value holds at most {MAX_ELEMENTS:,} elements per sample")
@@ -273,6 +281,15 @@ class _Inference:
     def _fail(self, code: str, message: str, span: Span, hint: str | None = None) -> None:
         self.diagnostics.append(Diagnostic(code, message, span, hint))
         raise _Failed
+
+
+def _symbolic_macs(node: Node, op: OpDef, call: Call, output: TensorType) -> Any:
+    try:
+        return op.count_macs(call, output)
+    except Exception as error:
+        if BUILTIN.get(op.name) is op:
+            raise
+        raise UsageError(f"layer '{node.name}': the plugin op '{op.name}' failed to count MACs: {type(error).__name__}: {error}") from None
 
 
 def _call_at(call: Call, point: Mapping[str, int]) -> Call:

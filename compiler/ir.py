@@ -126,7 +126,15 @@ class TypedNode:
     input_types: tuple[TensorType, ...]
     outputs: tuple[TensorType, ...]
     params: int = 0
-    macs: Any = 0
+    cost: Any = 0
+    """Its MACs per sample, or a function giving them: with symbolic sizes they are a formula over
+    every size, which only `summary` needs, so it is computed when first asked for."""
+
+    @property
+    def macs(self) -> Any:
+        if callable(self.cost):
+            object.__setattr__(self, "cost", self.cost())
+        return self.cost
 
     @property
     def kind(self) -> Kind:
