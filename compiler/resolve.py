@@ -21,16 +21,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .declarations import check_blocks, inputs
 from .diagnostics import Diagnostic, Span, did_you_mean, has_errors, sort_key
-from .dims import Dim, Size
 from .ir import Deferred, Kind, Node, Ref, Scope
 from .link import Expansion, PendingNode, Source, link
 from .load import Document, JsonPath
 from .names import reserved
-from .ops import OpDef, Registry, TensorType
-from .params import model_values
+from .ops import OpDef, Registry
+from .params import ModelValues, model_values
 from .resolve_values import INVALID, Values
-from .schema import BLOCK_PARAM_TYPES, LAYER_KEYS
 
 MAX_NODES = 100_000
 MAX_BLOCK_DEPTH = 32
@@ -78,18 +77,17 @@ def resolve(document: Document, registry: Registry, overrides: Mapping[str, Any]
 
     Raises UsageError for overrides that name no model parameter or size, or have the wrong type."""
     values, diagnostics = model_values(document, overrides or {})
-    resolver = _Resolver(document, registry, values.params, values.sizes, values.fixed)
+    resolver = _Resolver(document, registry, values)
     resolver.diagnostics += diagnostics
     return resolver.run()
 
 
 class _Resolver:
-    def __init__(self, document: Document, registry: Registry, params: dict, sizes: dict[str, Size], fixed: dict[str, int]):
+    def __init__(self, document: Document, registry: Registry, values: ModelValues):
         self.doc = document
         self.registry = registry
-        self.model_params = params
-        self.sizes = sizes
-        self.fixed = fixed
+        self.values_of_model = values
+        self.model_params = values.params
         self.blocks: dict[str, Any] = document.data.get("blocks", {})
         self.diagnostics: list[Diagnostic] = []
         self.values = Values(document, self.diagnostics)
@@ -97,10 +95,14 @@ class _Resolver:
         self.serial = 0
 
     def run(self):
-        self._check_blocks()
+        self.diagnostics += check_blocks(self.doc, self.registry)
+        types, spans, problems = inputs(self.doc, self.values_of_model)
+        self.diagnostics += problems
+        for name, span in spans.items():
+            self._define(name, span)
+        self.x.inputs.update(types)
+        self.x.input_spans.update(spans)
         root = _Scope("", "", self.model_params, _Positions())
-        for name, declared in self.doc.data["inputs"].items():
-            self._input(name, declared, root)
         first = next(iter(self.x.inputs))
         try:
             last = self._expand_layers(self.doc.data["layers"], ("layers",), root, [Source(first, self.doc.span(("inputs",)), "")])
@@ -116,49 +118,6 @@ class _Resolver:
 
     def _error(self, code: str, message: str, span: Span, hint: str | None = None) -> None:
         self.diagnostics.append(Diagnostic(code, message, span, hint))
-
-    def _check_blocks(self) -> None:
-        for name, block in self.blocks.items():
-            span = self.doc.key_span(("blocks", name))
-            if name in self.registry:
-                self._error("E0309", f"block '{name}' has the name of a builtin op", span, "rename the block")
-            for pname, declared in block.get("params", {}).items():
-                where = self.doc.span(("blocks", name, "params", pname))
-                if pname in LAYER_KEYS:
-                    self._error("E0305", f"block '{name}': parameter '{pname}' has the name of a layer key", where, "rename it")
-                if isinstance(declared, str) and declared not in BLOCK_PARAM_TYPES and declared.lower() in BLOCK_PARAM_TYPES:
-                    message = f"block '{name}': type names are lower case: write '{declared.lower()}', not '{declared}'"
-                    self._error("E0305", message, where)
-                if pname == "i":
-                    self._error("E0305", f"block '{name}': 'i' is reserved for the copy index of a repeat", where, "rename it")
-
-    # -- inputs ----------------------------------------------------------------------------------
-
-    def _input(self, name: str, declared: Any, scope: _Scope) -> None:
-        shape, dtype = (declared, "float32") if isinstance(declared, list) else (declared["shape"], declared.get("dtype", "float32"))
-        path = ("inputs", name) if isinstance(declared, list) else ("inputs", name, "shape")
-        dims = tuple(self._input_dim(item, (*path, i), scope) for i, item in enumerate(shape))
-        span = self.doc.key_span(("inputs", name))
-        self._define(name, span)
-        self.x.inputs[name] = TensorType(dims, dtype)
-        self.x.input_spans[name] = span
-
-    def _input_dim(self, item: Any, path: JsonPath, scope: _Scope) -> Any:
-        span = self.doc.span(path)
-        if isinstance(item, int):
-            return item
-        if item in self.fixed:
-            return self.fixed[item]
-        if item in self.sizes:
-            return Dim.of(self.sizes[item]) if len(self.sizes[item].values) > 1 else self.sizes[item].values[0]
-        if not isinstance(item, str) or not item.startswith("$"):
-            self._error("E0313", f"input size '{item}' is not declared in sizes", span, did_you_mean(str(item), self.sizes))
-            return 1
-        value = self.values.resolved(item, scope.params, "an input size", span)
-        if value is not INVALID and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-            self._error("E0311", f"an input size must be a positive integer, got {value!r}", span)
-            return 1
-        return 1 if value is INVALID else value
 
     # -- expansion -------------------------------------------------------------------------------
 
