@@ -46,8 +46,19 @@ def export(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], path: str 
         expected = [module(*each) for each in checks]
         run = {"torchscript": _torchscript, "torch.export": _torch_export, "onnx": _onnx}[kind](module, inputs, path)
         for each, want in zip(checks, expected):
-            _compare(want, run(each), path, each)
+            _compare(want, _reloaded(run, each, path, kind), path, each)
     return kind
+
+
+def _reloaded(run, inputs: tuple[torch.Tensor, ...], path: Path, kind: str):
+    """The reloaded export's outputs; one that fails to run is a failed export, not a crash."""
+    try:
+        return run(inputs)
+    except Exception as error:  # the runtime of the exported format (TorchScript, ONNX Runtime) refuses the inputs
+        shapes = ", ".join(str(list(t.shape)) for t in inputs)
+        detail = str(error).strip().splitlines()[-1][:300] if str(error).strip() else type(error).__name__
+        hint = " (symbolic sizes: fix them with --set to export this format with fixed shapes)" if len(inputs[0].shape) > 1 else ""
+        raise ExportError(f"{path}: the reloaded {kind} model fails at inputs {shapes}: {detail}{hint}") from None
 
 
 def _other_sizes(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...]) -> list[tuple[torch.Tensor, ...]]:
@@ -102,7 +113,9 @@ def _onnx(module, inputs, path):
     names = list(getattr(module, "nncompile_inputs", {})) or [f"input{i}" for i in range(len(inputs))]
     dynamic = _dynamic_shapes(module, inputs)
     torch.onnx.export(module, inputs, str(path), input_names=names, dynamo=True, verbose=False, dynamic_shapes=dynamic)
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 4  # failures are reported by nncompile, not printed by the runtime
+    session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
     def run(each):
         feeds = {arg.name: tensor.numpy() for arg, tensor in zip(session.get_inputs(), each)}
