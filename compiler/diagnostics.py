@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import json
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 
 class Severity(str, enum.Enum):
@@ -129,29 +128,6 @@ def _snippet(span: Span, source_lines: Sequence[str]) -> list[str]:
     width = max(1, min(width, len(text) - span.col + 1))
     gutter = " " * len(str(span.line))
     return [f" {gutter} |", f" {span.line} | {text}", f" {gutter} | {' ' * (span.col - 1)}{'^' * width}"]
-
-
-def render_json(diagnostics: Iterable[Diagnostic]) -> str:
-    return json.dumps([_as_json(d) for d in diagnostics], indent=2)
-
-
-def _as_json(diagnostic: Diagnostic) -> dict:
-    data = asdict(diagnostic)
-    data["severity"] = diagnostic.severity.value
-    return data
-
-
-def render_github(diagnostic: Diagnostic) -> str:
-    """A GitHub Actions workflow command, which CI shows as an annotation on the line."""
-    kind = "error" if diagnostic.is_error else "warning"
-    message = f"[{diagnostic.code}] {diagnostic.message}"
-    if diagnostic.hint:
-        message += f" (hint: {diagnostic.hint})"
-    message = message.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-    span = diagnostic.span
-    file = span.file.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A").replace(",", "%2C").replace(":", "%3A") if span else ""
-    where = f" file={file},line={span.line},col={span.col}" if span else ""
-    return f"::{kind}{where}::{message}"
 
 
 def closest(name: str, candidates: Iterable[str]) -> str | None:

@@ -7,15 +7,26 @@ import argparse
 import os
 import sys
 import traceback
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from compiler import Analysis, analyze
-from compiler.diagnostics import Diagnostic, UsageError, printable, render_github, render_json, render_text
+from compiler.diagnostics import Diagnostic, UsageError, printable, render_text
 from compiler.infer import MAX_PARAMS
 from compiler.load import MAX_DEPTH, load_text, read_limited
 
 EXIT_OK, EXIT_SPEC_ERRORS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+
+
+def _version() -> str:
+    try:
+        return metadata.version("nncompile")
+    except metadata.PackageNotFoundError:  # run from a source tree that is not installed
+        return "0+unknown"
+
+
+VERSION = _version()
 MAX_SET_LENGTH = 100_000
 
 
@@ -40,13 +51,12 @@ def main(argv: list[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nncompile", description="Compile YAML model specs into PyTorch modules.")
+    parser.add_argument("--version", action="version", version=f"nncompile {VERSION}")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    check = commands.add_parser("check", help="validate specs and infer every shape (no torch import)")
-    check.add_argument("specs", nargs="+", metavar="SPEC")
-    check.add_argument("--format", choices=["text", "json", "github"], default="text", help="diagnostic format")
-    _add_spec_options(check)
-    check.set_defaults(command=_check)
+    from .check_command import add_parser as add_check
+
+    add_check(commands, _add_spec_options)
 
     build = commands.add_parser("build", help="compile a spec and export it (.pt TorchScript, .pt2 torch.export, .onnx)")
     build.add_argument("spec", metavar="SPEC")
@@ -102,61 +112,35 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
     return overrides
 
 
-def _analyze(args: argparse.Namespace, spec: str):
+def analyze_spec(args: argparse.Namespace, spec: str) -> Analysis:
     return analyze(spec, parse_overrides(args.set), tuple(args.plugin), args.config, args.max_params)
 
 
-def print_diagnostics(diagnostics: list[Diagnostic], analysis: Analysis | None, fmt: str = "text") -> None:
-    """Diagnostics with the source line each points at (in the spec, a --config file or a --set flag);
-    each file is read and split once."""
+def source_lines(analysis: Analysis, file: str) -> list[str]:
+    """The lines of a file a diagnostic points into: the spec, a --config file, the --set flags, or
+    (read anew, within the size limit) another file; none if it cannot be read."""
+    source = analysis.document.source(file) if analysis.document else None
+    if source is None:
+        try:
+            data = read_limited(file)
+        except OSError:
+            data = None
+        source = data.decode("utf-8", errors="replace") if data is not None else ""
+    return source.splitlines()
+
+
+def print_diagnostics(diagnostics: list[Diagnostic], analysis: Analysis) -> None:
+    """Diagnostics with the source line each points at; each file is read and split once."""
     lines: dict[str, list[str]] = {}
     for diagnostic in diagnostics:
-        if fmt == "github":
-            print(render_github(diagnostic))
-            continue
         file = diagnostic.span.file if diagnostic.span else None
         if file is not None and file not in lines:
-            source = analysis.document.source(file) if analysis and analysis.document else None
-            lines[file] = (source if source is not None else _read(file)).splitlines()
+            lines[file] = source_lines(analysis, file)
         print(render_text(diagnostic, lines.get(file) if file else None))
 
 
-def _check(args: argparse.Namespace) -> int:
-    collected: list[Diagnostic] = []
-    unusable = 0
-    for spec in args.specs:
-        try:
-            analysis = _analyze(args, spec)
-        except UsageError as error:  # report it, and check the other files all the same
-            print(f"nncompile: error: {error}", file=sys.stderr)
-            unusable += 1
-            continue
-        collected += analysis.diagnostics
-        if args.format != "json":
-            print_diagnostics(analysis.diagnostics, analysis, args.format)
-    if args.format == "json":
-        print(render_json(collected))
-    errors = sum(d.is_error for d in collected)
-    if args.format == "text":
-        unread = f", {unusable} not checked" if unusable else ""
-        print(
-            f"checked {len(args.specs) - unusable} spec(s){unread}: {errors} error(s), {len(collected) - errors} warning(s)",
-            file=sys.stderr,
-        )
-    return EXIT_USAGE if unusable else EXIT_SPEC_ERRORS if errors else EXIT_OK
-
-
-def _read(path: str) -> str:
-    """A file a diagnostic points into, for its source line ("" if it cannot be read)."""
-    try:
-        data = read_limited(path)
-    except OSError:
-        return ""
-    return data.decode("utf-8", errors="replace") if data is not None else ""
-
-
 def _checked(args: argparse.Namespace):
-    analysis = _analyze(args, args.spec)
+    analysis = analyze_spec(args, args.spec)
     print_diagnostics(analysis.diagnostics, analysis)
     return analysis if analysis.ok else None
 

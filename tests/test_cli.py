@@ -133,3 +133,68 @@ def test_the_parameter_limit_can_be_raised(write_spec):
     spec = write_spec("nncompile: 1\nname: t\ninputs: {x: [1000]}\nlayers:\n  - {op: linear, out: 1000}\n")
     assert main(["check", str(spec), "--max-params", "1000"]) == 1
     assert main(["check", str(spec), "--max-params", "2000000"]) == 0
+
+
+BAD = ROOT / "tests" / "bad_specs"
+
+
+def _run(*argv: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "nncompile", *argv], capture_output=True, text=True, cwd=ROOT)
+
+
+def test_sarif_is_valid_sarif_2_1_0_with_a_rule_per_code():
+    import jsonschema
+
+    from compiler.codes import CODES
+
+    result = _run("check", str(BAD / "cycle.yaml"), str(BAD / "unknown_key.yaml"), MNIST, "--format", "sarif")
+    assert result.returncode == 1
+    log = json.loads(result.stdout)
+    schema = json.loads((ROOT / "tests" / "data" / "sarif-schema-2.1.0.json").read_text())
+    jsonschema.Draft4Validator(schema).validate(log)
+    run = log["runs"][0]
+    assert [rule["id"] for rule in run["tool"]["driver"]["rules"]] == sorted(CODES)
+    assert {r["ruleId"] for r in run["results"]} == {"E0308", "E0201"}
+    region = run["results"][0]["locations"][0]["physicalLocation"]["region"]
+    assert region["startLine"] >= 1 and region["startColumn"] >= 1 and "endColumn" in region
+
+
+def test_github_annotations_are_one_escaped_command_per_diagnostic():
+    import re
+
+    result = _run("check", str(BAD / "newline_in_key.yaml"), str(BAD / "cycle.yaml"), "--format", "github")
+    lines = result.stdout.splitlines()
+    assert len(lines) == 2 and all(
+        re.fullmatch(r"::(error|warning) file=[^:]+,line=\d+,col=\d+,endLine=\d+,endColumn=\d+,title=nncompile E\d{4}::.*", line)
+        for line in lines
+    )
+    assert "\x1b" not in result.stdout and "pwned" in lines[0]
+
+
+def test_json_is_a_list_of_documented_objects():
+    result = _run("check", str(BAD / "cycle.yaml"), "--format", "json")
+    [diagnostic] = json.loads(result.stdout)
+    assert set(diagnostic) == {"code", "message", "span", "hint", "severity"}
+    assert set(diagnostic["span"]) == {"file", "line", "col", "end_line", "end_col"} and diagnostic["severity"] == "error"
+
+
+def test_select_and_ignore_choose_codes_and_the_exit_status_follows(write_spec):
+    assert _run("check", str(BAD / "cycle.yaml"), "--ignore", "E03").returncode == 0
+    assert _run("check", str(BAD / "cycle.yaml"), "--select", "E0308").returncode == 1
+    assert _run("check", str(BAD / "cycle.yaml"), "--select", "W", "--format", "json").stdout.strip() == "[]"
+    unused = write_spec("nncompile: 1\nname: t\ninputs: {x: [4], y: [4]}\nlayers:\n  - {op: relu, from: x}\n")
+    codes = [d["code"] for d in json.loads(_run("check", str(unused), "--format", "json", "--select", "E0301,W").stdout)]
+    assert codes == ["W0301"]
+    assert json.loads(_run("check", str(unused), "--format", "json", "--ignore", "W0301").stdout) == []
+
+
+def test_parallel_check_reports_in_the_order_given():
+    files = [str(BAD / name) for name in ("cycle.yaml", "unknown_key.yaml", "duplicate_id.yaml", "misspelt_op.yaml")]
+    assert _run("check", *files, "-j", "2").stdout == _run("check", *files).stdout
+
+
+def test_version_and_module_entry_point():
+    from runtime.cli import VERSION
+
+    result = _run("--version")
+    assert result.returncode == 0 and result.stdout.strip() == f"nncompile {VERSION}"

@@ -1,0 +1,101 @@
+"""`nncompile check SPEC...`: every diagnostic of every spec, in the format a person or a CI tool reads;
+torch is never imported. Files are checked in parallel with `-j N`; the report keeps their order."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+
+from compiler.diagnostics import Diagnostic, UsageError, printable, render_text
+
+FORMATS = ("text", "json", "github", "sarif")
+
+
+@dataclass(frozen=True)
+class Checked:
+    """One spec's diagnostics and the lines of the files they point into, or why it was not checked."""
+
+    spec: str
+    diagnostics: tuple[Diagnostic, ...] = ()
+    sources: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    unusable: str | None = None
+
+
+def add_parser(commands: argparse._SubParsersAction, add_spec_options: Callable[[argparse.ArgumentParser], None]) -> None:
+    check = commands.add_parser("check", help="validate specs and infer every shape (no torch import)")
+    check.add_argument("specs", nargs="+", metavar="SPEC")
+    check.add_argument("--format", choices=FORMATS, default="text", help="diagnostic format (default text)")
+    check.add_argument("--select", action="append", default=[], metavar="CODES", help="report only these codes or prefixes (E03,W0301)")
+    check.add_argument("--ignore", action="append", default=[], metavar="CODES", help="do not report these codes or prefixes")
+    check.add_argument("-j", "--jobs", type=int, default=1, metavar="N", help="check N files at a time (0: one per CPU)")
+    add_spec_options(check)
+    check.set_defaults(command=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from .cli import EXIT_OK, EXIT_SPEC_ERRORS, EXIT_USAGE, VERSION
+
+    keep = _selector(args.select, args.ignore)
+    results = _check_all(args)
+    diagnostics = [d for result in results for d in result.diagnostics if keep(d.code)]
+    for result in results:
+        if result.unusable:
+            print(f"nncompile: error: {printable(result.unusable)}", file=sys.stderr)
+        elif args.format in ("text", "github"):
+            _print(result, keep, args.format)
+    if args.format == "json":
+        from compiler.report import render_json
+
+        print(render_json(diagnostics))
+    elif args.format == "sarif":
+        from compiler.report import render_sarif
+
+        print(render_sarif(diagnostics, VERSION))
+    unusable = sum(1 for result in results if result.unusable)
+    errors = sum(d.is_error for d in diagnostics)
+    skipped = f", {unusable} not checked" if unusable else ""
+    print(f"checked {len(results) - unusable} spec(s){skipped}: {errors} error(s), {len(diagnostics) - errors} warning(s)", file=sys.stderr)
+    return EXIT_USAGE if unusable else EXIT_SPEC_ERRORS if errors else EXIT_OK
+
+
+def _selector(select: list[str], ignore: list[str]) -> Callable[[str], bool]:
+    """Codes given as comma-separated codes or prefixes; --ignore wins over --select."""
+    chosen = [code.strip() for value in select for code in value.split(",") if code.strip()]
+    dropped = [code.strip() for value in ignore for code in value.split(",") if code.strip()]
+    return lambda code: (not chosen or code.startswith(tuple(chosen))) and not code.startswith(tuple(dropped))
+
+
+def _check_all(args: argparse.Namespace) -> list[Checked]:
+    jobs = (os.cpu_count() or 1) if args.jobs == 0 else max(1, args.jobs)
+    if jobs == 1 or len(args.specs) == 1:
+        return [_check_one(args, spec) for spec in args.specs]
+    with ProcessPoolExecutor(min(jobs, len(args.specs))) as pool:
+        return list(pool.map(_check_one, [args] * len(args.specs), args.specs))
+
+
+def _check_one(args: argparse.Namespace, spec: str) -> Checked:
+    from .cli import analyze_spec, source_lines
+
+    try:
+        analysis = analyze_spec(args, spec)
+    except UsageError as error:
+        return Checked(spec, unusable=str(error))
+    files = {d.span.file for d in analysis.diagnostics if d.span}
+    return Checked(spec, tuple(analysis.diagnostics), tuple((file, tuple(source_lines(analysis, file))) for file in sorted(files)))
+
+
+def _print(result: Checked, keep: Callable[[str], bool], fmt: str) -> None:
+    sources = dict(result.sources)
+    for diagnostic in result.diagnostics:
+        if not keep(diagnostic.code):
+            continue
+        if fmt == "github":
+            from compiler.report import render_github
+
+            print(render_github(diagnostic))
+        else:
+            print(render_text(diagnostic, sources.get(diagnostic.span.file) if diagnostic.span else None))
