@@ -20,7 +20,7 @@ from .ir import ALL, OUTPUT, Deferred, Graph, Kind, Node, Ref, TypedGraph, Typed
 from .ops import BUILTIN, Call, ModuleEmit, OpDef, Registry, ShapeError, TensorType
 from .ops.core import FLOAT_DTYPES
 from .ops.geometry import volume
-from .values import check_value
+from .values import check_value, integral
 
 MAX_PARAMS = 2**32
 """The default limit on a model's parameters (16 GiB as float32); `--max-params` raises it."""
@@ -166,6 +166,7 @@ class _Inference:
         span = node.arg_spans.get(key, node.span)
         if is_symbolic(value):
             self._fail("E0403", f"layer '{node.name}' ({node.op}): '{key}' must be a fixed size, but it depends on {value}", span)
+        value = integral(op.param_index[key].schema, value)
         problem = check_value(op.param_index[key], value)
         if problem:
             self._fail("E0402", f"layer '{node.name}' ({node.op}): '{key}' {problem}", span)

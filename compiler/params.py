@@ -46,7 +46,7 @@ def model_values(document: Document, overrides: Mapping[str, Any]) -> tuple[Mode
             problem = None if derived else check_block_value(block_param_type(declared[key]), value)
             if problem:
                 raise UsageError(f"--set {key}={value!r}: {problem}")
-            params[key] = value
+            params[key] = int(value) if block_param_type(declared[key]) == "int" and isinstance(value, float) else value
     variant_values, more = _variants(document, params, overrides)
     diagnostics += more
     sizes, more = _sizes(document, {**params, **variant_values})

@@ -30,6 +30,7 @@ from .names import reserved
 from .ops import OpDef, Registry
 from .params import ModelValues, model_values
 from .resolve_values import INVALID, Values
+from .values import integral
 
 MAX_NODES = 100_000
 MAX_BLOCK_DEPTH = 32
@@ -339,7 +340,7 @@ class _Resolver:
             spec.get("chain", True) and not _templated(layer.get("from")) if isinstance(spec, dict) else not _templated(layer.get("from"))
         )
         where = (*doc_path, "repeat", "count") if isinstance(spec, dict) else (*doc_path, "repeat")
-        value = self.values.resolved(count, scope.params, "'repeat'", self.doc.span(where))
+        value = integral({"type": "integer"}, self.values.resolved(count, scope.params, "'repeat'", self.doc.span(where)))
         if value is INVALID:
             return _Repeat(1, names, chain)
         if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 1000:

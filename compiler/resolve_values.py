@@ -15,7 +15,7 @@ from .ir import Deferred
 from .load import Document, JsonPath
 from .ops import REQUIRED, OpDef
 from .schema import BLOCK_PARAM_TYPES, LAYER_KEYS
-from .values import INVALID, block_param_type, check_block_value, check_value
+from .values import INVALID, block_param_type, check_block_value, check_value, integral
 
 
 class _Hidden:
@@ -161,6 +161,7 @@ class Values:
                 )
                 continue
             if not _reads_shapes(value):
+                value = integral(param.schema, value)
                 problem = check_value(param, value)
                 if problem:
                     where = spans.get(param.name, self.doc.span(doc_path))
@@ -196,7 +197,7 @@ class Values:
             problem = None if value is INVALID or _reads_shapes(value) else check_block_value(types[key], value)
             if problem:
                 self._error("E0305", f"block '{name}': parameter '{key}' {problem}", spans[key])
-            params[key] = INVALID if problem else value
+            params[key] = INVALID if problem else int(value) if types[key] == "int" and isinstance(value, float) else value
         for key, default in declared.items():
             if key in values:
                 continue

@@ -102,6 +102,8 @@ def generate(registry: Registry, dispatch_ops: bool = True) -> dict[str, Any]:
             "layers": {"$ref": "#/$defs/layers"},
             "train": {"$ref": "#/$defs/train", "description": "how `nncompile train` trains the model"},
         },
+        "if": {"not": {"required": ["blocks"]}},
+        "then": {"properties": {"layers": {"$ref": "#/$defs/builtin_layers"}}},
         "$defs": defs,
     }
 
@@ -148,6 +150,11 @@ def _defs(registry: Registry, dispatch_ops: bool) -> dict[str, Any]:
         "block": _block_schema(),
         "layers": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/layer"}},
         "layer": _layer_schema(registry, dispatch_ops),
+        "builtin_layers": {
+            "description": "in a spec without blocks, every op is a builtin (or plugin) op",
+            "type": "array",
+            "items": {"properties": {"op": {"enum": registry.names}, "layers": {"$ref": "#/$defs/builtin_layers"}}},
+        },
         "group": _group_schema(),
         "train": train_schema(),
     }
@@ -188,7 +195,11 @@ def _block_schema() -> dict[str, Any]:
 def _common_properties(registry: Registry) -> dict[str, Any]:
     return {
         "id": {"$ref": "#/$defs/identifier"},
-        "op": {"$ref": "#/$defs/identifier"},
+        "op": {
+            "title": "an op or block name",
+            "anyOf": [{"enum": registry.names}, {"$ref": "#/$defs/identifier"}],
+            "description": "a builtin op (completed by editors), a plugin op, or a block of this spec",
+        },
         "from": {"anyOf": [{"$ref": "#/$defs/reference"}, {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/reference"}}]},
         "when": {"anyOf": [{"type": "boolean"}, {"type": "string", "minLength": 1}]},
         "repeat": {

@@ -13,19 +13,17 @@ from .ops import BUILTIN, Registry
 from .ops.core import MAX_SIZE
 from .schema import SPEC_VERSION, generate
 
-_STRICT_TYPES = jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
-    "integer", lambda checker, value: isinstance(value, int) and not isinstance(value, bool)
-)
-StrictValidator = jsonschema.validators.extend(jsonschema.Draft202012Validator, type_checker=_STRICT_TYPES)
-"""Draft 2020-12, except that 3.0 is not an integer: torch would receive the float."""
+Validator = jsonschema.Draft202012Validator
+"""Plain Draft 2020-12, as editors and other validators read the schema: 3.0 is an integer there, and
+nncompile hands it to torch as the int 3 (`values.integral`)."""
 
 
 @lru_cache(maxsize=8)
 def _validators(registry: Registry) -> tuple[jsonschema.protocols.Validator, dict[str, jsonschema.protocols.Validator]]:
     """The document skeleton's validator and one per op, built once per registry."""
     defs = generate(registry)["$defs"]
-    per_op = {op.name: StrictValidator({"$ref": f"#/$defs/op.{op.name}", "$defs": defs}) for op in registry}
-    return StrictValidator(generate(registry, dispatch_ops=False)), per_op
+    per_op = {op.name: Validator({"$ref": f"#/$defs/op.{op.name}", "$defs": defs}) for op in registry}
+    return Validator(generate(registry, dispatch_ops=False)), per_op
 
 
 def validate(document: Document, registry: Registry) -> list[Diagnostic]:
@@ -43,7 +41,7 @@ def validate(document: Document, registry: Registry) -> list[Diagnostic]:
 @lru_cache(maxsize=1)
 def _section_validator(name: str) -> jsonschema.protocols.Validator:
     defs = generate(BUILTIN)["$defs"]
-    return StrictValidator({"$ref": f"#/$defs/{name}", "$defs": defs})
+    return Validator({"$ref": f"#/$defs/{name}", "$defs": defs})
 
 
 def validate_section(document: Document, name: str) -> list[Diagnostic]:
@@ -153,7 +151,11 @@ def _diagnose(error: jsonschema.ValidationError, prefix_path: JsonPath, document
         # The alternative whose type matched failed for a real reason (a bound, an enum, a nested
         # key): report that one. If every alternative failed on type, describe them all.
         wrong_type = {e.relative_schema_path[0] for e in error.context if list(e.relative_schema_path)[1:] == ["type"]}
-        specific = [e for index, e in _leaves(error) if e.validator not in ("type", "pattern") and index not in wrong_type]
+        specific = [
+            e
+            for index, e in _leaves(error)
+            if e.validator not in ("type", "pattern") and index not in wrong_type and not _enum_of_other_type(e)
+        ]
         if specific:
             return _diagnose(max(specific, key=lambda e: len(e.absolute_path)), prefix_path, document)
     span = document.span(path)
@@ -175,6 +177,13 @@ def _diagnose(error: jsonschema.ValidationError, prefix_path: JsonPath, document
     if kind == "const" and path == ("nncompile",):
         message = f"unsupported spec version {error.instance!r}; this nncompile reads version {SPEC_VERSION}"
         return [Diagnostic("E0203", message, span, f"write 'nncompile: {SPEC_VERSION}'")]
+    layer_op = kind == "enum" and path[-1:] == ("op",) and "layers" in path and path[0] != "train"
+    if layer_op and not isinstance(error.instance, str):
+        return []  # the layer's own schema reports the wrong type
+    if layer_op and isinstance(error.instance, str):
+        hint = did_you_mean(error.instance, error.validator_value) or "ops from plugins need --plugin MODULE or an installed plugin package"
+        layer = prefix.split(" (")[0].removeprefix("layer ").rstrip(": ")
+        return [Diagnostic("E0301", f"layer {layer}: unknown op '{error.instance}'", span, hint)]
     if kind == "enum":
         hint = did_you_mean(str(error.instance), [str(v) for v in error.validator_value])
         return [Diagnostic("E0203", f"{prefix}{name} must be {describe(error.schema)}, got {error.instance!r}", span, hint)]
@@ -188,6 +197,11 @@ def _diagnose(error: jsonschema.ValidationError, prefix_path: JsonPath, document
     if isinstance(error.instance, str) and "$" in error.instance.strip()[1:] and not error.instance.strip().startswith("$"):
         hint = f"an expression starts with '$': write '${error.instance.strip()}'"
     return [Diagnostic("E0203", message, span, hint)]
+
+
+def _enum_of_other_type(error: jsonschema.ValidationError) -> bool:
+    """An enum of strings failing on a list is a wrong type, not a wrong choice."""
+    return error.validator == "enum" and not any(type(value) is type(error.instance) for value in error.validator_value)
 
 
 def _type_const(schema: Any) -> Any:

@@ -10,7 +10,7 @@ import jsonschema
 from .ops import Param
 from .ops.core import MAX_SIZE
 from .schema import BLOCK_PARAM_TYPES
-from .validate import StrictValidator, describe
+from .validate import Validator, describe
 
 
 class _Invalid:
@@ -26,7 +26,7 @@ _PYTHON_TYPES = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (
 
 @cache
 def _validator(param: Param) -> jsonschema.protocols.Validator:
-    return StrictValidator(dict(param.schema))
+    return Validator(dict(param.schema))
 
 
 def check_value(param: Param, value: Any) -> str | None:
@@ -48,7 +48,30 @@ def block_param_type(declared: Any) -> str:
     return "str"
 
 
+def integral(schema: Any, value: Any) -> Any:
+    """`value` with integral floats (3.0) made ints where `schema` takes no fractions, as torch needs."""
+    if _types(schema) & {"number"}:
+        return value
+    if isinstance(value, list):
+        return [integral(schema, item) for item in value]
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def _types(schema: Any) -> set[str]:
+    if not isinstance(schema, dict):
+        return set()
+    kinds = schema.get("type", [])
+    found = set(kinds if isinstance(kinds, list) else [kinds])
+    for key in ("anyOf", "items"):
+        parts = schema.get(key, [])
+        for part in parts if isinstance(parts, list) else [parts]:
+            found |= _types(part)
+    return found
+
+
 def check_block_value(kind: str, value: Any) -> str | None:
+    if kind == "int" and isinstance(value, float) and value.is_integer():
+        return None
     if (isinstance(value, bool) and kind != "bool") or not isinstance(value, _PYTHON_TYPES[kind]):
         missing = isinstance(value, str) and "$" in value and not value.lstrip().startswith("$")
         return f"must be of type {kind}, got {value!r}" + (f" (an expression starts with '$': write '${value.strip()}')" if missing else "")

@@ -461,3 +461,11 @@ def test_a_spec_defines_its_own_functions(write_spec):
     assert shapes(analyze(write_spec, body, width=0.5))["0"] == (56,)
     assert codes(analyze(write_spec, body.replace("$twice(100)", "$thrice(100)"))) == ["E0304"]
     assert codes(analyze(write_spec, body.replace("* $width", "* $widht"))) == ["E0304"]
+
+
+def test_an_integral_float_is_the_integer_as_json_schema_reads_it(write_spec):
+    body = "params: {n: 4.0}\ninputs: {x: [4]}\nlayers:\n  - {op: linear, out: 3.0}\n  - {op: linear, out: $n, repeat: 2.0}\n"
+    model = build(write_spec, body)
+    assert model(torch.randn(2, 4)).shape == (2, 4)
+    assert type(model.get_submodule("0").out_features) is int
+    assert codes(analyze(write_spec, body.replace("3.0", "3.5"))) == ["E0203"]
