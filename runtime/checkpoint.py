@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -34,21 +35,38 @@ def save(state: Mapping[str, Any], path: Path) -> None:
         raise
 
 
+class CheckpointError(Exception):
+    """A checkpoint file that cannot be read, or whose contents do not fit the run."""
+
+
+RESUMABLE = ("model", "optimizer", "scheduler", "scaler", "rng", "position", "monitors")
+
+
 def load(path: str | Path) -> dict[str, Any]:
-    """A checkpoint written by `save` (tensors and plain data only: nothing is unpickled as code)."""
+    """A checkpoint written by `save` (tensors and plain data only: nothing is unpickled as code),
+    with the parts a resume needs."""
     state = _read(path)
     if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise ValueError(f"{path} is not an nncompile checkpoint")
+        raise CheckpointError(f"{path} is not an nncompile checkpoint")
+    missing = [key for key in RESUMABLE if key not in state]
+    if missing or not isinstance(state["model"], dict):
+        raise CheckpointError(f"{path} is damaged: it lacks {', '.join(missing) or 'a model state_dict'}")
     return state
 
 
 def _read(path: str | Path) -> Any:
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise ValueError(f"{path}: no such file") from None
-    except Exception as error:
-        raise ValueError(f"cannot read {path}: {str(error).splitlines()[0]}") from None
+        if not Path(path).is_file():
+            raise CheckpointError(f"{path}: no such file" if not Path(path).exists() else f"{path}: not a regular file")
+        with warnings.catch_warnings():  # torch's notes on unusual pickles: the file is judged below
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except CheckpointError:
+        raise
+    except Exception as error:  # any file torch cannot read as weights only: never advice to unpickle it
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        reason = "it holds objects other than tensors and plain data" if "weights_only" in str(error) else first[:200]
+        raise CheckpointError(f"cannot read {path} as a checkpoint: {reason}") from None
 
 
 def state_dict_of(path: str | Path) -> dict[str, torch.Tensor]:
@@ -57,7 +75,7 @@ def state_dict_of(path: str | Path) -> dict[str, torch.Tensor]:
     if isinstance(state, dict) and state.get("format") == FORMAT:
         state = state["model"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError(f"{path} holds neither a checkpoint nor a state_dict (a mapping of names to tensors)")
+        raise CheckpointError(f"{path} holds neither a checkpoint nor a state_dict (a mapping of names to tensors)")
     return state
 
 
@@ -66,7 +84,7 @@ def initialize(model: nn.Module, settings: Mapping[str, Any]) -> list[str]:
     `strict` and the keys or shapes differ (beyond the `exclude` patterns)."""
     try:
         weights = state_dict_of(settings["from"])
-    except ValueError as error:
+    except CheckpointError as error:
         raise TrainError(("init", "from"), str(error), code="E0503") from None
     own = model.state_dict()
     exclude: Sequence[str] = settings.get("exclude", [])

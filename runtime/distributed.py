@@ -9,9 +9,18 @@ import torch
 import torch.distributed as dist
 
 
+def wanted(nproc_per_node: int, launcher_flags: dict[str, str | None]) -> bool:
+    """Whether this command should relaunch itself under torchrun: several processes here, or a
+    run over several nodes (even with one process on this one)."""
+    nodes = launcher_flags.get("nnodes")
+    return not is_launched() and (nproc_per_node > 1 or (nodes is not None and str(nodes) not in ("1", "1:1")))
+
+
 def launch(nproc_per_node: int, launcher_flags: dict[str, str], command: Sequence[str]) -> int:
-    """Run `python -m runtime.cli COMMAND…` in `nproc_per_node` processes under torchrun."""
+    """Run `python -m runtime.cli COMMAND…` in `nproc_per_node` processes under torchrun; a child that
+    fails (or Ctrl-C) ends it with that child's exit status, after torchrun has reported it."""
     from torch.distributed import run
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
 
     flags = [f"--nproc-per-node={nproc_per_node}"]
     flags += [f"--{name.replace('_', '-')}={value}" for name, value in launcher_flags.items() if value is not None]
@@ -19,8 +28,10 @@ def launch(nproc_per_node: int, launcher_flags: dict[str, str], command: Sequenc
         flags.append("--standalone")
     try:
         run.main([*flags, "-m", "runtime.cli", *command])
-    except run.ChildFailedError as error:  # torchrun already printed each failure
+    except ChildFailedError as error:  # torchrun already printed each failure
         return max(1, next(iter(error.failures.values())).exitcode)
+    except KeyboardInterrupt:
+        return 130
     except SystemExit as exit_:
         return int(exit_.code or 0)
     return 0
@@ -52,6 +63,26 @@ def local_device(device: torch.device) -> torch.device:
         torch.cuda.set_device(index)
         return torch.device("cuda", index)
     return device
+
+
+def unused_parameters(model: torch.nn.Module) -> bool:
+    """True if some trainable parameter does not lead to the outputs: DDP must then be told
+    (find_unused_parameters), or every rank waits for its gradient. Known for compiled specs, whose
+    graph shows what the outputs are computed from; assumed False for other modules."""
+    graph = getattr(model, "graph", None)
+    if graph is None:
+        return False
+    reached, pending = set(), [node for node in graph.nodes if node.op == "output"]
+    while pending:
+        node = pending.pop()
+        if node not in reached:
+            reached.add(node)
+            pending.extend(node.all_input_nodes)
+    used = {node.target for node in reached if node.op in ("call_module", "get_attr")}
+    return any(
+        parameter.requires_grad and not any(name == target or name.startswith(f"{target}.") for target in used)
+        for name, parameter in model.named_parameters()
+    )
 
 
 def all_sum(values: torch.Tensor) -> torch.Tensor:

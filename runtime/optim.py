@@ -81,7 +81,10 @@ def optimizer(model: nn.Module, settings: Mapping[str, Any]) -> torch.optim.Opti
         owner = next((g for g, s in zip(groups, groups_settings) if any(matches(name, p) for p in s["params"])), None)
         (owner["params"] if owner is not None else rest).append(parameter)
     groups = [g for g in groups if g["params"]] + ([{"params": rest}] if rest else [])
-    return _OPTIMIZERS[settings["type"]](groups, **options)
+    try:
+        return _OPTIMIZERS[settings["type"]](groups, **options)
+    except ValueError as error:  # torch refuses the combination (nesterov without momentum, …)
+        raise TrainError(("optimizer",), f"torch.optim refuses these settings: {error}", code="E0502") from None
 
 
 def scheduler(optim: torch.optim.Optimizer, settings: Mapping[str, Any] | None, steps_per_epoch: int, epochs: int, mode: str):

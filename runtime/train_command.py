@@ -47,8 +47,9 @@ def run(args: argparse.Namespace) -> int:
     out = args.out or Path("runs") / (analysis.graph.name or Path(args.spec).stem)
     from . import distributed
 
-    if args.nproc_per_node > 1 and not distributed.is_launched():
-        return distributed.launch(args.nproc_per_node, {f: getattr(args, f) for f in LAUNCH_FLAGS}, _child_command(args, out))
+    flags = {f: getattr(args, f) for f in LAUNCH_FLAGS}
+    if distributed.wanted(args.nproc_per_node, flags):
+        return distributed.launch(args.nproc_per_node, flags, _child_command(args, out))
     return _train(analysis, overrides, out, args.resume)
 
 
@@ -57,7 +58,7 @@ def _train(analysis: Analysis, overrides: dict[str, Any], out: Path, resume: str
 
     from compiler.emit import emit
 
-    from . import distributed
+    from . import checkpoint, distributed
     from .config import TrainError, with_defaults
     from .trainer import fit
 
@@ -65,22 +66,27 @@ def _train(analysis: Analysis, overrides: dict[str, Any], out: Path, resume: str
     config = with_defaults(document.data["train"])
     torch.manual_seed(config["seed"])
     model = emit(analysis.graph, analysis.registry)
-    if distributed.is_main_process():
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "spec.yaml").write_text(_resolved_spec(document.data, overrides, config), encoding="utf-8")
+
+    def ready() -> None:  # written once the run can start: a failed resume leaves the directory as it was
+        if distributed.is_main_process():
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "spec.yaml").write_text(_resolved_spec(document.data, overrides, config), encoding="utf-8")
+
     try:
-        result = fit(model, config, out, resume)
+        state = checkpoint.load(resume) if resume is not None else None
+        result = fit(model, config, out, state, ready)
     except TrainError as error:
         span = document.span(("train", *error.path))
         print(render_text(Diagnostic(error.code, error.message, span, error.hint), document.source(span.file)))
         return 1
-    except ValueError as error:  # an unreadable or unfitting --resume checkpoint
+    except checkpoint.CheckpointError as error:
         raise UsageError(f"--resume {resume}: {error}") from None
     if result.out is None:
         return 0
     if result.best is not None:
         print(f"best {result.metric} {result.best:.4f} at epoch {result.best_epoch}")
-    print(f"run directory: {out} (metrics.jsonl, last.pt, best.pt, model.ts, spec.yaml)")
+    written = [name for name in ("metrics.jsonl", "last.pt", "best.pt", "model.ts", "spec.yaml") if (out / name).exists()]
+    print(f"run directory: {out} ({', '.join(written)})")
     return EXIT_INTERRUPTED if result.stopped == "interrupted" else 0
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -38,8 +38,16 @@ class Run:
     notes: list[str] = field(default_factory=list)
 
 
-def fit(model: nn.Module, config: Mapping[str, Any], out: Path | None = None, resume: str | Path | None = None) -> Run:
-    """Train `model` as `config` (a train section with defaults filled in) says."""
+def fit(
+    model: nn.Module,
+    config: Mapping[str, Any],
+    out: Path | None = None,
+    resume: str | Path | Mapping | None = None,
+    ready: Callable[[], None] | None = None,
+) -> Run:
+    """Train `model` as `config` (a train section with defaults filled in) says; `resume` is a
+    checkpoint's path or its loaded state (raises checkpoint.CheckpointError if it does not fit);
+    `ready` is called once everything is set up and restored, before the first step."""
     device = distributed.local_device(pick_device(config["device"]))
     rank, world = distributed.setup(device)
     progress = Progress(enabled=rank == 0)
@@ -61,7 +69,9 @@ def fit(model: nn.Module, config: Mapping[str, Any], out: Path | None = None, re
     for note in notes:
         progress.line(note)
     if resume is not None:
-        trainer.restore(checkpoint.load(resume))
+        trainer.restore(resume if isinstance(resume, Mapping) else checkpoint.load(resume))
+    if ready is not None:
+        ready()
     try:
         return trainer.run()
     finally:
@@ -84,7 +94,8 @@ class _Trainer:
         self.early = Monitor.of(config["early_stopping"], data, config, "early_stopping") if "early_stopping" in config else None
         dtype = precision(config["amp"], device)
         ids = [device.index] if device.type == "cuda" else None
-        wrapped = nn.parallel.DistributedDataParallel(model, device_ids=ids) if world > 1 else model
+        unused = distributed.unused_parameters(model)
+        wrapped = nn.parallel.DistributedDataParallel(model, device_ids=ids, find_unused_parameters=unused) if world > 1 else model
         self.step = Step(
             model=torch.compile(wrapped) if config["compile"] else wrapped,
             loss=loss_fn,
@@ -115,13 +126,22 @@ class _Trainer:
         }
 
     def restore(self, state: Mapping[str, Any]) -> None:
+        """Continue from a checkpoint; anything in it that does not fit this run is a CheckpointError."""
         try:
-            self.model.load_state_dict(state["model"])
-        except RuntimeError as error:
-            raise ValueError(f"the checkpoint does not fit this model: {str(error).splitlines()[0]}") from None
+            self._restore(state)
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as error:
+            first = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+            raise checkpoint.CheckpointError(f"the checkpoint does not fit this model and run: {first}") from None
+        if self.out is not None:
+            _truncate_metrics(self.out / "metrics.jsonl", self.position.epoch)
+
+    def _restore(self, state: Mapping[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
         self.step.optimizer.load_state_dict(state["optimizer"])
         if self.step.scheduler is not None and state["scheduler"] is not None:
-            self.step.scheduler.load_state_dict(state["scheduler"])
+            # the schedule is laid out over this run's epochs: keep its length, take the progress
+            laid_out = ("total_steps", "_schedule_phases")
+            self.step.scheduler.load_state_dict({k: v for k, v in state["scheduler"].items() if k not in laid_out})
         self.step.scaler.load_state_dict(state["scaler"])
         torch.set_rng_state(state["rng"]["torch"])
         if state["rng"]["cuda"] and torch.cuda.is_available():
@@ -130,8 +150,6 @@ class _Trainer:
         vars(self.best).update(state["monitors"]["best"])
         if self.early and state["monitors"]["early"]:
             vars(self.early).update(state["monitors"]["early"])
-        if self.out is not None:
-            _truncate_metrics(self.out / "metrics.jsonl", self.position.epoch)
 
     def save(self, name: str) -> None:
         if self.out is not None:
