@@ -52,3 +52,13 @@ SPECS = [
 @pytest.mark.parametrize("text", SPECS, ids=[f"spec{i}" for i in range(len(SPECS))])
 def test_complete_specs_in_the_readme_check_clean(text, write_spec):
     assert compiler.check(write_spec(text)) == []
+
+
+def test_the_python_examples_run_as_written(tmp_path, monkeypatch):
+    """The README's Python blocks, run in order in one namespace from the project's root (the run
+    directory they name is moved to a temporary folder)."""
+    monkeypatch.chdir(ROOT)
+    namespace: dict = {}
+    for block in re.findall(r"```python\n(.*?)```", README, re.S):
+        exec(compile(block.replace('"runs/mine"', repr(str(tmp_path / "mine"))), "README.md", "exec"), namespace)
+    assert namespace["run"].stopped == "completed" and (tmp_path / "mine" / "last.pt").is_file()
