@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import signal
 import subprocess
@@ -11,8 +12,10 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from conftest import ROOT
 
+import compiler
 from compiler.diagnostics import SpecError
 from runtime import train
 from runtime.checkpoint import load
@@ -48,6 +51,35 @@ def assert_identical(left: dict[str, torch.Tensor], right: dict[str, torch.Tenso
 
 def records(run: Path) -> list[dict]:
     return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+class Probe(torch.nn.Module):
+    """Wraps a model and records what each forward call saw: the input's layout and the autocast dtype."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+        self.seen: list[dict] = []
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        output = self.model(inputs)
+        self.seen.append(
+            {
+                "shape": tuple(inputs.shape),
+                "channels_last": inputs.dim() == 4
+                and inputs.is_contiguous(memory_format=torch.channels_last)
+                and not inputs.is_contiguous(),
+                "autocast": torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else None,
+                "output": output.dtype,
+                "training": self.training,
+            }
+        )
+        return output
+
+
+def section(spec_text: str) -> dict:
+    """The train section of a spec, as plain data for `runtime.train`."""
+    return yaml.safe_load(spec_text)["train"]
 
 
 def cli(*argv: str, cwd: Path = ROOT, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -149,33 +181,56 @@ def test_two_processes_under_torchrun_write_one_run_directory(tmp_path, write_sp
     assert result.stdout.count("epoch 1/2") == 1, "rank 0 alone logs"
 
 
-@pytest.mark.parametrize(
-    "schedule",
-    [
-        "{type: constant, warmup_epochs: 0.5}",
-        "{type: step, step_size: 1}",
-        "{type: cosine, min_lr: 1.0e-5, warmup_epochs: 1}",
-        "{type: onecycle, max_lr: 1.0e-2}",
-        "{type: plateau, patience: 0, factor: 0.5}",
-    ],
-)
-def test_every_schedule_trains_and_checkpoints_load_weights_only(tmp_path, write_spec, schedule):
+def test_schedules_follow_their_curves(tmp_path, write_spec):
+    """The learning rate at the end of each of 3 epochs, against each schedule's definition."""
+    spec = write_spec(SMALL.replace("epochs: 2", "epochs: 3"))
+    model = compiler.build(spec)
+    base = 3.0e-3
+
+    def rates(schedule: dict) -> list[float]:
+        config = section(spec.read_text()) | {"schedule": schedule}
+        return [record["lr"] for record in train(copy.deepcopy(model), config).history]
+
+    assert rates({"type": "constant", "warmup_epochs": 0.5}) == pytest.approx([base] * 3)
+    assert rates({"type": "step", "step_size": 1, "gamma": 0.5}) == pytest.approx([base / 2, base / 4, base / 8])
+    cosine = rates({"type": "cosine", "min_lr": 1.0e-5, "warmup_epochs": 1})
+    assert cosine[0] == pytest.approx(base) and cosine[2] == pytest.approx(1.0e-5) and 1.0e-5 < cosine[1] < base
+    onecycle = rates({"type": "onecycle", "max_lr": 1.0e-2})  # warms up for 30 % of the steps, then anneals
+    assert onecycle[0] > 5.0e-3 and onecycle[0] > onecycle[1] > onecycle[2] and onecycle[2] < 1.0e-2 / 25 / 10  # far below its start
+    run = train(copy.deepcopy(model), section(spec.read_text()) | {"schedule": {"type": "plateau", "patience": 0, "factor": 0.5}})
+    best = run.history[0]["val_loss"]
+    for before, after in zip(run.history, run.history[1:]):
+        improved = after["val_loss"] < best * (1 - 1e-4)  # ReduceLROnPlateau's default relative threshold
+        assert after["lr"] == pytest.approx(before["lr"] * (1 if improved else 0.5))
+        best = min(best, after["val_loss"])
+
+
+@pytest.mark.parametrize("schedule", ["{type: cosine, warmup_epochs: 1}", "{type: onecycle, max_lr: 1.0e-2}", "{type: plateau}"])
+def test_schedules_are_checkpointed_and_load_weights_only(tmp_path, write_spec, schedule):
     spec = write_spec(SMALL + f"  schedule: {schedule}\n")
     assert main(["train", str(spec), "--out", str(tmp_path)]) == 0
     state = load(tmp_path / "last.pt")
-    assert state["scheduler"] is not None
-    lrs = [r["lr"] for r in records(tmp_path)]
-    assert all(lr > 0 for lr in lrs)
+    assert state["scheduler"]["last_epoch" if "plateau" not in schedule else "num_bad_epochs"] is not None
 
 
 @pytest.mark.parametrize(
-    "optimizer", ["{type: sgd, lr: 0.05, momentum: 0.9, nesterov: true}", "{type: rmsprop, lr: 1.0e-3}", "{type: adagrad, lr: 0.05}"]
+    "optimizer",
+    [
+        {"type": "sgd", "lr": 0.05, "momentum": 0.9, "nesterov": True},
+        {"type": "rmsprop", "lr": 1.0e-3},
+        {"type": "adagrad", "lr": 0.05},
+    ],
 )
-def test_optimizers_and_bf16_autocast_train(tmp_path, write_spec, optimizer):
-    spec = write_spec(SMALL.replace("optimizer: {type: adamw, lr: 3.0e-3}", f"optimizer: {optimizer}\n  amp: bf16"))
-    assert main(["train", str(spec), "--out", str(tmp_path)]) == 0
-    history = records(tmp_path)
-    assert history[-1]["val_loss"] < history[0]["train_loss"]
+def test_optimizers_train_under_bf16_autocast(tmp_path, write_spec, optimizer):
+    """`amp: bf16` runs every forward (training and validation) under bfloat16 autocast on the CPU."""
+    probe = Probe(compiler.build(write_spec(SMALL)))
+    run = train(probe, section(SMALL) | {"optimizer": optimizer, "amp": "bf16", "epochs": 4})
+    steps = probe.seen[1:]  # the first call is the setup's check that model and data fit
+    assert {seen["autocast"] for seen in steps} == {torch.bfloat16}
+    assert {seen["output"] for seen in steps} == {torch.bfloat16}
+    assert {seen["training"] for seen in steps} == {True, False}
+    assert run.history[-1]["val_loss"] < run.history[0]["train_loss"] * 0.5
+    assert run.history[-1]["val_accuracy"] > 0.8
 
 
 def test_runtime_train_takes_any_module():
