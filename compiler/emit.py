@@ -67,7 +67,7 @@ def _call(graph: fx.Graph, owned: list, node: TypedNode, op: OpDef, args: list[f
             value = graph.call_function(operator.getitem, (value, spec.select))
     else:
         value = _function(graph, spec, call, args)
-    if len(node.outputs) == 1:
+    if not node.tuple_valued:
         return [value]
     return [graph.call_function(operator.getitem, (value, index)) for index in range(len(node.outputs))]
 

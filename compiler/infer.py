@@ -87,7 +87,8 @@ class _Inference:
         call = Call(args, self._types(inputs))
         self._check_inputs(node, op, call)
         outputs = self._guarded(node, op, lambda c: op.infer(c), call)
-        outputs = outputs if isinstance(outputs, tuple) else (outputs,)
+        tuple_valued = isinstance(outputs, tuple)
+        outputs = outputs if tuple_valued else (outputs,)
         if node.kind is Kind.TENSOR:
             outputs = tuple(TensorType(t.shape, t.dtype, batched=False) for t in outputs)
         self._check_size(node, op, outputs)
@@ -99,7 +100,7 @@ class _Inference:
             self._fail("E0403", f"layer '{node.name}' ({op.name}): its parameter count depends on {params}", node.span)
         params -= self._shared(node, op, call)
         decided = dataclasses.replace(node, args=args, guards=())
-        self.typed[node.name] = TypedNode(decided, args, inputs, call.inputs, outputs, params, macs)
+        self.typed[node.name] = TypedNode(decided, args, inputs, call.inputs, outputs, params, macs, tuple_valued)
 
     # -- values ---------------------------------------------------------------------------------
 
@@ -117,15 +118,16 @@ class _Inference:
             return [self.passed[ref.node]]
         if ref.node not in self.typed:
             raise _Failed
-        count = len(self.typed[ref.node].outputs)
+        source = self.typed[ref.node]
+        count, several = len(source.outputs), source.tuple_valued
         if ref.index == ALL:
-            return [Ref(ref.node)] if count == 1 else [Ref(ref.node, i) for i in range(count)]
-        if ref.index is None and count > 1:
-            picks = f"{ref.node}.0 … {ref.node}.{count - 1}"
-            self._fail("E0404", f"layer '{node.name}' reads '{ref.node}', which has {count} outputs: pick one ({picks})", node.span)
+            return [Ref(ref.node, i) for i in range(count)] if several else [Ref(ref.node)]
+        if ref.index is None and several:
+            picks = f"{ref.node}.0 … {ref.node}.{count - 1}" if count > 1 else f"{ref.node}.0"
+            self._fail("E0404", f"layer '{node.name}' reads '{ref.node}', which has {count} output(s): pick one ({picks})", node.span)
         if ref.index is not None and ref.index >= count:
             self._fail("E0404", f"layer '{node.name}' reads '{ref}', but '{ref.node}' has {count} output(s)", node.span)
-        return [Ref(ref.node) if count == 1 else ref]
+        return [ref if several else Ref(ref.node)]
 
     def _types(self, refs: tuple[Ref, ...]) -> tuple[TensorType, ...]:
         return tuple(self.typed[ref.node].outputs[ref.index or 0] for ref in refs)
@@ -224,11 +226,13 @@ class _Inference:
                 self._fail("E0407", message, node.span, f"a value holds at most {MAX_ELEMENTS:,} elements per sample")
 
     def _check_weights_dtype(self, node: Node, op: OpDef, call: Call) -> None:
-        """Layers with weights hold float32 tensors: a float input of another dtype would fail in torch."""
+        """A module with float32 tensors takes float32 inputs (norms also half precision), as torch does."""
         if not isinstance(op.emit, ModuleEmit):
             return
-        for t in call.inputs:
-            if t.dtype in FLOAT_DTYPES and t.dtype != "float32":
+        holds = op.float32_state(call) if op.float32_state is not None else self._guarded(node, op, op.count_params, call) != 0
+        allowed = ("float32", "float16", "bfloat16") if op.half_inputs else ("float32",)
+        for t in call.inputs if holds else ():
+            if t.dtype in FLOAT_DTYPES and t.dtype not in allowed:
                 hint = "declare the input float32 (the model's weights are float32)"
                 self._fail(
                     "E0401", f"layer '{node.name}' ({op.name}): its input is {t.dtype}, but its weights are float32", node.span, hint

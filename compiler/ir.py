@@ -129,6 +129,8 @@ class TypedNode:
     cost: Any = 0
     """Its MACs per sample, or a function giving them: with symbolic sizes they are a formula over
     every size, which only `summary` needs, so it is computed when first asked for."""
+    tuple_valued: bool = False
+    """Its op returns a tuple (`split`, `chunk`), even of one piece: every reader picks from it."""
 
     @property
     def macs(self) -> Any:

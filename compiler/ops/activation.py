@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .core import Call, Choice, Float, FunctionEmit, Int, OpDef, Param, TensorType, expect_float, normalize_dim
+from .core import FLOAT_DTYPES, Call, Choice, Float, FunctionEmit, Int, OpDef, Param, TensorType, axis_of, expect_float
 
 
 def _elementwise(call: Call) -> TensorType:
@@ -10,9 +10,19 @@ def _elementwise(call: Call) -> TensorType:
     return call.x
 
 
+def _integers_kept(call: Call) -> TensorType:
+    """relu and relu6 take integers too, and keep their dtype."""
+    return call.x
+
+
+def _integers_to_float(call: Call) -> TensorType:
+    """sigmoid and tanh take integers too, and give float32, as torch does."""
+    return call.x if call.x.dtype in FLOAT_DTYPES else TensorType(call.x.shape, "float32", call.x.batched)
+
+
 def _along_dim(call: Call) -> TensorType:
     expect_float(call.x)
-    normalize_dim(call.args["dim"], call.x.rank, "dim")
+    axis_of(call.args["dim"], call.x, "dim")
     return call.x
 
 
@@ -29,16 +39,16 @@ def _activation(name: str, target: str, params: tuple[Param, ...] = (), infer=_e
 
 
 OPS = (
-    _activation("relu", "torch:relu"),
-    _activation("sigmoid", "torch:sigmoid"),
-    _activation("tanh", "torch:tanh"),
+    _activation("relu", "torch:relu", infer=_integers_kept),
+    _activation("sigmoid", "torch:sigmoid", infer=_integers_to_float),
+    _activation("tanh", "torch:tanh", infer=_integers_to_float),
     _activation("gelu", "torch.nn.functional:gelu", (Choice("approximate", ("none", "tanh"), "none"),)),
     _activation("silu", "torch.nn.functional:silu"),
     _activation("leaky_relu", "torch.nn.functional:leaky_relu", (Float("negative_slope", 0.01),)),
     _activation("elu", "torch.nn.functional:elu", (Float("alpha", 1.0),)),
     _activation("hardswish", "torch.nn.functional:hardswish"),
     _activation("hardsigmoid", "torch.nn.functional:hardsigmoid"),
-    _activation("relu6", "torch.nn.functional:relu6"),
+    _activation("relu6", "torch.nn.functional:relu6", infer=_integers_kept),
     _activation("mish", "torch.nn.functional:mish"),
     _activation(
         "softplus",

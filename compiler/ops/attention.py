@@ -35,7 +35,6 @@ def _matrix(t: TensorType, what: str) -> None:
 def _matmul_infer(call: Call) -> TensorType:
     a, b = (t.full_shape for t in call.inputs)
     same_dtype(call)
-    expect_float(call.x)
     described = f"{list(a)} @ {list(b)}"
     if len(a) < 2 or len(b) < 2:
         raise ShapeError(f"both inputs need at least 2 dims: {described}")
@@ -65,6 +64,8 @@ def _sdpa_infer(call: Call) -> TensorType:
     for t, name in ((q, "query"), (k, "key"), (v, "value")):
         expect_float(t)
         _matrix(t, f"the {name}")
+    if len({q.dtype, k.dtype, v.dtype}) > 1:
+        raise ShapeError(f"query, key and value must have one dtype, got {q.dtype}, {k.dtype} and {v.dtype}")
     if q.shape[-1] != k.shape[-1] or k.shape[-2] != v.shape[-2]:
         raise ShapeError(
             f"query {list(q.shape)}, key {list(k.shape)} and value {list(v.shape)} do not fit: need (…, L, E), (…, S, E), (…, S, Ev)"
@@ -75,8 +76,8 @@ def _sdpa_infer(call: Call) -> TensorType:
         if call.args["causal"]:
             raise ShapeError("a causal attention takes no mask input", "causal")
         mask = call.inputs[3]
-        if mask.dtype not in ("bool", "float32", "float64", "float16", "bfloat16"):
-            raise ShapeError(f"the mask must be boolean or floating-point, got {mask.dtype}")
+        if mask.dtype not in ("bool", "float32", q.dtype):
+            raise ShapeError(f"the mask must be bool, float32 or the query's {q.dtype}, got {mask.dtype}")
         scores = q.with_shape((*q.shape[:-1], k.shape[-2]))
         if broadcast((scores, mask)).full_shape != scores.full_shape:
             raise ShapeError(f"the mask {list(mask.full_shape)} does not broadcast to the scores {list(scores.full_shape)}")

@@ -41,8 +41,8 @@ def _conv_geometry(call: Call, dims: int) -> tuple[tuple[int, ...], ...]:
         if any(s != 1 for s in stride):
             raise ShapeError("padding 'same' needs stride 1", "padding")
         padding = tuple(d * (k - 1) // 2 for d, k in zip(dilation, kernel))
-    else:
-        padding = spatial(padding, dims, "padding")
+    else:  # torch's convolutions repeat a one-item padding list over every dim
+        padding = spatial(padding * dims if isinstance(padding, list) and len(padding) == 1 else padding, dims, "padding")
     return kernel, stride, padding, dilation
 
 

@@ -28,6 +28,8 @@ class TensorType:
     shape: tuple[Any, ...]
     dtype: str = "float32"
     batched: bool = True
+    bound: Any = None
+    """For integer values known to lie in [0, bound) (the output of `positions`): the bound."""
 
     @property
     def rank(self) -> int:
@@ -178,6 +180,11 @@ class OpDef:
     unbatched: bool = False
     weights: Callable[[Call], dict[str, tuple[int, ...]]] | None = None
     """The shapes of its learnable tensors by attribute name, for layers that `share` them."""
+    float32_state: Callable[[Call], bool] | None = None
+    """Whether its module holds float32 tensors (weights or buffers) that its input must match;
+    None: whenever it has parameters."""
+    half_inputs: bool = False
+    """Its module takes float16 and bfloat16 inputs with float32 tensors (torch's norms do)."""
     param_index: Mapping[str, Param] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -245,6 +252,33 @@ def broadcast(types: tuple[TensorType, ...]) -> TensorType:
 def describe_shape(t: TensorType) -> str:
     """`[3, 4]` for a batched value (per sample), `[1, 197, 768] (no batch dimension)` otherwise."""
     return str(list(t.shape)) if t.batched else f"{list(t.shape)} (no batch dimension)"
+
+
+_FLOAT_ORDER = {"float16": 1, "bfloat16": 1, "float32": 2, "float64": 3}
+
+
+def result_dtype(dtypes: list[str], scalar: float | None = None, true_division: bool = False) -> str:
+    """The dtype torch's type promotion gives tensors of `dtypes` (and a Python number `scalar`):
+    within a kind the wider wins (float16 with bfloat16 is float32), a float beats an integer, a
+    float scalar makes an integer tensor float32, and true division of integers is float32."""
+    floats = [d for d in dtypes if d in FLOAT_DTYPES]
+    if floats:
+        widest = max(floats, key=_FLOAT_ORDER.__getitem__)
+        mixed_halves = {"float16", "bfloat16"} <= set(floats) and _FLOAT_ORDER[widest] == 1
+        return "float32" if mixed_halves else widest
+    if (scalar is not None and not float(scalar).is_integer()) or isinstance(scalar, float) or true_division:
+        return "float32"
+    return "int64" if "int64" in dtypes else dtypes[0]
+
+
+def axis_of(dim: int, t: TensorType, param: str) -> int:
+    """A torch dim of value `t` → an index into its `shape`: 0 is the batch (refused) for a batched
+    value; for a value without a batch dimension, dims are its own."""
+    if t.batched:
+        return normalize_dim(dim, t.rank, param)
+    if not -t.rank <= dim < t.rank:
+        raise ShapeError(f"dim {dim} is out of range for a rank-{t.rank} tensor (it has no batch dimension)", param)
+    return dim % t.rank
 
 
 def same_dtype(call: Call) -> None:

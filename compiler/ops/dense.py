@@ -48,6 +48,8 @@ def _embedding_infer(call: Call) -> TensorType:
     padding_idx = call.args["padding_idx"]
     if padding_idx is not None and not -call.args["num"] <= padding_idx < call.args["num"]:
         raise ShapeError(f"padding_idx {padding_idx} is outside the {call.args['num']} embeddings", "padding_idx")
+    if call.x.bound is not None and call.x.bound > call.args["num"]:
+        raise ShapeError(f"its input holds indices up to {call.x.bound - 1}, but the table has {call.args['num']} rows", "num")
     return TensorType((*call.x.shape, call.args["dim"]), "float32", call.x.batched)
 
 
@@ -87,6 +89,8 @@ def _batchnorm_op(dims: int, shapes: tuple[int, ...], layout: str) -> OpDef:
         infer=infer,
         emit=ModuleEmit(f"torch.nn:BatchNorm{dims}d", kwargs),
         count_params=lambda call: 2 * call.x.shape[0] if call.args["affine"] else 0,
+        float32_state=lambda call: True,  # its running statistics
+        half_inputs=True,
     )
 
 
@@ -131,6 +135,7 @@ LAYERNORM = OpDef(
     ),
     count_params=_layernorm_params,
     unbatched=True,
+    half_inputs=True,
 )
 
 
@@ -150,6 +155,7 @@ LAYERNORM2D = OpDef(
         lambda call: {"normalized_shape": call.x.shape[0], "eps": call.args["eps"], "elementwise_affine": call.args["affine"]},
     ),
     count_params=lambda call: 2 * call.x.shape[0] if call.args["affine"] else 0,
+    half_inputs=True,
 )
 
 
@@ -159,8 +165,6 @@ def _groupnorm_infer(call: Call) -> TensorType:
         raise ShapeError("expects [channels, ...] per sample")
     if call.x.shape[0] % call.args["groups"]:
         raise ShapeError(f"groups={call.args['groups']} must divide the {call.x.shape[0]} channels", "groups")
-    if call.x.numel() == call.args["groups"]:
-        raise ShapeError(f"each of the {call.args['groups']} groups holds one value per sample: normalising it gives zeros", "groups")
     return call.x
 
 
@@ -179,13 +183,22 @@ GROUPNORM = OpDef(
         },
     ),
     count_params=lambda call: 2 * call.x.shape[0] if call.args["affine"] else 0,
+    half_inputs=True,
 )
+
+
+def _floats_unless_trivial(call: Call) -> TensorType:
+    """Dropping needs floats, except at p 0 and 1, where torch keeps or zeroes any tensor."""
+    if call.args["p"] not in (0, 1):
+        expect_float(call.x)
+    return call.x
+
 
 DROPOUT = OpDef(
     name="dropout",
     doc="zeroes elements with probability p while training (torch.nn.Dropout)",
     params=(Float("p", 0.5, minimum=0, maximum=1),),
-    infer=lambda call: call.x,
+    infer=_floats_unless_trivial,
     emit=ModuleEmit("torch.nn:Dropout", lambda call: {"p": call.args["p"]}),
     unbatched=True,
 )
@@ -194,7 +207,7 @@ STOCHASTIC_DEPTH = OpDef(
     name="stochastic_depth",
     doc="drops a residual branch per sample (row) or per batch while training, identity in eval (torchvision.ops.StochasticDepth)",
     params=(Float("p", minimum=0, maximum=1, doc="drop probability"), Choice("mode", ("row", "batch"), "row")),
-    infer=lambda call: call.x,
+    infer=_floats_unless_trivial,
     emit=ModuleEmit("compiler.nn:StochasticDepth", lambda call: {"p": call.args["p"], "mode": call.args["mode"]}),
 )
 

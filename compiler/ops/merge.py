@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from .core import Call, FunctionEmit, Int, OpDef, Param, ShapeError, TensorType, broadcast, describe_shape, normalize_dim, same_dtype
+from .core import Call, FunctionEmit, Int, OpDef, Param, ShapeError, TensorType, axis_of, broadcast, describe_shape, result_dtype
 
 _VALUE = Param("value", {"type": ["number", "null"]}, None, "a constant operand, for a single input")
 
 
-def _arithmetic_infer(call: Call) -> TensorType:
-    same_dtype(call)
-    return broadcast(call.inputs)
+def _arithmetic_infer(name: str):
+    def infer(call: Call) -> TensorType:
+        t = broadcast(call.inputs)
+        dtype = result_dtype([x.dtype for x in call.inputs], call.args["value"], true_division=name == "div")
+        return TensorType(t.shape, dtype, t.batched)
+
+    return infer
 
 
 def _arithmetic(name: str, doc: str, symbol: str, most: int | None) -> OpDef:
@@ -17,7 +21,7 @@ def _arithmetic(name: str, doc: str, symbol: str, most: int | None) -> OpDef:
         name=name,
         doc=f"{doc} (broadcasting like torch; one input and a constant `value` gives x {symbol} value)",
         params=(_VALUE,),
-        infer=_arithmetic_infer,
+        infer=_arithmetic_infer(name),
         emit=FunctionEmit(f"operator:{name if name != 'div' else 'truediv'}", inputs="fold", operand=lambda call: call.args["value"]),
         arity=lambda args: (1, 1) if args.get("value") is not None else (2, most),
         category="merge",
@@ -26,14 +30,13 @@ def _arithmetic(name: str, doc: str, symbol: str, most: int | None) -> OpDef:
 
 
 def _concat_infer(call: Call) -> TensorType:
-    same_dtype(call)
     full = [t.full_shape for t in call.inputs]
     listed = ", ".join(describe_shape(t) for t in call.inputs)
     if len({len(shape) for shape in full}) > 1:
         raise ShapeError(f"inputs have different ranks: {listed}")
     batched = any(t.batched for t in call.inputs)
     offset = 1 if batched else 0
-    axis = normalize_dim(call.args["dim"], len(full[0]) - offset, "dim") + offset
+    axis = axis_of(call.args["dim"], TensorType(full[0][offset:], batched=batched), "dim") + offset
     if batched and any(not t.batched and shape[0] != 1 for t, shape in zip(call.inputs, full)):
         raise ShapeError(f"a value without a batch dimension needs size 1 in front to join a batch: {listed}")
     reference = next((shape for t, shape in zip(call.inputs, full) if t.batched), full[0])
@@ -42,7 +45,7 @@ def _concat_infer(call: Call) -> TensorType:
             raise ShapeError(f"inputs must match except along dim {call.args['dim']}: {listed}")
     joined = list(reference)
     joined[axis] = sum((shape[axis] for shape in full), 0)
-    return TensorType(tuple(joined[offset:]), call.x.dtype, batched)
+    return TensorType(tuple(joined[offset:]), result_dtype([t.dtype for t in call.inputs]), batched)
 
 
 def _cat_target(call: Call) -> str:
@@ -62,7 +65,7 @@ CONCAT = OpDef(
     params=(Int("dim", 1),),
     infer=_concat_infer,
     emit=FunctionEmit(_cat_target, _cat_kwargs, inputs="list"),
-    arity=(2, None),
+    arity=(1, None),
     category="merge",
     unbatched=True,
 )

@@ -93,7 +93,7 @@ def _adaptive(dims: int) -> OpDef:
     )
 
 
-_MODES = {"nearest": (2, 3), "linear": (2,), "bilinear": (3,), "bicubic": (3,), "nearest-exact": (2, 3)}
+_MODES = {"nearest": (2, 3, 4), "linear": (2,), "bilinear": (3,), "bicubic": (3,), "trilinear": (4,), "nearest-exact": (2, 3, 4)}
 
 
 def _scaled(size: int, factor: float) -> int:
@@ -105,12 +105,12 @@ _scaled_size = lift(_scaled)
 
 def _upsample_infer(call: Call) -> TensorType:
     x, mode = call.x, call.args["mode"]
-    expect_rank(x, _MODES[mode], f"[channels, L] or [channels, H, W] for mode '{mode}'")
+    expect_rank(x, _MODES[mode], f"[channels, L], [channels, H, W] or [channels, D, H, W] as mode '{mode}' needs")
     expect_float(x)
     size, scale = call.args["size"], call.args["scale"]
     if (size is None) == (scale is None):
         raise ShapeError("give exactly one of 'size' and 'scale'", "size" if size is not None else "scale")
-    if call.args["align_corners"] is not None and mode not in ("linear", "bilinear", "bicubic"):
+    if call.args["align_corners"] is not None and mode not in ("linear", "bilinear", "bicubic", "trilinear"):
         raise ShapeError(f"'align_corners' applies to linear modes, not '{mode}'", "align_corners")
     dims = x.rank - 1
     if size is not None:
@@ -127,21 +127,21 @@ def _upsample_infer(call: Call) -> TensorType:
 _NUMBER_OR_PAIR = {
     "anyOf": [
         {"type": "number", "exclusiveMinimum": 0},
-        {"type": "array", "items": {"type": "number", "exclusiveMinimum": 0}, "minItems": 1, "maxItems": 2},
+        {"type": "array", "items": {"type": "number", "exclusiveMinimum": 0}, "minItems": 1, "maxItems": 3},
         {"type": "null"},
     ]
 }
 _SIZE_OR_PAIR = {
     "anyOf": [
         {"type": "integer", "minimum": 1},
-        {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 1, "maxItems": 2},
+        {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 1, "maxItems": 3},
         {"type": "null"},
     ]
 }
 
 UPSAMPLE = OpDef(
     name="upsample",
-    doc="resizes the spatial dimensions by a scale factor or to a size (torch.nn.Upsample)",
+    doc="resizes the 1, 2 or 3 spatial dimensions by a scale factor or to a size (torch.nn.Upsample)",
     params=(
         Param("scale", _NUMBER_OR_PAIR, None, "scale factor (output size = floor(size × scale))"),
         Param("size", _SIZE_OR_PAIR, None, "output size"),

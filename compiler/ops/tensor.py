@@ -7,6 +7,7 @@ from typing import Any
 
 from ..dims import is_symbolic, lift
 from .core import (
+    FLOAT_DTYPES,
     Bool,
     Call,
     FunctionEmit,
@@ -18,6 +19,7 @@ from .core import (
     ShapeError,
     TensorEmit,
     TensorType,
+    expect_float,
     normalize_dim,
 )
 from .geometry import volume
@@ -251,13 +253,19 @@ CHUNK = OpDef(
 )
 
 
-def _reduce_infer(call: Call) -> TensorType:
-    dims = sorted({normalize_dim(d, call.x.rank, "dims") for d in call.args["dims"]})
-    if len(dims) != len(call.args["dims"]):
-        raise ShapeError(f"dims {call.args['dims']} name a dim twice", "dims")
-    keep = call.args["keepdim"]
-    shape = [1 if i in dims else s for i, s in enumerate(call.x.shape) if keep or i not in dims]
-    return call.x.with_shape(tuple(shape))
+def _reduce_infer(name: str):
+    def infer(call: Call) -> TensorType:
+        """torch.mean needs floats; torch.sum gives int64 for any integer input."""
+        if name == "mean":
+            expect_float(call.x)
+        dims = sorted({normalize_dim(d, call.x.rank, "dims") for d in call.args["dims"]})
+        if len(dims) != len(call.args["dims"]):
+            raise ShapeError(f"dims {call.args['dims']} name a dim twice", "dims")
+        keep = call.args["keepdim"]
+        shape = [1 if i in dims else s for i, s in enumerate(call.x.shape) if keep or i not in dims]
+        return TensorType(tuple(shape), call.x.dtype if call.x.dtype in FLOAT_DTYPES else "int64", call.x.batched)
+
+    return infer
 
 
 def _reduction(name: str, doc: str) -> OpDef:
@@ -265,7 +273,7 @@ def _reduction(name: str, doc: str) -> OpDef:
         name=name,
         doc=f"{doc} over `dims` (torch.{name}); dims count the batch as 0",
         params=(Ints("dims"), Bool("keepdim", False)),
-        infer=_reduce_infer,
+        infer=_reduce_infer(name),
         emit=FunctionEmit(f"torch:{name}", lambda call: {"dim": list(call.args["dims"]), "keepdim": call.args["keepdim"]}),
         category="tensor",
     )
@@ -273,7 +281,7 @@ def _reduction(name: str, doc: str) -> OpDef:
 
 def _positions_infer(call: Call) -> TensorType:
     dim = normalize_dim(call.args["dim"], call.x.rank, "dim")
-    return TensorType((call.x.shape[dim],), "int64", batched=False)
+    return TensorType((call.x.shape[dim],), "int64", batched=False, bound=call.x.shape[dim])
 
 
 POSITIONS = OpDef(
