@@ -94,6 +94,7 @@ CODES: dict[str, Code] = {
         "TooLarge",
         "the model is absurdly large: more parameters than `--max-params`, or a value of more than 2³¹ elements per sample",
     ),
+    "E0408": Code("infer", "OverBudget", "the model exceeds a budget the spec declares (`budgets`: params, MACs, training-step memory)"),
     "E0501": Code(
         "train",
         "DataUnreadable",

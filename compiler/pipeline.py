@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .budgets import check_budgets
 from .diagnostics import Diagnostic, UsageError, has_errors, merged_copies, silenced
 from .infer import MAX_PARAMS, TypedGraph, infer
 from .load import Document, load_file
@@ -61,6 +62,8 @@ def analyze(
     model_overrides = {key: value for key, value in overrides.items() if not is_train_override(key)}
     graph, diagnostics = resolve(document, registry, model_overrides)
     typed, inferred = infer(graph, registry, max_params) if graph is not None else (None, [])
+    if typed is not None:
+        inferred += check_budgets(document, typed)
     return Analysis(document, typed, merged_copies(silenced(diagnostics + inferred, document.path, document.text)), registry)
 
 

@@ -10,6 +10,7 @@ import json
 from importlib import resources
 from typing import Any
 
+from .budgets import SCHEMA as BUDGETS
 from .ops import Registry
 from .ops.core import MAX_SIZE
 from .train_schema import train_schema
@@ -101,6 +102,7 @@ def generate(registry: Registry, dispatch_ops: bool = True) -> dict[str, Any]:
             },
             "layers": {"$ref": "#/$defs/layers"},
             "train": {"$ref": "#/$defs/train", "description": "how `nncompile train` trains the model"},
+            "budgets": BUDGETS,
         },
         "if": {"not": {"required": ["blocks"]}},
         "then": {"properties": {"layers": {"$ref": "#/$defs/builtin_layers"}}},

@@ -74,6 +74,10 @@ def _parser() -> argparse.ArgumentParser:
 
     add_parser(commands, _add_spec_options)
 
+    from .diff_command import add_parser as add_diff
+
+    add_diff(commands, _add_spec_options)
+
     schema = commands.add_parser("schema", help="print the spec language's JSON Schema")
     schema.add_argument("--plugin", action="append", default=[], metavar="MODULE", help="also load the ops of this plugin")
     schema.set_defaults(command=_schema)
