@@ -308,6 +308,7 @@ parameter, which need to know which inputs have a batch dimension, are run by th
 _BATCH_FREE = {*ACTIVATIONS, "softmax", "log_softmax", "linear", "embedding", "layernorm", "dropout", "identity", "matmul"}
 _BATCH_FREE |= {"add", "mul", "sub", "div", "concat"}
 """Ops that take a value without a batch dimension (a learnable tensor); every other op needs a batch."""
+_BROADCASTING = {"add", "mul", "sub", "div", "matmul", "scaled_dot_product_attention"}
 _AXES = {"flatten": ("start",), "unflatten": ("dim",), "permute": ("dims",), "transpose": ("dims",), "select": ("dim",)}
 _AXES |= {"slice": ("dim",), "split": ("dim",), "chunk": ("dim",), "mean": ("dims",), "sum": ("dims",), "concat": ("dim",)}
 _AXES |= {"softmax": ("dim",), "log_softmax": ("dim",)}
@@ -352,11 +353,12 @@ def oracle(op: str, args: dict, values: list[Value], modules: list[nn.Module]) -
     except Exception as error:  # torch's verdict, whatever it raises
         raise Refused(f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}") from None
     for out in outputs:
-        if op in ("add", "mul", "sub", "div", "matmul") and batched:  # torch runs these only where sizes happen to be 2
-            if any(v.batched and v.tensor.dim() != out.dim() for v in values):
+        if op in _BROADCASTING and batched:  # torch runs these only where sizes happen to be 2
+            operands = values[:3] if op == "scaled_dot_product_attention" else values
+            if any(v.batched and v.tensor.dim() != out.dim() for v in operands):
                 raise Refused(f"{op}: broadcasting moves the batch dimension")
-            lowest = 3 if op == "matmul" else 1  # matmul broadcasts only the dims before its two matrix dims
-            if any(not v.batched and v.tensor.dim() == out.dim() >= lowest and v.tensor.shape[0] != 1 for v in values):
+            lowest = 1 if op in ("add", "mul", "sub", "div") else 3  # products broadcast only the dims before their matrices
+            if any(not v.batched and v.tensor.dim() == out.dim() >= lowest and v.tensor.shape[0] != 1 for v in operands):
                 raise Refused(f"{op}: a value without a batch dimension meets the batch with a size other than 1")
         if batched and (out.dim() == 0 or out.shape[0] != BATCH):
             raise Refused(f"{op} moved the batch dimension")

@@ -70,23 +70,26 @@ def _sdpa_infer(call: Call) -> TensorType:
         raise ShapeError(
             f"query {list(q.shape)}, key {list(k.shape)} and value {list(v.shape)} do not fit: need (…, L, E), (…, S, E), (…, S, Ev)"
         )
-    if q.shape[:-2] != k.shape[:-2] or k.shape[:-2] != v.shape[:-2]:
-        raise ShapeError(f"query, key and value must share their leading dims: {list(q.shape)}, {list(k.shape)}, {list(v.shape)}")
+    described = f"query {list(q.full_shape)}, key {list(k.full_shape)}, value {list(v.full_shape)}"
+    lead = broadcast_shapes([t.full_shape[:-2] for t in (q, k, v)], described)  # leading dims broadcast, as in torch
     if len(call.inputs) == 4:
         if call.args["causal"]:
             raise ShapeError("a causal attention takes no mask input", "causal")
         mask = call.inputs[3]
         if mask.dtype not in ("bool", "float32", q.dtype):
             raise ShapeError(f"the mask must be bool, float32 or the query's {q.dtype}, got {mask.dtype}")
-        scores = q.with_shape((*q.shape[:-1], k.shape[-2]))
+        batched = bool(lead) and lead[0] == "B"
+        scores = TensorType((*lead, q.shape[-2], k.shape[-2])[1 if batched else 0 :], q.dtype, batched)
         if broadcast((scores, mask)).full_shape != scores.full_shape:
             raise ShapeError(f"the mask {list(mask.full_shape)} does not broadcast to the scores {list(scores.full_shape)}")
-    return q.with_shape((*q.shape[:-1], v.shape[-1]))
+    full = (*lead, q.shape[-2], v.shape[-1])
+    batched = bool(lead) and lead[0] == "B"
+    return TensorType(full[1:] if batched else full, q.dtype, batched)
 
 
 def _sdpa_macs(call: Call, y: TensorType) -> int:
     q, k, v = call.inputs[:3]
-    return volume(q.shape[:-2]) * q.shape[-2] * k.shape[-2] * (q.shape[-1] + v.shape[-1])
+    return volume(y.shape[:-2]) * q.shape[-2] * k.shape[-2] * (q.shape[-1] + v.shape[-1])
 
 
 SCALED_DOT_PRODUCT_ATTENTION = OpDef(
