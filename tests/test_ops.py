@@ -133,7 +133,7 @@ BAD = [
     ("matmul", [(2, 3, 4), (2, 5, 4)], {}, "inner sizes differ"),
     ("matmul", [(4,), (4, 3)], {}, "batch dimension would move"),
     ("scaled_dot_product_attention", [(2, 5, 8), (2, 7, 6), (2, 7, 6)], {}, "do not fit"),
-    ("scaled_dot_product_attention", [(2, 5, 8), (3, 5, 8), (3, 5, 8)], {}, "share their leading dims"),
+    ("scaled_dot_product_attention", [(2, 5, 8), (3, 5, 8), (3, 5, 8)], {}, "do not broadcast"),
     ("scaled_dot_product_attention", [(2, 5, 8), (2, 5, 8), (2, 5, 8), (5, 5)], {"causal": True}, "no mask"),
     ("scaled_dot_product_attention", [(2, 5, 8), (2, 5, 8), (2, 5, 8), (5, 4)], {}, "do not broadcast"),
     ("multihead_attention", [(5, 8)], {"heads": 3}, "heads=3 must divide"),
