@@ -95,6 +95,7 @@ CODES: dict[str, Code] = {
         "the model is absurdly large: more parameters than `--max-params`, or a value of more than 2³¹ elements per sample",
     ),
     "E0408": Code("infer", "OverBudget", "the model exceeds a budget the spec declares (`budgets`: params, MACs, training-step memory)"),
+    "E0409": Code("infer", "NotExportable", "with `check --target`, a layer that would not export to that target (the export table)"),
     "E0501": Code(
         "train",
         "DataUnreadable",

@@ -105,6 +105,19 @@ def _torch_export(module, inputs, path):
     return lambda each: reloaded(*each)
 
 
+class _OutputsCopied(torch.nn.Module):
+    """The module with its outputs copied: ONNX refuses a graph whose output is one of its inputs (a
+    model that returns an input unchanged, as `identity` or dropout in eval mode do)."""
+
+    def __init__(self, module: torch.nn.Module):
+        super().__init__()
+        self.module = module
+
+    def forward(self, *inputs: torch.Tensor) -> Any:
+        outputs = self.module(*inputs)
+        return tuple(o.clone() for o in outputs) if isinstance(outputs, tuple) else outputs.clone()
+
+
 def _onnx(module, inputs, path):
     try:
         import onnxruntime
@@ -112,7 +125,7 @@ def _onnx(module, inputs, path):
         raise ExportError("ONNX export needs the 'onnx' extra: pip install 'nncompile[onnx]'") from None
     names = list(getattr(module, "nncompile_inputs", {})) or [f"input{i}" for i in range(len(inputs))]
     dynamic = _dynamic_shapes(module, inputs)
-    torch.onnx.export(module, inputs, str(path), input_names=names, dynamo=True, verbose=False, dynamic_shapes=dynamic)
+    torch.onnx.export(_OutputsCopied(module), inputs, str(path), input_names=names, dynamo=True, verbose=False, dynamic_shapes=(dynamic,))
     options = onnxruntime.SessionOptions()
     options.log_severity_level = 4  # failures are reported by nncompile, not printed by the runtime
     session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])

@@ -10,7 +10,8 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
-from compiler.diagnostics import Diagnostic, UsageError, printable, render_text
+from compiler.diagnostics import Diagnostic, UsageError, printable, render_text, sort_key
+from compiler.targets import TARGETS, export_limits
 
 FORMATS = ("text", "json", "github", "sarif")
 
@@ -31,6 +32,13 @@ def add_parser(commands: argparse._SubParsersAction, add_spec_options: Callable[
     check.add_argument("--format", choices=FORMATS, default="text", help="diagnostic format (default text)")
     check.add_argument("--select", action="append", default=[], metavar="CODES", help="report only these codes or prefixes (E03,W0301)")
     check.add_argument("--ignore", action="append", default=[], metavar="CODES", help="do not report these codes or prefixes")
+    check.add_argument(
+        "--target",
+        action="append",
+        default=[],
+        choices=TARGETS,
+        help="also flag layers that would not export to this format (torchscript, export, onnx)",
+    )
     check.add_argument("-j", "--jobs", type=int, default=1, metavar="N", help="check N files at a time (0: one per CPU)")
     add_spec_options(check)
     check.set_defaults(command=run)
@@ -84,8 +92,11 @@ def _check_one(args: argparse.Namespace, spec: str) -> Checked:
         analysis = analyze_spec(args, spec)
     except UsageError as error:
         return Checked(spec, unusable=str(error))
-    files = {d.span.file for d in analysis.diagnostics if d.span}
-    return Checked(spec, tuple(analysis.diagnostics), tuple((file, tuple(source_lines(analysis, file))) for file in sorted(files)))
+    diagnostics = list(analysis.diagnostics)
+    if analysis.graph is not None:
+        diagnostics = sorted(diagnostics + [d for target in args.target for d in export_limits(analysis.graph, target)], key=sort_key)
+    files = {d.span.file for d in diagnostics if d.span}
+    return Checked(spec, tuple(diagnostics), tuple((file, tuple(source_lines(analysis, file))) for file in sorted(files)))
 
 
 def _print(result: Checked, keep: Callable[[str], bool], fmt: str) -> None:

@@ -156,8 +156,14 @@ def _build(args: argparse.Namespace) -> int:
     from compiler.emit import emit, example_inputs
     from compiler.export import ExportError, export
 
-    module = emit(analysis.graph, analysis.registry)
     output = args.output or Path("build") / f"{Path(args.spec).stem}.pt"
+    from compiler.targets import SUFFIXES, export_limits
+
+    limits = export_limits(analysis.graph, SUFFIXES[output.suffix]) if output.suffix in SUFFIXES else []
+    if limits:  # known not to export: say where, before trying
+        print_diagnostics(limits, analysis)
+        return EXIT_SPEC_ERRORS
+    module = emit(analysis.graph, analysis.registry)
     try:
         kind = export(module, example_inputs(module), output)
     except ExportError as error:
