@@ -334,7 +334,7 @@ def _term(coefficient: Fraction, names: str) -> str:
 def is_symbolic(value: Any) -> bool:
     """True for a Dim, or a tuple/list holding one."""
     if isinstance(value, (tuple, list)):
-        return any(is_symbolic(v) for v in value)
+        return any(map(is_symbolic, value))
     return isinstance(value, Dim)
 
 

@@ -99,7 +99,7 @@ class _Inference:
         if is_symbolic(params):
             self._fail("E0403", f"layer '{node.name}' ({op.name}): its parameter count depends on {params}", node.span)
         params -= self._shared(node, op, call)
-        decided = dataclasses.replace(node, args=args, guards=())
+        decided = node if not node.guards and args == node.args else dataclasses.replace(node, args=args, guards=())
         self.typed[node.name] = TypedNode(decided, args, inputs, call.inputs, outputs, params, macs, tuple_valued)
 
     # -- values ---------------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -18,24 +20,111 @@ Validator = jsonschema.Draft202012Validator
 nncompile hands it to torch as the int 3 (`values.integral`)."""
 
 
+@dataclass(frozen=True)
+class _Validators:
+    skeleton: jsonschema.protocols.Validator
+    """The document, each layer replaced by a placeholder."""
+    layer: jsonschema.protocols.Validator
+    """One layer's common keys, in a spec with blocks."""
+    builtin_layer: jsonschema.protocols.Validator
+    """One layer's common keys, in a spec without blocks (its ops must be builtin or plugin ops)."""
+    per_op: dict[str, jsonschema.protocols.Validator]
+
+
 @lru_cache(maxsize=8)
-def _validators(registry: Registry) -> tuple[jsonschema.protocols.Validator, dict[str, jsonschema.protocols.Validator]]:
-    """The document skeleton's validator and one per op, built once per registry."""
+def _validators(registry: Registry) -> _Validators:
+    """The validators, built once per registry."""
     defs = generate(registry)["$defs"]
     per_op = {op.name: Validator({"$ref": f"#/$defs/op.{op.name}", "$defs": defs}) for op in registry}
-    return Validator(generate(registry, dispatch_ops=False)), per_op
+    builtin = {"allOf": [{"$ref": "#/$defs/layer"}, defs["builtin_layers"]["items"]], "$defs": defs}
+    return _Validators(
+        Validator(generate(registry, dispatch_ops=False)), Validator({"$ref": "#/$defs/layer", "$defs": defs}), Validator(builtin), per_op
+    )
+
+
+_PLACEHOLDER = {"op": "identity"}
+"""Stands for every layer while the document's skeleton is validated (layers are validated alone)."""
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def validate(document: Document, registry: Registry) -> list[Diagnostic]:
-    """All schema violations of `document`, in source order (the shipped schema's verdict)."""
-    skeleton, per_op = _validators(registry)
-    diagnostics = [d for error in skeleton.iter_errors(document.data) for d in _diagnose(error, (), document)]
-    for path, layer in _layers(document.data, ()):
-        op = layer.get("op")
-        validator = per_op.get(op) if isinstance(op, str) else None
-        if validator is not None and "layers" not in layer:
-            diagnostics += [d for error in validator.iter_errors(layer) for d in _diagnose(error, path, document)]
+    """All schema violations of `document`, in source order (the shipped schema's verdict).
+
+    Each layer is validated on its own, and a layer with the same keys and values as one already
+    validated (its `id` aside) reuses that verdict: big specs repeat their layers."""
+    validators = _validators(registry)
+    data = document.data
+    diagnostics = [d for error in validators.skeleton.iter_errors(_thinned(data)) for d in _diagnose(error, (), document)]
+    builtin_only = isinstance(data, dict) and "blocks" not in data
+    memo: dict[Any, list[tuple[JsonPath, jsonschema.ValidationError]]] = {}
+    for path, layer in _listed_layers(data):
+        if not isinstance(layer, dict):
+            common = validators.builtin_layer if builtin_only else validators.layer
+            diagnostics += [d for error in common.iter_errors(layer) for d in _diagnose(error, path, document)]
+            continue
+        layer_id = layer.get("id")
+        if layer_id is None or (isinstance(layer_id, str) and _IDENTIFIER.fullmatch(layer_id)):
+            key = frozen({k: v for k, v in layer.items() if k != "id"})
+            errors = memo.get(key)
+            if errors is None:
+                errors = memo[key] = _layer_errors(layer, validators, builtin_only)
+        else:
+            errors = _layer_errors(layer, validators, builtin_only)
+        diagnostics += [d for inner, error in errors for d in _diagnose(error, (*path, *inner), document)]
     return sorted(set(diagnostics), key=sort_key)
+
+
+def _layer_errors(layer: dict, validators: _Validators, builtin_only: bool) -> list[tuple[JsonPath, jsonschema.ValidationError]]:
+    """One layer's violations (a group's inner layers included), each with the path within the layer."""
+    common = validators.builtin_layer if builtin_only else validators.layer
+    found: list[tuple[JsonPath, jsonschema.ValidationError]] = [((), error) for error in common.iter_errors(layer)]
+    for inner_path, inner in [((), layer), *_layers(layer, ())]:
+        op = inner.get("op")
+        validator = validators.per_op.get(op) if isinstance(op, str) else None
+        if validator is not None and "layers" not in inner:
+            found += [(inner_path, error) for error in validator.iter_errors(inner)]
+    return found
+
+
+def frozen(value: Any) -> Any:
+    """A hashable stand-in for plain data that tells 1, 1.0 and true apart."""
+    if isinstance(value, dict):
+        return ("dict", tuple((key, frozen(item)) for key, item in value.items()))
+    if isinstance(value, list):
+        return ("list", tuple(frozen(item) for item in value))
+    return (type(value).__name__, value)
+
+
+def _listed_layers(data: Any) -> list[tuple[JsonPath, Any]]:
+    """The items of the top-level layer list and of every block's, with their paths."""
+    if not isinstance(data, dict):
+        return []
+    owners = [((), data)]
+    if isinstance(data.get("blocks"), dict):
+        owners += [(("blocks", name), block) for name, block in data["blocks"].items() if isinstance(block, dict)]
+    found = []
+    for prefix, owner in owners:
+        layers = owner.get("layers")
+        found += [((*prefix, "layers", index), layer) for index, layer in enumerate(layers if isinstance(layers, list) else [])]
+    return found
+
+
+def _thinned(data: Any) -> Any:
+    """`data` with each list `_listed_layers` reads replaced by one placeholder layer (or left empty)."""
+    if not isinstance(data, dict):
+        return data
+    thin = dict(data)
+
+    def replaced(owner: dict) -> dict:
+        layers = owner.get("layers")
+        if not isinstance(layers, list):
+            return owner
+        return {**owner, "layers": [_PLACEHOLDER] if layers else []}
+
+    thin = replaced(thin)
+    if isinstance(data.get("blocks"), dict):
+        thin["blocks"] = {name: replaced(block) if isinstance(block, dict) else block for name, block in data["blocks"].items()}
+    return thin
 
 
 @lru_cache(maxsize=1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from functools import cache
 from typing import Any
 
@@ -10,7 +11,7 @@ import jsonschema
 from .ops import Param
 from .ops.core import MAX_SIZE
 from .schema import BLOCK_PARAM_TYPES
-from .validate import Validator, describe
+from .validate import Validator, describe, frozen
 
 
 class _Invalid:
@@ -25,13 +26,32 @@ _PYTHON_TYPES = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (
 
 
 @cache
+@functools.lru_cache(maxsize=4096)
+def _suits(param: Param, frozen: Any) -> bool:
+    """Whether a value suits `param`, remembered per distinct value (specs repeat their arguments)."""
+    return _validator(param).is_valid(_thawed(frozen))
+
+
+def _thawed(frozen: Any) -> Any:
+    kind, value = frozen
+    if kind == "dict":
+        return {key: _thawed(item) for key, item in value}
+    if kind == "list":
+        return [_thawed(item) for item in value]
+    return value
+
+
 def _validator(param: Param) -> jsonschema.protocols.Validator:
     return Validator(dict(param.schema))
 
 
 def check_value(param: Param, value: Any) -> str | None:
     """None if `value` suits `param`, else what is wrong, e.g. "must be an integer ≥ 1, got 2.5"."""
-    if _validator(param).is_valid(value):
+    try:
+        suits = _suits(param, frozen(value))
+    except TypeError:  # a value that cannot be remembered (unhashable): check it afresh
+        suits = _validator(param).is_valid(value)
+    if suits:
         return None
     if isinstance(value, int) and value > MAX_SIZE:
         return f"must be at most {MAX_SIZE}, got {value}"

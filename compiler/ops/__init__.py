@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator
 
 from . import activation, attention, conv, dense, merge, pool, tensor
@@ -48,7 +49,7 @@ class Registry:
     def names(self) -> list[str]:
         return list(self._ops)
 
-    @property
+    @functools.cached_property
     def activations(self) -> list[str]:
         """Activation ops usable in the `activation:` shorthand (those with no required parameter)."""
         return [op.name for op in self if op.category == "activation" and not any(p.required for p in op.params)]
