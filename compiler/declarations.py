@@ -36,6 +36,8 @@ def _size(document: Document, values: ModelValues, item: Any, path: JsonPath, di
     if item in values.sizes:
         size = values.sizes[item]
         return Dim.of(size) if len(size.values) > 1 else size.values[0]
+    if isinstance(item, str) and item in document.data.get("sizes", {}):  # declared, but invalid: already reported
+        return 1
     if not isinstance(item, str) or not item.startswith("$"):
         diagnostics.append(
             Diagnostic("E0313", f"input size '{item}' is not declared in sizes", span, did_you_mean(str(item), values.sizes))

@@ -53,6 +53,10 @@ class Expansion:
     block_outputs: list[Source] = field(default_factory=list)
 
 
+class _AliasCycle(Exception):
+    """A reference whose aliases lead back to itself."""
+
+
 def link(expansion: Expansion, name: str, outputs: list[Source], had_errors: bool) -> tuple[Graph | None, list[Diagnostic]]:
     """The graph (None on errors, or if expansion `had_errors`) and linking's own diagnostics."""
     return _Linker(expansion).run(name, outputs, had_errors)
@@ -125,9 +129,13 @@ class _Linker:
             path = self.x.aliases[path]
         return False
 
-    def _values(self, path: str) -> list[Ref] | None:
+    def _values(self, path: str, visiting: frozenset[str] = frozenset()) -> list[Ref] | None:
         """The values a path denotes: a node, an input, an output of one (`split.1`, `split.*`, possibly
-        through aliases such as a block's input), or every copy of a repeat (`m.*`); None if nothing."""
+        through aliases such as a block's input), or every copy of a repeat (`m.*`); None if nothing.
+        Raises _AliasCycle for a path whose aliases lead back to itself."""
+        if path in visiting:
+            raise _AliasCycle
+        visiting = visiting | {path}
         end = self._follow(path)
         if end in self.x.pending or end in self.x.inputs:
             return [Ref(end)]
@@ -135,19 +143,24 @@ class _Linker:
         if not base or not (last == "*" or last.isdigit()):
             return None
         if last == "*" and base in self.x.repeats:
-            copies = [self._values(copy) for copy in self.x.repeats[base]]
+            copies = [self._values(copy, visiting) for copy in self.x.repeats[base]]
             return None if None in copies else [ref for refs in copies for ref in refs]
-        inner = self._values(base)
+        inner = self._values(base, visiting)
         if inner is None or len(inner) != 1 or inner[0].index is not None:
             return None
         return inner if self._passes_through(base) else [Ref(inner[0].node, ALL if last == "*" else int(last))]
 
     def _resolve(self, source: Source) -> list[Ref] | None:
         """The values a written reference denotes, or None after reporting an unknown reference."""
-        found = self._values(source.path)
+        local = source.path[len(source.lookup) :]
+        try:
+            found = self._values(source.path)
+        except _AliasCycle:
+            message = f"reference '{local}' leads back to itself (through block inputs or picks)"
+            self.diagnostics.append(Diagnostic("E0308", message, source.span, "a layer cannot depend on its own output"))
+            return None
         if found is not None:
             return found
-        local = source.path[len(source.lookup) :]
         candidates = [p[len(source.lookup) :] for p in [*self.x.defined, *self.x.lookups] if p.startswith(source.lookup)]
         self.diagnostics.append(Diagnostic("E0303", f"unknown reference '{local}'", source.span, did_you_mean(local, candidates)))
         return None

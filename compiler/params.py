@@ -135,6 +135,7 @@ def _sizes(document: Document, params: Mapping[str, Any]) -> tuple[dict[str, Siz
             continue
         size = Size(name, bounds["min"], bounds["max"], bounds["multiple_of"] or 1, bounds["default"])
         count = len(size.values)
+        before = len(diagnostics)
         if count == 0:
             diagnostics.append(Diagnostic("E0313", f"size {size.describe()} admits no value", span))
         elif count > MAX_VALUES:
@@ -145,7 +146,7 @@ def _sizes(document: Document, params: Mapping[str, Any]) -> tuple[dict[str, Siz
         elif size.default is not None and not size.admits(size.default):
             where = document.span(("sizes", name, "default"))
             diagnostics.append(Diagnostic("E0313", f"default {size.default} of size {name} is outside {size.describe()}", where))
-        sizes[name] = size
+        sizes[name] = size if len(diagnostics) == before else None  # an invalid size is reported once, then left out
     return sizes, diagnostics
 
 

@@ -68,6 +68,9 @@ class Param:
     default: Any = REQUIRED
     doc: str = ""
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "schema", _bounded(self.schema))
+
     @property
     def required(self) -> bool:
         return self.default is REQUIRED
@@ -78,6 +81,25 @@ class Param:
         kinds = self.schema.get("type") or [alt.get("type") for alt in self.schema.get("anyOf", ())]
         kinds = kinds if isinstance(kinds, list) else [kinds]
         return "array" not in kinds
+
+
+def _bounded(schema: Any) -> Any:
+    """`schema` with every integer capped at MAX_SIZE where it has no maximum: no size, stride or
+    count beyond torch's int32 kernels passes `check` (for every op, plugin ops included)."""
+    if isinstance(schema, list):
+        return [_bounded(item) for item in schema]
+    if not isinstance(schema, Mapping):
+        return schema
+    result = {
+        key: _bounded(value) if key in ("items", "anyOf", "properties") or isinstance(value, Mapping) else value
+        for key, value in schema.items()
+    }
+    if "properties" in schema:
+        result["properties"] = {key: _bounded(value) for key, value in schema["properties"].items()}
+    kinds = schema.get("type")
+    if (kinds == "integer" or (isinstance(kinds, list) and "integer" in kinds)) and "maximum" not in schema:
+        result["maximum"] = MAX_SIZE
+    return result
 
 
 def Int(name: str, default: Any = REQUIRED, minimum: int | None = None, doc: str = "") -> Param:
