@@ -34,12 +34,11 @@ class _Validators:
 @lru_cache(maxsize=8)
 def _validators(registry: Registry) -> _Validators:
     """The validators, built once per registry."""
-    defs = generate(registry)["$defs"]
+    skeleton = generate(registry, dispatch_ops=False)  # layers' op-specific keys are left to the per-op validators
+    defs = skeleton["$defs"]
     per_op = {op.name: Validator({"$ref": f"#/$defs/op.{op.name}", "$defs": defs}) for op in registry}
     builtin = {"allOf": [{"$ref": "#/$defs/layer"}, defs["builtin_layers"]["items"]], "$defs": defs}
-    return _Validators(
-        Validator(generate(registry, dispatch_ops=False)), Validator({"$ref": "#/$defs/layer", "$defs": defs}), Validator(builtin), per_op
-    )
+    return _Validators(Validator(skeleton), Validator({"$ref": "#/$defs/layer", "$defs": defs}), Validator(builtin), per_op)
 
 
 _PLACEHOLDER = {"op": "identity"}

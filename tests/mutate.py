@@ -202,8 +202,9 @@ def mutant(seed: int) -> tuple[Path, str]:
     return source, mutate(source.read_text(), rng)
 
 
-def fuzz_one(path: Path, seconds: int = 30) -> Outcome:
-    """Check the spec at `path` as the CLI does; build and run it if the check passes."""
+def fuzz_one(path: Path, seconds: int = 120) -> Outcome:
+    """Check the spec at `path` as the CLI does; build and run it if the check passes. A step over
+    `seconds` counts as a hang (generous: a hang detector, not a speed test)."""
     from runtime.cli import main
 
     output = io.StringIO()
