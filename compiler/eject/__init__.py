@@ -1,0 +1,127 @@
+"""Eject: a typed graph → one standalone Python file of plain PyTorch (no nncompile import), whose module
+tree is the compiled model's: its state_dict loads with strict=True and gives the same outputs."""
+
+from __future__ import annotations
+
+import inspect
+import shutil
+import subprocess
+
+from ..ir import TypedGraph
+from ..load import Document
+from ..ops import Registry
+from . import code, render
+from .classes import Class, classes
+from .code import EjectError
+from .instances import cut, describe
+
+__all__ = ["EjectError", "eject"]
+
+
+def eject(typed: TypedGraph, registry: Registry, document: Document, command: str) -> str:
+    """The source of the ejected module; `command` is the command line that wrote it (for its header).
+    Raises EjectError for a model the file cannot express."""
+    root = cut(typed)
+    describe(root, typed, registry)
+    found, of = classes(root, document)
+    parts = [_class_source(cls, of, document, typed) for cls in found]
+    body = "\n\n\n".join(parts)
+    helpers = _helpers(found, body)
+    text = "\n\n".join([_header(typed, command, body + helpers), *([helpers] if helpers else []), body]) + "\n"
+    return _formatted(text)
+
+
+def _class_source(cls: Class, of: dict, document: Document, typed: TypedGraph) -> str:
+    tree = render.members_tree(cls, of)
+    renames = render.collapse(cls, tree)
+    ops = {line.targets[0]: _op_name(cls, line) for line in cls.first.lines if line.targets}
+    inputs = render.input_names(cls, document, typed)
+    names = render.variable_names(cls, inputs, renames, ops)
+    signature = ["self"]
+    for parameter in cls.parameters:
+        hint = render.type_hint(parameter.values[0])
+        default = f" = {code.literal(parameter.values[0])}" if parameter.default else ""
+        signature.append(f"{parameter.name}: {hint}{default}")
+    init = ["super().__init__()", *render.init_lines(tree, cls, of), *_shares(cls, tree, typed)]
+    arguments = ", ".join(["self", *(f"{names[f'@{i}']}: Tensor" for i in range(len(inputs)))])
+    count = len(cls.first.outputs)
+    returns = "Tensor" if count == 1 else f"tuple[{', '.join(['Tensor'] * count)}]"
+    what = f"block '{cls.block}'" if cls.block else f"model '{typed.name}'"
+    lines = [
+        f"class {cls.name}(nn.Module):",
+        f'    """The spec\'s {what}."""',
+        "",
+        f"    def __init__({', '.join(signature)}) -> None:",
+        *(f"        {line}" for line in init),
+    ]
+    if cls.first.inputs or cls.first.outputs:
+        lines += ["", f"    def forward({arguments}) -> {returns}:", *(f"        {line}" for line in render.forward_lines(cls, tree, names))]
+    return "\n".join(lines)
+
+
+def _op_name(cls: Class, line) -> str:
+    for child in cls.first.children:
+        if cls.first.relative(child.path) == line.member:
+            return child.block or "x"
+    for node in cls.first.nodes:
+        if cls.first.relative(node.name) == line.targets[0]:
+            return node.node.op
+    return "x"
+
+
+def _shares(cls: Class, tree: render.Tree, typed: TypedGraph) -> list[str]:
+    """Tied tensors (a GPT's head reads the embedding's weight), written in the root class."""
+    if cls.block is not None:
+        return []
+    lines = []
+    for node in typed.layers.values():
+        for attribute, ref in node.node.shares.items():
+            lines.append(f"{_path_access(node.name)}.{attribute} = {_path_access(ref.node)}.{attribute}")
+    return lines
+
+
+def _path_access(name: str) -> str:
+    return f'self.get_submodule("{name}")'
+
+
+def _helpers(found: list[Class], body: str) -> str:
+    """The source of each compiler.nn module or function the classes use."""
+    from .. import nn as helpers
+
+    used = []
+    for name, value in vars(helpers).items():
+        if getattr(value, "__module__", None) == helpers.__name__ and f"{name}(" in body and name != "initialize":
+            used.append(inspect.getsource(value).rstrip())
+    return "\n\n\n".join(used)
+
+
+def _header(typed: TypedGraph, command: str, body: str) -> str:
+    imports = ["import torch"]
+    if "F." in body:
+        imports.append("import torch.nn.functional as F")
+    imports += sorted({line for line in _extra_imports(body)})
+    imports.append("from torch import Tensor, nn")
+    doc = (
+        f'"""{typed.name} in plain PyTorch, written by `{command}`.\n\n'
+        "It needs no nncompile: submodules carry the spec's names, so the compiled model's state_dict loads\n"
+        'with strict=True. Comments give each value\'s shape (B: the batch).\n"""'
+    )
+    return "\n".join([doc, "", *imports])
+
+
+def _extra_imports(body: str) -> list[str]:
+    return []
+
+
+def _formatted(text: str) -> str:
+    """Formatted by ruff (its default style) when ruff is installed; as written otherwise."""
+    try:
+        from ruff.__main__ import find_ruff_bin
+
+        ruff = find_ruff_bin()
+    except (ImportError, FileNotFoundError):
+        ruff = shutil.which("ruff")
+    if ruff is None:
+        return text
+    result = subprocess.run([ruff, "format", "--isolated", "-"], input=text, capture_output=True, text=True, check=False)
+    return result.stdout if result.returncode == 0 else text

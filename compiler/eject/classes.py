@@ -1,0 +1,167 @@
+"""Instances of one block that read alike become one class; the values in which they differ become its
+constructor's parameters.
+
+A value gets its name from the spec where the spec wrote it as a parameter (`out: $width` names the
+convolution's `out_channels` `width`); a value that differs between instances without such a name is
+named after the argument (`in_channels`), or after a named value that always equals it. The root's named
+values are the model's parameters, with the spec's values as defaults.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..load import Document
+from .instances import Instance, Member
+
+_PARAMETER = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)\Z")
+
+
+@dataclass
+class Parameter:
+    name: str
+    values: list[Any]
+    default: bool = False
+
+
+@dataclass
+class Class:
+    name: str
+    block: str | None
+    instances: list[Instance]
+    parameters: list[Parameter] = field(default_factory=list)
+    slots: dict[int, str] = field(default_factory=dict)
+    """Slot number → the parameter it reads; the other slots are written as their value."""
+
+    @property
+    def first(self) -> Instance:
+        return self.instances[0]
+
+    def position(self, instance: Instance) -> int:
+        return next(i for i, other in enumerate(self.instances) if other is instance)
+
+    def arguments(self, instance: Instance) -> list[tuple[str, Any, bool]]:
+        """The keyword arguments that build `instance` with this class."""
+        index = self.position(instance)
+        return [(p.name, p.values[index], False) for p in self.parameters]
+
+
+def classes(root: Instance, document: Document) -> tuple[list[Class], dict[int, Class]]:
+    """Every class, dependencies first (the root's last), and the class of each instance (by id)."""
+    keys: dict[int, tuple] = {}
+    order: list[tuple] = []
+    grouped: dict[tuple, list[Instance]] = {}
+    for instance in _post_order(root):
+        key = (instance.block, _shape(instance, keys))
+        keys[id(instance)] = key
+        if key not in grouped:
+            grouped[key] = []
+            order.append(key)
+        grouped[key].append(instance)
+    found: list[Class] = []
+    of: dict[int, Class] = {}
+    taken: dict[str, int] = {}
+    for key in order:
+        block = key[0]
+        base = _class_name(block or document.data.get("name", "model"))
+        taken[base] = taken.get(base, 0) + 1
+        name = base if taken[base] == 1 else f"{base}{taken[base]}"
+        cls = Class(name, block, grouped[key])
+        for instance in cls.instances:
+            of[id(instance)] = cls
+        _parameters(cls, of, document, is_root=block is None)
+        found.append(cls)
+    return found, of
+
+
+def _post_order(instance: Instance):
+    for child in instance.children:
+        yield from _post_order(child)
+    yield instance
+
+
+def _shape(instance: Instance, keys: dict[int, tuple]) -> tuple:
+    members = tuple((m.shape, keys[id(m.child)] if m.child else None) for m in instance.members)
+    lines = tuple(line.shape for line in instance.lines)
+    return (members, lines, len(instance.inputs), tuple(str(r) for r in _relative_outputs(instance)))
+
+
+def _relative_outputs(instance: Instance) -> list[str]:
+    return [instance.relative(ref.node) + ("" if ref.index is None else f".{ref.index}") for ref in instance.outputs]
+
+
+def member_arguments(member: Member, of: dict[int, Class]) -> list[tuple[str, Any, bool]]:
+    if member.child is not None:
+        return of[id(member.child)].arguments(member.child)
+    return member.args
+
+
+def slot_values(instance: Instance, of: dict[int, Class]) -> list[Any]:
+    return [value for member in instance.members for _, value, _ in member_arguments(member, of)]
+
+
+def _parameters(cls: Class, of: dict[int, Class], document: Document, is_root: bool) -> None:
+    vectors = [list(v) for v in zip(*(slot_values(i, of) for i in cls.instances))] if cls.first.members else []
+    argument_names = [name for member in cls.first.members for name, _, _ in member_arguments(member, of)]
+    spelled = _spelled(cls, of, document)
+    names: dict[int, str] = {}
+    used: dict[str, str] = {}
+    by_vector: dict[str, str] = {}
+
+    def take(slot: int, name: str) -> None:
+        vector = repr(vectors[slot])
+        while name in used and used[name] != vector:
+            name = _next_name(name)
+        used[name] = vector
+        by_vector.setdefault(vector, name)
+        names[slot] = name
+
+    for slot, name in spelled.items():
+        take(slot, name)
+    for slot, values in enumerate(vectors):
+        if slot not in names and any(repr(v) != repr(values[0]) for v in values):
+            take(slot, by_vector.get(repr(values), argument_names[slot]))
+    for slot in sorted(names):
+        cls.slots[slot] = names[slot]
+        if all(p.name != names[slot] for p in cls.parameters):
+            cls.parameters.append(Parameter(names[slot], vectors[slot], default=is_root))
+
+
+def _next_name(name: str) -> str:
+    stem, _, number = name.rpartition("_")
+    return f"{stem}_{int(number) + 1}" if stem and number.isdigit() else f"{name}_2"
+
+
+def _spelled(cls: Class, of: dict[int, Class], document: Document) -> dict[int, str]:
+    """Slots every instance's spec writes as one `$parameter` (the same one)."""
+    lines = document.text.splitlines()
+    agreed: dict[int, str | None] = {}
+    for instance in cls.instances:
+        slot = 0
+        for member in instance.members:
+            for name, value, _ in member_arguments(member, of):
+                spelling = _spelling(member, name, value, lines)
+                agreed[slot] = spelling if agreed.get(slot, spelling) == spelling else None
+                slot += 1
+    return {slot: name for slot, name in agreed.items() if name is not None}
+
+
+def _spelling(member: Member, name: str, value: Any, lines: list[str]) -> str | None:
+    """`width` where the spec argument that makes this constructor argument is written `$width`."""
+    argument = member.sources.get(name)
+    if argument is None or member.node is None or argument not in member.node.node.arg_spans:
+        return None
+    span = member.node.node.arg_spans[argument]
+    if span.end_line != span.line or span.line > len(lines) or repr(member.node.args[argument]) != repr(value):
+        return None
+    match = _PARAMETER.match(lines[span.line - 1][span.col - 1 : (span.end_col or 0) - 1].strip())
+    return match.group(1) if match else None
+
+
+def _class_name(name: str) -> str:
+    """`basic` → `Basic`, `inverted_residual` → `InvertedResidual`."""
+    words = re.split(r"[^A-Za-z0-9]+", name)
+    text = "".join(w[:1].upper() + w[1:] for w in words if w) or "Model"
+    return text if text[0].isalpha() else f"Block{text}"

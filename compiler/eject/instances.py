@@ -1,0 +1,286 @@
+"""The model cut into block instances, each written as the members its `__init__` makes and the lines of
+its `forward`, in tokens relative to the instance, so instances of one block can be compared.
+
+A node belongs to the innermost block call around it (groups and repeats are namespaces inside it); the
+root instance holds the rest. A nested block instance is a member of its parent, called by one line.
+"""
+
+from __future__ import annotations
+
+import keyword
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import networkx as nx
+
+from ..ir import Kind, Ref, TypedGraph, TypedNode
+from ..ops import Call, ModuleEmit, OpDef, Registry, TensorEmit
+from . import code
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+@dataclass
+class Member:
+    """A module or learnable tensor its instance's `__init__` makes, at `path` relative to the instance."""
+
+    path: str
+    order: int
+    callee: str
+    args: list[tuple[str, Any, bool]]
+    """(name, value, passed by position) per constructor argument."""
+    node: TypedNode | None = None
+    child: Instance | None = None
+    text: str | None = None
+    """For a learnable tensor: its whole constructor expression."""
+    sources: dict[str, str] = field(default_factory=dict)
+    """Constructor argument → the spec argument it is made from (where one alone makes it)."""
+
+    @property
+    def shape(self) -> tuple:
+        """What must agree between instances written by one class (argument values may differ)."""
+        return (self.path, self.callee, tuple((name, positional) for name, _, positional in self.args), self.text)
+
+
+@dataclass
+class Line:
+    """One statement of `forward`: `targets = expression`, reading `reads` (token, pick) in `{0}`, `{1}`…;
+    `{self}` stands for the attribute path of its member."""
+
+    targets: tuple[str, ...]
+    expression: str
+    reads: tuple[tuple[str, int | None], ...]
+    member: str | None
+    shapes: tuple[Any, ...]
+    tuple_valued: bool = False
+
+    @property
+    def shape(self) -> tuple:
+        return (self.targets, self.expression, self.reads, self.member, self.tuple_valued)
+
+
+@dataclass
+class Instance:
+    path: str
+    block: str | None
+    nodes: list[TypedNode] = field(default_factory=list)
+    children: list[Instance] = field(default_factory=list)
+    members: list[Member] = field(default_factory=list)
+    lines: list[Line] = field(default_factory=list)
+    inputs: list[Ref] = field(default_factory=list)
+    outputs: list[Ref] = field(default_factory=list)
+    order: int = 0
+    produced: dict[Ref, tuple[str, int | None]] = field(default_factory=dict)
+    """Each value the instance's forward holds: its token and the item picked from it."""
+
+    def token(self, ref: Ref) -> tuple[str, int | None]:
+        return _token(self, ref, self.produced)
+
+    def relative(self, name: str) -> str:
+        return name[len(self.path) + 1 :] if self.path else name
+
+    def owns(self, name: str) -> bool:
+        return not self.path or name.startswith(self.path + ".")
+
+
+def cut(typed: TypedGraph) -> Instance:
+    """The root instance; every block instance hangs below it."""
+    root = Instance("", None)
+    by_path: dict[str, Instance] = {"": root}
+    for node in typed.layers.values():
+        parent = root
+        for scope in node.node.scopes:
+            if scope.block is None:
+                continue
+            if scope.path not in by_path:
+                child = Instance(scope.path, scope.block, order=node.node.order)
+                by_path[scope.path] = child
+                parent.children.append(child)
+            parent = by_path[scope.path]
+        parent.nodes.append(node)
+    return root
+
+
+def describe(instance: Instance, typed: TypedGraph, registry: Registry) -> None:
+    """Fill members, lines, inputs and outputs of the instance and of every instance below it."""
+    for child in instance.children:
+        describe(child, typed, registry)
+    readers = _readers(typed)
+    inside = _names_inside(instance)
+    produced = instance.produced
+    if not instance.path:
+        instance.inputs = [Ref(name) for name in typed.inputs]
+    for step in _steps(instance, typed):
+        if isinstance(step, Instance):
+            _child_line(instance, step, produced)
+        else:
+            _node_line(instance, step, registry, produced)
+    seen: set[tuple[str, int | None]] = set()
+    for ref, token in produced.items():
+        if token not in seen and any(reader not in inside for reader in readers.get(ref.node, ())):
+            seen.add(token)
+            instance.outputs.append(ref)
+    if not instance.path:
+        instance.outputs = list(typed.output.inputs)
+
+
+def _steps(instance: Instance, typed: TypedGraph) -> list[TypedNode | Instance]:
+    """The instance's own nodes and its children in an order that runs: each after what it reads."""
+    position = {name: index for index, name in enumerate(typed.nodes)}
+    steps: list[TypedNode | Instance] = [*instance.nodes, *instance.children]
+    owner: dict[str, int] = {}
+    reads: list[set[str]] = []
+    for index, step in enumerate(steps):
+        nodes = list(_all_nodes(step)) if isinstance(step, Instance) else [step]
+        owner.update((node.name, index) for node in nodes)
+        reads.append({ref.node for node in nodes for ref in node.inputs})
+    graph = nx.DiGraph()
+    graph.add_nodes_from(range(len(steps)))
+    for index, names in enumerate(reads):
+        graph.add_edges_from((owner[name], index) for name in names if name in owner and owner[name] != index)
+    first = [min(position[node.name] for node in (_all_nodes(s) if isinstance(s, Instance) else [s])) for s in steps]
+    try:
+        order = list(nx.lexicographical_topological_sort(graph, key=lambda index: first[index]))
+    except nx.NetworkXUnfeasible:
+        raise code.EjectError(f"block instance '{instance.path}' and the layers around it read each other's values") from None
+    return [steps[index] for index in order]
+
+
+def _readers(typed: TypedGraph) -> dict[str, set[str]]:
+    found: dict[str, set[str]] = {}
+    for node in typed.nodes.values():
+        for ref in node.inputs:
+            found.setdefault(ref.node, set()).add(node.name)
+    return found
+
+
+def _names_inside(instance: Instance) -> set[str]:
+    names = {n.name for n in instance.nodes}
+    for child in instance.children:
+        names |= _names_inside(child)
+    return names
+
+
+def _token(instance: Instance, ref: Ref, produced: dict[Ref, tuple[str, int | None]]) -> tuple[str, int | None]:
+    """A value as the instance's forward knows it: one of its own, or an input (`@0`, `@1`…)."""
+    if ref in produced:
+        return produced[ref]
+    whole = Ref(ref.node)
+    if whole in produced and produced[whole][1] is None:
+        return (produced[whole][0], ref.index)
+    if ref not in instance.inputs:
+        instance.inputs.append(ref)
+    return (f"@{instance.inputs.index(ref)}", None)
+
+
+def _node_line(instance: Instance, node: TypedNode, registry: Registry, produced: dict) -> None:
+    op = registry.get(node.node.op)
+    path = instance.relative(node.name)
+    if node.kind is Kind.TENSOR:
+        assert isinstance(op.emit, TensorEmit)
+        instance.members.append(Member(path, node.node.order, "nn.Parameter", [], node, text=_tensor_text(node)))
+        produced[Ref(node.name)] = (path, None)
+        instance.lines.append(Line((path,), "{self}", (), path, tuple(node.outputs)))
+        return
+    reads = tuple(_token(instance, ref, produced) for ref in node.inputs)
+    member = None
+    if isinstance(op.emit, ModuleEmit):
+        args = code.constructor_args(node, op)
+        instance.members.append(Member(path, node.node.order, code.callee(op.emit.target), args, node, sources=_sources(node, op)))
+        member = path
+    placeholders = [f"{{{i}}}" for i in range(len(reads))]
+    expression = code.call_expression(node, op, placeholders, "{self}")
+    instance.lines.append(Line((path,), expression, reads, member, tuple(node.outputs), node.tuple_valued))
+    if node.tuple_valued:
+        produced[Ref(node.name)] = (path, None)
+        for index in range(len(node.outputs)):
+            produced[Ref(node.name, index)] = (path, index)
+    else:
+        produced[Ref(node.name)] = (path, None)
+        produced[Ref(node.name, 0)] = (path, None)
+
+
+def _sources(node: TypedNode, op: OpDef) -> dict[str, str]:
+    """Which spec argument makes which constructor argument: each number or flag of the spec is changed
+    in turn, and the constructor arguments that change with it are its."""
+    assert isinstance(op.emit, ModuleEmit)
+    before = op.emit.kwargs(Call(node.args, node.input_types))
+    found: dict[str, str] = {}
+    for argument, value in node.args.items():
+        if isinstance(value, bool):
+            changed = not value
+        elif isinstance(value, (int, float)):
+            changed = value + 1
+        else:
+            continue
+        try:
+            after = op.emit.kwargs(Call({**node.args, argument: changed}, node.input_types))
+        except Exception:
+            continue
+        for key, made in after.items():
+            if key in before and repr(made) != repr(before[key]):
+                found.setdefault(key, argument)
+    return found
+
+
+def _child_line(instance: Instance, child: Instance, produced: dict) -> None:
+    path = instance.relative(child.path)
+    reads = tuple(_token(instance, ref, produced) for ref in child.inputs)
+    instance.members.append(Member(path, child.order, "", [], child=child))
+    targets = tuple(f"{path}:{i}" for i in range(len(child.outputs)))
+    placeholders = ", ".join(f"{{{i}}}" for i in range(len(reads)))
+    shapes = tuple(_type_of(child, ref) for ref in child.outputs)
+    instance.lines.append(Line(targets, f"{{self}}({placeholders})", reads, path, shapes))
+    for target, ref in zip(targets, child.outputs):
+        produced[ref] = (target, None)
+        if ref.index is None:
+            produced[Ref(ref.node, 0)] = (target, None)
+
+
+def _type_of(instance: Instance, ref: Ref) -> Any:
+    for node in _all_nodes(instance):
+        if node.name == ref.node:
+            return node.outputs[ref.index or 0]
+    raise AssertionError(f"{ref} is not inside {instance.path}")
+
+
+def _all_nodes(instance: Instance):
+    yield from instance.nodes
+    for child in instance.children:
+        yield from _all_nodes(child)
+
+
+def _tensor_text(node: TypedNode) -> str:
+    """`nn.Parameter(torch.zeros(1, 1, 768))`: the learnable tensor, filled as its `init` says."""
+    shape = ", ".join(code.literal(s) for s in node.output.shape)
+    init = node.args["init"]
+    kind, options = (init, {}) if isinstance(init, str) else (init["type"], {k: v for k, v in init.items() if k != "type"})
+    fill = {
+        "zeros": f"torch.zeros({shape})",
+        "ones": f"torch.ones({shape})",
+        "constant": f"torch.full(({shape},), {code.literal(options.get('value'))})",
+        "normal": f"torch.empty({shape}).normal_({options.get('mean', 0.0)!r}, {options.get('std', 1.0)!r})",
+        "uniform": f"torch.empty({shape}).uniform_({options.get('low', 0.0)!r}, {options.get('high', 1.0)!r})",
+        "arange": f"torch.arange({_numel(node.output.shape)}, dtype=torch.float32).reshape({shape})",
+        "kaiming_uniform": f"nn.init.kaiming_uniform_(torch.empty({shape}), a=5**0.5)",
+    }
+    if kind == "trunc_normal":
+        std = options.get("std", 1.0)
+        mean, low, high = options.get("mean", 0.0), options.get("a", -2.0 * std), options.get("b", 2.0 * std)
+        fill[kind] = f"nn.init.trunc_normal_(torch.empty({shape}), {mean!r}, {std!r}, {low!r}, {high!r})"
+    if kind not in fill:
+        raise code.EjectError(f"layer '{node.name}': cannot write the initialiser {kind!r}")
+    trainable = "" if node.args.get("trainable", True) else ", requires_grad=False"
+    return f"nn.Parameter({fill[kind]}{trainable})"
+
+
+def _numel(shape: tuple) -> int:
+    total = 1
+    for size in shape:
+        total *= size
+    return total
+
+
+def identifier(name: str) -> bool:
+    return bool(_IDENTIFIER.match(name)) and not keyword.iskeyword(name)

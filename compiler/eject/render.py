@@ -1,0 +1,258 @@
+"""Classes as Python source: `__init__` builds the members under the spec's names (containers become
+nn.Sequential, nn.ModuleList or plain nn.Module namespaces), `forward` reads as hand-written code with
+the shape of each value in a comment."""
+
+from __future__ import annotations
+
+import builtins
+import keyword
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..ir import TypedGraph
+from ..load import Document
+from . import code
+from .classes import Class, member_arguments
+from .instances import Instance, Line, Member, identifier
+
+RESERVED = {"self", "torch", "nn", "F", "Tensor", "l", "O", "I"}
+HELPER_NAMES = {"reshape", "cat", "positions", "Attention", "LayerNorm2d", "StochasticDepth"}
+
+
+@dataclass
+class Tree:
+    """The members of a class by path: a leaf holds a member; any other node is a container."""
+
+    member: Member | None = None
+    slot: int = 0
+    children: dict[str, Tree] = field(default_factory=dict)
+    kind: str = "plain"
+    """For a container: 'sequential', 'list' (nn.ModuleList) or 'plain' (an nn.Module namespace)."""
+
+
+def members_tree(cls: Class, of: dict[int, Class]) -> Tree:
+    root = Tree()
+    for member in sorted(cls.first.members, key=lambda m: m.order):
+        node = root
+        for part in member.path.split("."):
+            node = node.children.setdefault(part, Tree())
+        node.member, node.slot = member, _slot_of(cls.first, member, of)
+    _kinds(root, top=True)
+    return root
+
+
+def _slot_of(instance: Instance, wanted: Member, of: dict[int, Class]) -> int:
+    slot = 0
+    for member in instance.members:
+        if member is wanted:
+            return slot
+        slot += len(member_arguments(member, of))
+    raise AssertionError
+
+
+def _kinds(tree: Tree, top: bool) -> None:
+    for child in tree.children.values():
+        if child.member is None:
+            _kinds(child, top=False)
+    numbered = list(tree.children) == [str(i) for i in range(len(tree.children))]
+    holds_tensors = any(c.member is not None and c.member.text is not None for c in tree.children.values())
+    tree.kind = "list" if numbered and not holds_tensors and not top else "plain"
+
+
+def collapse(cls: Class, tree: Tree) -> dict[str, str]:
+    """Turn numbered containers that are chains into nn.Sequential; returns token renames."""
+    renames: dict[str, str] = {}
+    _collapse(tree, "", cls, renames)
+    return renames
+
+
+def _collapse(tree: Tree, prefix: str, cls: Class, renames: dict[str, str]) -> None:
+    for name, child in tree.children.items():
+        path = prefix + name
+        if child.member is not None:
+            continue
+        _collapse(child, path + ".", cls, renames)
+        if child.kind == "list" and all(c.member is not None for c in child.children.values()):
+            chain = _chain(path, len(child.children), cls.first.lines, cls.first)
+            if chain is not None:
+                child.kind = "sequential"
+                start, end = chain
+                for instance in cls.instances:
+                    lines = instance.lines
+                    last = lines[end - 1]
+                    lines[start:end] = [Line(last.targets, "{self}({0})", lines[start].reads, path, last.shapes)]
+                renames[cls.first.lines[start].targets[0]] = path
+
+
+def _chain(path: str, count: int, lines: list[Line], instance: Instance) -> tuple[int, int] | None:
+    """Where the lines under `path` call its items one after the other and nothing else reads between."""
+    under = [i for i, line in enumerate(lines) if _line_path(line) == path or _line_path(line).startswith(path + ".")]
+    if len(under) != count or under != list(range(under[0], under[0] + count)):
+        return None
+    outputs = {instance.token(ref)[0] for ref in instance.outputs}
+    for position, index in enumerate(under):
+        line = lines[index]
+        if line.member != f"{path}.{position}" or line.expression != "{self}({0})" or len(line.targets) != 1 or line.tuple_valued:
+            return None
+        if position and line.reads != ((lines[index - 1].targets[0], None),):
+            return None
+        if position == 0 and (len(line.reads) != 1 or line.reads[0][1] is not None):
+            return None
+        if position < count - 1:
+            token = line.targets[0]
+            readers = [other for other in lines if any(read[0] == token for read in other.reads)]
+            if len(readers) != 1 or token in outputs:
+                return None
+    return under[0], under[0] + count
+
+
+def _line_path(line: Line) -> str:
+    return line.member or _token_path(line.targets[0])
+
+
+def _token_path(token: str) -> str:
+    return token.partition(":")[0]
+
+
+def access(tree: Tree, path: str) -> str:
+    """`self.layer1[0].conv1` for the member at `layer1.0.conv1`."""
+    text, node = "self", tree
+    for part in path.split("."):
+        if node.kind in ("list", "sequential"):
+            text += f"[{part}]"
+        else:
+            text = f"{text}.{part}" if identifier(part) else f'getattr({text}, "{part}")'
+        node = node.children[part]
+    return text
+
+
+def constructor(tree: Tree, cls: Class, of: dict[int, Class]) -> str:
+    """The expression that builds a leaf or a list container."""
+    if tree.member is None:
+        items = ", ".join(constructor(child, cls, of) for child in tree.children.values())
+        return f"nn.Sequential({items})" if tree.kind == "sequential" else f"nn.ModuleList([{items}])"
+    member = tree.member
+    if member.text is not None:
+        return member.text
+    arguments = member_arguments(member, of)
+    callee = of[id(member.child)].name if member.child is not None else member.callee
+    parts = []
+    for offset, (name, value, positional) in enumerate(arguments):
+        text = cls.slots.get(tree.slot + offset) or code.literal(value)
+        parts.append(text if positional else f"{name}={text}")
+    return f"{callee}({', '.join(parts)})"
+
+
+def init_lines(tree: Tree, cls: Class, of: dict[int, Class], prefix: str = "self") -> list[str]:
+    lines = []
+    for name, child in tree.children.items():
+        plain = child.member is None and child.kind == "plain"
+        value = "nn.Module()" if plain else constructor(child, cls, of)
+        if identifier(name):
+            lines.append(f"{prefix}.{name} = {value}")
+        elif child.member is not None and child.member.text is not None:
+            lines.append(f'{prefix}.register_parameter("{name}", {value})')
+        else:
+            lines.append(f'{prefix}.add_module("{name}", {value})')
+        if plain:
+            lines += init_lines(child, cls, of, access_of_child(prefix, name))
+    return lines
+
+
+def access_of_child(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if identifier(name) else f'getattr({prefix}, "{name}")'
+
+
+def variable_names(cls: Class, inputs: list[str], renames: dict[str, str], ops: dict[str, str]) -> dict[str, str]:
+    """A Python name for each value of forward: inputs by the block's names, values by their ids."""
+    names: dict[str, str] = {}
+    taken = RESERVED | HELPER_NAMES
+
+    def give(token: str, wanted: str) -> None:
+        name = wanted.replace(".", "_").replace("-", "_")
+        if not name or not (name[0].isalpha() or name[0] == "_"):
+            name = ops.get(token, "x")
+        if keyword.iskeyword(name) or (hasattr(builtins, name) and name != "input"):
+            name += "_"
+        base, number = name, 2
+        while name in taken:
+            name, number = f"{base}_{number}", number + 1
+        taken.add(name)
+        names[token] = name
+
+    for index, name in enumerate(inputs):
+        give(f"@{index}", name)
+    for line in cls.first.lines:
+        for target in line.targets:
+            wanted = renames.get(target, _token_path(target))
+            give(target, wanted.rpartition(".")[2] if wanted.rpartition(".")[2][:1].isalpha() else wanted)
+    return names
+
+
+def shape_comment(cls: Class, index: int) -> str:
+    """`# (B, 64, 56, 56)`: each dimension as all instances have it, a parameter's name where it
+    follows one, `*` where instances differ otherwise."""
+    pieces = []
+    per_instance = [instance.lines[index].shapes for instance in cls.instances]
+    for output in range(len(per_instance[0])):
+        types = [shapes[output] for shapes in per_instance]
+        dims = [_dim(cls, [t.shape[d] for t in types]) for d in range(len(types[0].shape))]
+        if types[0].batched:
+            dims.insert(0, "B")
+        pieces.append(f"({', '.join(dims)}{',' if len(dims) == 1 else ''})")
+    return "# " + ", ".join(pieces)
+
+
+def _dim(cls: Class, values: list[Any]) -> str:
+    if all(repr(v) == repr(values[0]) for v in values):
+        return str(values[0])
+    for parameter in cls.parameters:
+        if repr(parameter.values) == repr(values):
+            return parameter.name
+    return "*"
+
+
+def forward_lines(cls: Class, tree: Tree, names: dict[str, str]) -> list[str]:
+    instance = cls.first
+    returned = [instance.token(ref) for ref in instance.outputs]
+    tensors = {line.targets[0]: access(tree, line.member) for line in instance.lines if line.expression == "{self}"}
+    read = {token for line in instance.lines for token, _ in line.reads} | {token for token, _ in returned}
+    body = []
+    for index, line in enumerate(instance.lines):
+        if line.expression == "{self}" or (not line.targets and not line.reads):
+            continue  # a learnable tensor is read where it is used; a block without inputs or outputs is not called
+        values = [_value(names, token, pick, tensors) for token, pick in line.reads]
+        expression = line.expression.replace("{self}", access(tree, line.member) if line.member else "").format(*values)
+        comment = shape_comment(cls, index)
+        if not any(target in read for target in line.targets):
+            body.append(f"{expression}  {comment}")
+        else:
+            targets = ", ".join(names[target] for target in line.targets)
+            body.append(f"{targets} = {expression}  {comment}")
+    body.append(f"return {', '.join(_value(names, token, pick, tensors) for token, pick in returned)}")
+    return body
+
+
+def _value(names: dict[str, str], token: str, pick: int | None, tensors: dict[str, str]) -> str:
+    name = tensors.get(token) or names[token]
+    return name if pick is None else f"{name}[{pick}]"
+
+
+def input_names(cls: Class, document: Document, typed: TypedGraph) -> list[str]:
+    count = len(cls.first.inputs)
+    if cls.block is None:
+        return list(typed.inputs)
+    declared = document.data.get("blocks", {}).get(cls.block, {}).get("inputs", ["input"])
+    return [str(name) for name in declared] if len(declared) == count else [f"x{i}" for i in range(count)]
+
+
+def type_hint(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float, str)):
+        return type(value).__name__
+    if isinstance(value, tuple):
+        return "tuple"
+    if isinstance(value, list):
+        return "list"
+    return "Any"
