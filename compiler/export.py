@@ -125,7 +125,9 @@ def _onnx(module, inputs, path):
         raise ExportError("ONNX export needs the 'onnx' extra: pip install 'nncompile[onnx]'") from None
     names = list(getattr(module, "nncompile_inputs", {})) or [f"input{i}" for i in range(len(inputs))]
     dynamic = _dynamic_shapes(module, inputs)
-    torch.onnx.export(_OutputsCopied(module), inputs, str(path), input_names=names, dynamo=True, verbose=False, dynamic_shapes=(dynamic,))
+    torch.onnx.export(
+        _OutputsCopied(module).eval(), inputs, str(path), input_names=names, dynamo=True, verbose=False, dynamic_shapes=(dynamic,)
+    )
     options = onnxruntime.SessionOptions()
     options.log_severity_level = 4  # failures are reported by nncompile, not printed by the runtime
     session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])

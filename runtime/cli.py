@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.command(args)
     except UsageError as error:
-        print(f"nncompile: error: {printable(str(error))}", file=sys.stderr)
+        print("nncompile: error: " + "\n".join(printable(line) for line in str(error).splitlines()), file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
@@ -58,11 +58,9 @@ def _parser() -> argparse.ArgumentParser:
 
     add_check(commands, _add_spec_options)
 
-    build = commands.add_parser("build", help="compile a spec and export it (.pt TorchScript, .pt2 torch.export, .onnx)")
-    build.add_argument("spec", metavar="SPEC")
-    build.add_argument("-o", "--output", type=Path, help="output file; the suffix picks the format (default: build/NAME.pt)")
-    _add_spec_options(build)
-    build.set_defaults(command=_build)
+    from .build_command import add_parser as add_build
+
+    add_build(commands, _add_spec_options)
 
     summary = commands.add_parser("summary", help="per-layer output shapes, parameters and MACs")
     summary.add_argument("spec", metavar="SPEC")
@@ -73,6 +71,10 @@ def _parser() -> argparse.ArgumentParser:
     from .train_command import add_parser
 
     add_parser(commands, _add_spec_options)
+
+    from .graph_command import add_parser as add_graph
+
+    add_graph(commands, _add_spec_options)
 
     from .diff_command import add_parser as add_diff
 
@@ -147,29 +149,6 @@ def _checked(args: argparse.Namespace):
     analysis = analyze_spec(args, args.spec)
     print_diagnostics(analysis.diagnostics, analysis)
     return analysis if analysis.ok else None
-
-
-def _build(args: argparse.Namespace) -> int:
-    analysis = _checked(args)
-    if analysis is None:
-        return EXIT_SPEC_ERRORS
-    from compiler.emit import emit, example_inputs
-    from compiler.export import ExportError, export
-
-    output = args.output or Path("build") / f"{Path(args.spec).stem}.pt"
-    from compiler.targets import SUFFIXES, export_limits
-
-    limits = export_limits(analysis.graph, SUFFIXES[output.suffix]) if output.suffix in SUFFIXES else []
-    if limits:  # known not to export: say where, before trying
-        print_diagnostics(limits, analysis)
-        return EXIT_SPEC_ERRORS
-    module = emit(analysis.graph, analysis.registry)
-    try:
-        kind = export(module, example_inputs(module), output)
-    except ExportError as error:
-        raise UsageError(str(error)) from None
-    print(f"wrote {output} ({kind}; reloaded and verified against the eager model)")
-    return EXIT_OK
 
 
 def _summary(args: argparse.Namespace) -> int:

@@ -55,7 +55,11 @@ def _class_source(cls: Class, of: dict, document: Document, typed: TypedGraph) -
         *(f"        {line}" for line in init),
     ]
     if cls.first.inputs or cls.first.outputs:
-        lines += ["", f"    def forward({arguments}) -> {returns}:", *(f"        {line}" for line in render.forward_lines(cls, tree, names))]
+        lines += [
+            "",
+            f"    def forward({arguments}) -> {returns}:",
+            *(f"        {line}" for line in render.forward_lines(cls, tree, names)),
+        ]
     return "\n".join(lines)
 
 

@@ -155,4 +155,3 @@ def _keywords(function: Any, kwargs: dict[str, Any]) -> list[tuple[str, Any]]:
     except (TypeError, ValueError):
         return list(kwargs.items())
     return [(k, v) for k, v in kwargs.items() if k not in parameters or not _same(parameters[k].default, v)]
-

@@ -1,0 +1,328 @@
+"""Pictures of a typed graph: Graphviz DOT, Mermaid, a self-made SVG (no system binary) and an HTML page
+around that SVG with pan, zoom, collapsible blocks and a click that shows a node's spec line. No torch.
+
+Nodes show id, op, output shape (symbolic where sizes are) and parameters; block instances and groups
+are clusters; an edge that skips over layers (a residual shortcut, a concat of an early value) is drawn
+dashed and coloured.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from .ir import OUTPUT, Kind, TypedGraph
+
+BOX_WIDTH, BOX_HEIGHT, COLUMN_GAP, ROW_GAP, MARGIN = 190, 50, 30, 42, 40
+SKIP = "#d62728"
+
+
+@dataclass
+class Box:
+    name: str
+    op: str
+    shape: str
+    params: int
+    line: int | None
+    scopes: tuple[str, ...]
+    rank: int = 0
+    x: float = 0.0
+    y: float = 0.0
+
+
+@dataclass
+class Picture:
+    title: str
+    boxes: dict[str, Box]
+    edges: list[tuple[str, str, bool]]
+    """(from, to, skips): skips when the edge jumps over layers."""
+    clusters: dict[str, str] = field(default_factory=dict)
+    """Scope path → label (`layer1.0: basic`), outer scopes first."""
+
+
+def picture(graph: TypedGraph) -> Picture:
+    boxes: dict[str, Box] = {}
+    clusters: dict[str, str] = {}
+    for name, node in graph.nodes.items():
+        op = {Kind.INPUT: "input", Kind.TENSOR: "parameter", Kind.OUTPUT: "output"}.get(node.kind, node.node.op)
+        shapes = [_shape(t) for t in node.outputs] or [", ".join(graph.output.args["names"])]
+        scopes = tuple(scope.path for scope in node.node.scopes)
+        for scope in node.node.scopes:
+            clusters.setdefault(scope.path, f"{scope.path}: {scope.block}" if scope.block else scope.path)
+        line = node.node.span.line if node.node.span else None
+        boxes[name] = Box("output" if name == OUTPUT else name, op, " ".join(shapes), node.params, line, scopes)
+    edges = [(ref.node, name, False) for name, node in graph.nodes.items() for ref in dict.fromkeys(node.inputs)]
+    _layout(boxes, edges)
+    edges = [(a, b, boxes[b].rank - boxes[a].rank > 1) for a, b, _ in edges]
+    return Picture(graph.name, boxes, edges, clusters)
+
+
+def _shape(t: Any) -> str:
+    dims = [str(s) for s in t.shape]
+    return "[" + ", ".join(["B", *dims] if t.batched else dims) + "]"
+
+
+def _layout(boxes: dict[str, Box], edges: list[tuple[str, str, bool]]) -> None:
+    """Layered: a node's row is its longest path from an input; each row is centred."""
+    for a, b, _ in edges:  # edges come in topological order of their targets
+        boxes[b].rank = max(boxes[b].rank, boxes[a].rank + 1)
+    rows: dict[int, list[Box]] = {}
+    for box in boxes.values():
+        rows.setdefault(box.rank, []).append(box)
+    widest = max(len(row) for row in rows.values())
+    for rank, row in rows.items():
+        offset = (widest - len(row)) * (BOX_WIDTH + COLUMN_GAP) / 2
+        for column, box in enumerate(row):
+            box.x = MARGIN + offset + column * (BOX_WIDTH + COLUMN_GAP)
+            box.y = MARGIN + rank * (BOX_HEIGHT + ROW_GAP)
+
+
+def _label(box: Box) -> list[str]:
+    params = f" · {box.params:,} params" if box.params else ""
+    return [box.name, f"{box.op}{params}", box.shape]
+
+
+# -- DOT and Mermaid -----------------------------------------------------------------------------
+
+
+def to_dot(pic: Picture) -> str:
+    lines = [f"digraph {json.dumps(pic.title)} {{", "  node [shape=box, style=rounded, fontname=Helvetica];"]
+    lines += _dot_clusters(pic, None, "  ")
+    for a, b, skips in pic.edges:
+        style = f' [style=dashed, color="{SKIP}"]' if skips else ""
+        lines.append(f"  {json.dumps(a)} -> {json.dumps(b)}{style};")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def _dot_clusters(pic: Picture, parent: str | None, indent: str) -> list[str]:
+    lines = []
+    for name, box in pic.boxes.items():
+        if _innermost(box) == parent:
+            label = "\\n".join(json.dumps(part)[1:-1] for part in _label(box))
+            lines.append(f'{indent}{json.dumps(name)} [label="{label}"];')
+    for path, label in pic.clusters.items():
+        if _parent(pic, path) == parent:
+            lines.append(f'{indent}subgraph "cluster_{path}" {{')
+            lines.append(f"{indent}  label={json.dumps(label)}; style=rounded; color=gray;")
+            lines += _dot_clusters(pic, path, indent + "  ")
+            lines.append(f"{indent}}}")
+    return lines
+
+
+def _innermost(box: Box) -> str | None:
+    return box.scopes[-1] if box.scopes else None
+
+
+def _chain(pic: Picture, path: str) -> tuple[str, ...]:
+    """The scopes from the outermost to `path`."""
+    for box in pic.boxes.values():
+        if path in box.scopes:
+            return box.scopes[: box.scopes.index(path) + 1]
+    return (path,)
+
+
+def _parent(pic: Picture, path: str) -> str | None:
+    chain = _chain(pic, path)
+    return chain[-2] if len(chain) > 1 else None
+
+
+def to_mermaid(pic: Picture) -> str:
+    ids = {name: f"n{i}" for i, name in enumerate(pic.boxes)}
+    lines = ["flowchart TD"]
+    lines += _mermaid_clusters(pic, None, ids, "  ")
+    for a, b, skips in pic.edges:
+        lines.append(f"  {ids[a]} {'-.->' if skips else '-->'} {ids[b]}")
+    return "\n".join(lines) + "\n"
+
+
+def _mermaid_clusters(pic: Picture, parent: str | None, ids: dict[str, str], indent: str) -> list[str]:
+    lines = []
+    for name, box in pic.boxes.items():
+        if _innermost(box) == parent:
+            text = "<br/>".join(html.escape(part).replace('"', "#quot;") for part in _label(box))
+            lines.append(f'{indent}{ids[name]}["{text}"]')
+    for index, (path, label) in enumerate(pic.clusters.items()):
+        if _parent(pic, path) == parent:
+            lines.append(f'{indent}subgraph c{index}["{html.escape(label)}"]')
+            lines += _mermaid_clusters(pic, path, ids, indent + "  ")
+            lines.append(f"{indent}end")
+    return lines
+
+
+# -- SVG and HTML --------------------------------------------------------------------------------
+
+
+def to_svg(pic: Picture) -> str:
+    width = max(b.x for b in pic.boxes.values()) + BOX_WIDTH + 2 * MARGIN
+    height = max(b.y for b in pic.boxes.values()) + BOX_HEIGHT + 2 * MARGIN
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" viewBox="0 0 {width:.0f} {height:.0f}" '
+        'font-family="Helvetica, Arial, sans-serif" font-size="12">',
+        f"<title>{html.escape(pic.title)}</title>",
+        '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse">'
+        '<path d="M 0 0 L 10 5 L 0 10 z" fill="#555"/></marker></defs>',
+        '<rect width="100%" height="100%" fill="white"/>',
+    ]
+    parts += _svg_clusters(pic)
+    for index, (a, b, skips) in enumerate(pic.edges):
+        parts.append(_svg_edge(pic.boxes[a], pic.boxes[b], skips, index, a, b))
+    for name, box in pic.boxes.items():
+        parts.append(_svg_box(name, box))
+    parts.append("</svg>")
+    return "\n".join(parts) + "\n"
+
+
+def _svg_clusters(pic: Picture) -> list[str]:
+    parts = []
+    for path, label in pic.clusters.items():
+        members = [b for b in pic.boxes.values() if path in b.scopes]
+        depth = len(_chain(pic, path))
+        deepest = max((len(b.scopes) for b in members), default=depth)
+        pad = 6 + 8 * (deepest - depth)
+        left, top = min(b.x for b in members) - pad, min(b.y for b in members) - pad - 14
+        right, bottom = max(b.x for b in members) + BOX_WIDTH + pad, max(b.y for b in members) + BOX_HEIGHT + pad
+        fill = "#f3f6fb" if depth % 2 else "#fbf7ef"
+        parts.append(
+            f'<g class="cluster" data-path="{html.escape(path)}"><rect x="{left:.0f}" y="{top:.0f}" width="{right - left:.0f}" '
+            f'height="{bottom - top:.0f}" rx="8" fill="{fill}" stroke="#b8bcc8"/>'
+            f'<text class="cluster-label" x="{left + 8:.0f}" y="{top + 12:.0f}" fill="#555">{html.escape(label)}</text></g>'
+        )
+    return parts
+
+
+def _svg_edge(a: Box, b: Box, skips: bool, index: int, source: str, target: str) -> str:
+    x1, y1 = a.x + BOX_WIDTH / 2, a.y + BOX_HEIGHT
+    x2, y2 = b.x + BOX_WIDTH / 2, b.y
+    bend = BOX_WIDTH * 0.75 if skips else 0
+    path = f"M {x1:.0f} {y1:.0f} C {x1 + bend:.0f} {y1 + ROW_GAP:.0f} {x2 + bend:.0f} {y2 - ROW_GAP:.0f} {x2:.0f} {y2:.0f}"
+    style = f'stroke="{SKIP}" stroke-dasharray="5 3"' if skips else 'stroke="#555"'
+    kind = "edge skip" if skips else "edge"
+    return (
+        f'<path class="{kind}" data-from="{html.escape(source)}" data-to="{html.escape(target)}" d="{path}" fill="none" '
+        f'{style} stroke-width="1.3" marker-end="url(#arrow)"/>'
+    )
+
+
+def _svg_box(name: str, box: Box) -> str:
+    name_line, op_line, shape_line = (html.escape(text) for text in _label(box))
+    x, y = box.x, box.y
+    scopes = html.escape(" ".join(box.scopes))
+    fill = {"input": "#e6f4ea", "output": "#fde8e8", "parameter": "#fff4d6"}.get(box.op, "#ffffff")
+    return (
+        f'<g class="node" data-name="{html.escape(name)}" data-scopes="{scopes}">'
+        f'<rect x="{x:.0f}" y="{y:.0f}" width="{BOX_WIDTH}" height="{BOX_HEIGHT}" rx="6" fill="{fill}" stroke="#333"/>'
+        f'<text x="{x + 8:.0f}" y="{y + 15:.0f}" font-weight="bold">{name_line}</text>'
+        f'<text x="{x + 8:.0f}" y="{y + 30:.0f}" fill="#333">{op_line}</text>'
+        f'<text x="{x + 8:.0f}" y="{y + 44:.0f}" fill="#666">{shape_line}</text></g>'
+    )
+
+
+def to_html(pic: Picture, source: str, file: str) -> str:
+    """A page with the SVG: drag to pan, wheel to zoom, click a node for its spec line, click a block's
+    name to fold it."""
+    lines = source.splitlines()
+    details = {
+        name: {
+            "op": box.op,
+            "shape": box.shape,
+            "params": box.params,
+            "where": f"{file}:{box.line}" if box.line else "",
+            "text": lines[box.line - 1].strip() if box.line and box.line <= len(lines) else "",
+        }
+        for name, box in pic.boxes.items()
+    }
+    data = json.dumps(details).replace("</", "<\\/")
+    return _PAGE.replace("{{title}}", html.escape(pic.title)).replace("{{svg}}", to_svg(pic)).replace("{{data}}", data)
+
+
+_PAGE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>{{title}}</title>
+<style>
+  body { margin: 0; font-family: Helvetica, Arial, sans-serif; display: flex; height: 100vh; }
+  #view { flex: 1; overflow: hidden; cursor: grab; background: #fff; }
+  #view svg { width: 100%; height: 100%; }
+  #panel { width: 320px; border-left: 1px solid #ccc; padding: 12px; overflow: auto; font-size: 13px; }
+  #panel pre { white-space: pre-wrap; background: #f5f5f5; padding: 6px; }
+  .node { cursor: pointer; }
+  .node.selected rect { stroke: #1a73e8; stroke-width: 3; }
+  .cluster-label { cursor: pointer; text-decoration: underline dotted; }
+  .hidden { display: none; }
+  .cluster.folded rect { fill: #e4e4e4; }
+</style>
+</head>
+<body>
+<div id="view">{{svg}}</div>
+<div id="panel"><h3>{{title}}</h3><p>Drag to pan, wheel to zoom. Click a node for its spec line; click a block's name to fold it.</p>
+<div id="details"></div></div>
+<script>
+"use strict";
+const details = {{data}};
+const svg = document.querySelector("#view svg");
+const box = svg.viewBox.baseVal;
+let view = { x: box.x, y: box.y, w: box.width, h: box.height };
+function apply() { svg.setAttribute("viewBox", `${view.x} ${view.y} ${view.w} ${view.h}`); }
+svg.addEventListener("wheel", (event) => {
+  event.preventDefault();
+  const scale = event.deltaY > 0 ? 1.15 : 1 / 1.15;
+  const rect = svg.getBoundingClientRect();
+  const px = view.x + (event.clientX - rect.left) / rect.width * view.w;
+  const py = view.y + (event.clientY - rect.top) / rect.height * view.h;
+  view = { x: px - (px - view.x) * scale, y: py - (py - view.y) * scale, w: view.w * scale, h: view.h * scale };
+  apply();
+}, { passive: false });
+let drag = null;
+svg.addEventListener("mousedown", (event) => { drag = { x: event.clientX, y: event.clientY, view: { ...view } }; });
+window.addEventListener("mouseup", () => { drag = null; });
+window.addEventListener("mousemove", (event) => {
+  if (!drag) return;
+  const rect = svg.getBoundingClientRect();
+  view.x = drag.view.x - (event.clientX - drag.x) / rect.width * view.w;
+  view.y = drag.view.y - (event.clientY - drag.y) / rect.height * view.h;
+  apply();
+});
+function show(name) {
+  const d = details[name];
+  document.querySelectorAll(".node.selected").forEach((n) => n.classList.remove("selected"));
+  document.querySelector(`.node[data-name="${CSS.escape(name)}"]`).classList.add("selected");
+  const panel = document.getElementById("details");
+  panel.replaceChildren();
+  const add = (tag, text) => { const e = document.createElement(tag); e.textContent = text; panel.appendChild(e); };
+  add("h4", name);
+  add("div", `op: ${d.op}`);
+  add("div", `output: ${d.shape}`);
+  add("div", `parameters: ${d.params.toLocaleString()}`);
+  if (d.where) { add("div", d.where); add("pre", d.text); }
+}
+document.querySelectorAll(".node").forEach((node) => node.addEventListener("click", () => show(node.dataset.name)));
+const folded = new Set();
+function refold() {
+  const hidden = new Set();
+  document.querySelectorAll(".node").forEach((node) => {
+    const inside = node.dataset.scopes.split(" ").some((s) => folded.has(s));
+    node.classList.toggle("hidden", inside);
+    if (inside) hidden.add(node.dataset.name);
+  });
+  document.querySelectorAll(".edge").forEach((edge) => {
+    edge.classList.toggle("hidden", hidden.has(edge.dataset.from) && hidden.has(edge.dataset.to));
+  });
+  document.querySelectorAll(".cluster").forEach((c) => c.classList.toggle("folded", folded.has(c.dataset.path)));
+}
+document.querySelectorAll(".cluster-label").forEach((label) => label.addEventListener("click", () => {
+  const path = label.parentNode.dataset.path;
+  if (folded.has(path)) folded.delete(path); else folded.add(path);
+  refold();
+}));
+document.body.dataset.nodes = String(document.querySelectorAll(".node").length);
+document.body.dataset.ready = "yes";
+</script>
+</body>
+</html>
+"""
+
+WRITERS = {".dot": "dot", ".gv": "dot", ".mmd": "mermaid", ".svg": "svg", ".html": "html"}
