@@ -8,7 +8,6 @@ import os
 import sys
 import traceback
 from importlib import metadata
-from pathlib import Path
 from typing import Any
 
 from compiler import Analysis, analyze
@@ -62,9 +61,13 @@ def _parser() -> argparse.ArgumentParser:
 
     add_build(commands, _add_spec_options)
 
-    summary = commands.add_parser("summary", help="per-layer output shapes, parameters and MACs")
+    summary = commands.add_parser(
+        "summary", help="a tree of blocks and layers: output shapes, parameters, trainable or frozen, MACs, memory"
+    )
     summary.add_argument("spec", metavar="SPEC")
-    summary.add_argument("--format", choices=["text", "json"], default="text")
+    summary.add_argument("--format", choices=["text", "json", "markdown"], default="text")
+    summary.add_argument("--depth", type=int, metavar="N", help="fold blocks deeper than N (1: top-level layers only)")
+    summary.add_argument("--batch", type=int, default=1, metavar="N", help="batch size of the memory estimate (default 1)")
     _add_spec_options(summary)
     summary.set_defaults(command=_summary)
 
@@ -152,22 +155,19 @@ def _checked(args: argparse.Namespace):
 
 
 def _summary(args: argparse.Namespace) -> int:
-    from compiler.summary import summary_rows, summary_text
+    from compiler.summary import Summary, frozen_layers, summary_json, summary_markdown, summary_text
 
+    if args.depth is not None and args.depth < 1:
+        raise UsageError("--depth must be 1 or more")
+    if not 1 <= args.batch <= 2**31:
+        raise UsageError("--batch must be between 1 and 2**31")
     analysis = _checked(args)
     if analysis is None:
         return EXIT_SPEC_ERRORS
-    if args.format == "json":
-        import json
-
-        graph = analysis.graph
-        print(
-            json.dumps(
-                {"name": graph.name, "params": graph.total_params, "macs": graph.total_macs, "layers": summary_rows(graph)}, indent=2
-            )
-        )
-    else:
-        print(summary_text(analysis.graph))
+    train = analysis.document.data.get("train") if analysis.document else None
+    patterns = list(train.get("freeze", [])) if isinstance(train, dict) else []
+    summary = Summary(analysis.graph, frozen_layers(analysis.graph, patterns), args.depth, args.batch)
+    print({"json": summary_json, "markdown": summary_markdown, "text": summary_text}[args.format](summary).rstrip("\n"))
     return EXIT_OK
 
 

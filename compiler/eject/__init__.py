@@ -4,6 +4,7 @@ tree is the compiled model's: its state_dict loads with strict=True and gives th
 from __future__ import annotations
 
 import inspect
+import re
 import shutil
 import subprocess
 
@@ -95,7 +96,7 @@ def _helpers(found: list[Class], body: str) -> str:
     used = []
     for name, value in vars(helpers).items():
         if getattr(value, "__module__", None) == helpers.__name__ and f"{name}(" in body and name != "initialize":
-            used.append(inspect.getsource(value).rstrip())
+            used.append(re.sub(r"  # noqa: \w+ - ", "  # ", inspect.getsource(value).rstrip()))
     return "\n\n\n".join(used)
 
 
@@ -103,7 +104,6 @@ def _header(typed: TypedGraph, command: str, body: str) -> str:
     imports = ["import torch"]
     if "F." in body:
         imports.append("import torch.nn.functional as F")
-    imports += sorted({line for line in _extra_imports(body)})
     imports.append("from torch import Tensor, nn")
     doc = (
         f'"""{typed.name} in plain PyTorch, written by `{command}`.\n\n'
@@ -111,10 +111,6 @@ def _header(typed: TypedGraph, command: str, body: str) -> str:
         'with strict=True. Comments give each value\'s shape (B: the batch).\n"""'
     )
     return "\n".join([doc, "", *imports])
-
-
-def _extra_imports(body: str) -> list[str]:
-    return []
 
 
 def _formatted(text: str) -> str:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..load import Document
+from . import optional
 from .instances import Instance, Member
 
 _PARAMETER = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)\Z")
@@ -34,6 +35,10 @@ class Class:
     parameters: list[Parameter] = field(default_factory=list)
     slots: dict[int, str] = field(default_factory=dict)
     """Slot number → the parameter it reads; the other slots are written as their value."""
+    units: list[str] = field(default_factory=list)
+    """Optional layers some instances lack: each is a flag parameter of the class."""
+    flags: dict[str, str] = field(default_factory=dict)
+    """Optional layer → the name of its flag parameter."""
 
     @property
     def first(self) -> Instance:
@@ -50,30 +55,74 @@ class Class:
 
 def classes(root: Instance, document: Document) -> tuple[list[Class], dict[int, Class]]:
     """Every class, dependencies first (the root's last), and the class of each instance (by id)."""
-    keys: dict[int, tuple] = {}
-    order: list[tuple] = []
-    grouped: dict[tuple, list[Instance]] = {}
+    groups: list[list[Instance]] = []
+    group_of: dict[int, int] = {}
     for instance in _post_order(root):
-        key = (instance.block, _shape(instance, keys))
-        keys[id(instance)] = key
-        if key not in grouped:
-            grouped[key] = []
-            order.append(key)
-        grouped[key].append(instance)
+        instance.original = (instance.members, instance.lines)
+        index = _join(instance, groups, group_of)
+        if index is None:
+            groups.append([instance])
+            index = len(groups) - 1
+        group_of[id(instance)] = index
     found: list[Class] = []
     of: dict[int, Class] = {}
     taken: dict[str, int] = {}
-    for key in order:
-        block = key[0]
+    for group in groups:
+        block = group[0].block
         base = _class_name(block or document.data.get("name", "model"))
         taken[base] = taken.get(base, 0) + 1
         name = base if taken[base] == 1 else f"{base}{taken[base]}"
-        cls = Class(name, block, grouped[key])
+        cls = Class(name, block, group, units=sorted({u for i in group for u in i.absent}))
         for instance in cls.instances:
             of[id(instance)] = cls
         _parameters(cls, of, document, is_root=block is None)
         found.append(cls)
     return found, of
+
+
+def _join(instance: Instance, groups: list[list[Instance]], group_of: dict[int, int]) -> int | None:
+    """The group `instance` joins: one whose template it equals or fits, or one that fits it (it then
+    becomes the template); None for a new group."""
+
+    def same_child(a: Instance, b: Instance) -> bool:
+        return group_of[id(a)] == group_of[id(b)]
+
+    for index, group in enumerate(groups):
+        template = group[0]
+        if template.block != instance.block:
+            continue
+        if _shape(template, group_of) == _shape(instance, group_of):
+            group.append(instance)
+            return index
+        units = optional.fit(instance, template, same_child)
+        if units is not None:
+            optional.pad(instance, template, units)
+            group.append(instance)
+            return index
+        fits = [optional.fit(_restored(other), instance, same_child) for other in group]
+        if all(units is not None for units in fits):
+            for other, units in zip(group, fits):
+                optional.pad(other, instance, units)
+            group.insert(0, instance)
+            return index
+        for other in group:
+            _repad(other, template, same_child)
+    return None
+
+
+def _restored(instance: Instance) -> Instance:
+    assert instance.original is not None
+    instance.members, instance.lines = instance.original
+    instance.absent = set()
+    return instance
+
+
+def _repad(instance: Instance, template: Instance, same_child) -> None:
+    if instance is template:
+        return
+    units = optional.fit(instance, template, same_child)
+    if units is not None:
+        optional.pad(instance, template, units)
 
 
 def _post_order(instance: Instance):
@@ -82,8 +131,8 @@ def _post_order(instance: Instance):
     yield instance
 
 
-def _shape(instance: Instance, keys: dict[int, tuple]) -> tuple:
-    members = tuple((m.shape, keys[id(m.child)] if m.child else None) for m in instance.members)
+def _shape(instance: Instance, group_of: dict[int, int]) -> tuple:
+    members = tuple((m.shape, group_of[id(m.child)] if m.child else None) for m in instance.members)
     lines = tuple(line.shape for line in instance.lines)
     return (members, lines, len(instance.inputs), tuple(str(r) for r in _relative_outputs(instance)))
 
@@ -93,6 +142,8 @@ def _relative_outputs(instance: Instance) -> list[str]:
 
 
 def member_arguments(member: Member, of: dict[int, Class]) -> list[tuple[str, Any, bool]]:
+    if member.child is not None and member.absent:
+        return [(p.name, optional.MISSING, False) for p in of[id(member.child)].parameters]
     if member.child is not None:
         return of[id(member.child)].arguments(member.child)
     return member.args
@@ -107,26 +158,43 @@ def _parameters(cls: Class, of: dict[int, Class], document: Document, is_root: b
     argument_names = [name for member in cls.first.members for name, _, _ in member_arguments(member, of)]
     spelled = _spelled(cls, of, document)
     names: dict[int, str] = {}
-    used: dict[str, str] = {}
-    by_vector: dict[str, str] = {}
+    used: dict[str, list[Any]] = {}
 
     def take(slot: int, name: str) -> None:
-        vector = repr(vectors[slot])
-        while name in used and used[name] != vector:
+        while name in used and not _agree(used[name], vectors[slot]):
             name = _next_name(name)
-        used[name] = vector
-        by_vector.setdefault(vector, name)
+        used[name] = _merged(used.get(name), vectors[slot])
         names[slot] = name
 
     for slot, name in spelled.items():
         take(slot, name)
     for slot, values in enumerate(vectors):
-        if slot not in names and any(repr(v) != repr(values[0]) for v in values):
-            take(slot, by_vector.get(repr(values), argument_names[slot]))
+        present = {repr(v) for v in values if v is not optional.MISSING}
+        if slot not in names and len(present) > 1:
+            same = [name for name, vector in used.items() if _agree(vector, values)]
+            take(slot, same[0] if same else argument_names[slot])
     for slot in sorted(names):
         cls.slots[slot] = names[slot]
-        if all(p.name != names[slot] for p in cls.parameters):
-            cls.parameters.append(Parameter(names[slot], vectors[slot], default=is_root))
+    for name in dict.fromkeys(names[slot] for slot in sorted(names)):
+        vector = used[name]
+        fill = next((v for v in vector if v is not optional.MISSING), None)
+        cls.parameters.append(Parameter(name, [fill if v is optional.MISSING else v for v in vector], default=is_root))
+    for unit in cls.units:
+        name = unit
+        while name in used:
+            name = _next_name(name)
+        used[name] = []
+        cls.flags[unit] = name
+        cls.parameters.append(Parameter(name, [unit not in i.absent for i in cls.instances]))
+
+
+def _agree(a: list[Any], b: list[Any]) -> bool:
+    """Equal wherever both have a value."""
+    return all(repr(x) == repr(y) for x, y in zip(a, b) if x is not optional.MISSING and y is not optional.MISSING)
+
+
+def _merged(a: list[Any] | None, b: list[Any]) -> list[Any]:
+    return b if a is None else [y if x is optional.MISSING else x for x, y in zip(a, b)]
 
 
 def _next_name(name: str) -> str:
@@ -142,8 +210,9 @@ def _spelled(cls: Class, of: dict[int, Class], document: Document) -> dict[int, 
         slot = 0
         for member in instance.members:
             for name, value, _ in member_arguments(member, of):
-                spelling = _spelling(member, name, value, lines)
-                agreed[slot] = spelling if agreed.get(slot, spelling) == spelling else None
+                if not member.absent:
+                    spelling = _spelling(member, name, value, lines)
+                    agreed[slot] = spelling if agreed.get(slot, spelling) == spelling else None
                 slot += 1
     return {slot: name for slot, name in agreed.items() if name is not None}
 

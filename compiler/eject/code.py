@@ -81,34 +81,33 @@ def function_target(node: TypedNode, op: OpDef) -> str:
     return spec.target if isinstance(spec.target, str) else spec.target(Call(node.args, node.input_types))
 
 
-def constructor_args(node: TypedNode, op: OpDef) -> list[tuple[str, Any, bool]]:
-    """The module's constructor arguments: required ones by position, the rest by keyword, defaults left out."""
+def constructor_args(node: TypedNode, op: OpDef) -> tuple[list[tuple[str, Any, bool]], dict[str, Any]]:
+    """The module's constructor arguments as (name, value, passed by position), required ones by
+    position; and the defaults of the others (the writer leaves out a value equal to its default)."""
     assert isinstance(op.emit, ModuleEmit)
     kwargs = op.emit.kwargs(Call(node.args, node.input_types))
-    return _without_defaults(resolve_target(op.emit.target), kwargs)
-
-
-def _without_defaults(function: Any, kwargs: dict[str, Any]) -> list[tuple[str, Any, bool]]:
-    """(name, value, passed by position) for each argument worth writing."""
     try:
-        parameters = list(inspect.signature(function).parameters.values())
-    except (TypeError, ValueError):  # a builtin without a signature: keep every argument
-        return [(k, v, False) for k, v in kwargs.items()]
+        parameters = list(inspect.signature(resolve_target(op.emit.target)).parameters.values())
+    except (TypeError, ValueError):  # a builtin without a signature: every argument by keyword
+        return [(k, v, False) for k, v in kwargs.items()], {}
     args: list[tuple[str, Any, bool]] = []
+    defaults: dict[str, Any] = {}
     positional = True
     for parameter in parameters:
         if parameter.name in ("self", "args", "kwargs") or parameter.name not in kwargs:
             positional = positional and parameter.name == "self"
             continue
-        value = kwargs[parameter.name]
-        if positional and parameter.default is inspect.Parameter.empty:
-            args.append((parameter.name, value, True))
-            continue
-        positional = False
-        if parameter.default is inspect.Parameter.empty or not _same(parameter.default, value):
-            args.append((parameter.name, value, False))
+        required = parameter.default is inspect.Parameter.empty
+        positional = positional and required
+        args.append((parameter.name, kwargs[parameter.name], positional))
+        if not required:
+            defaults[parameter.name] = parameter.default
     named = {p.name for p in parameters}
-    return args + [(k, v, False) for k, v in kwargs.items() if k not in named]
+    return args + [(k, v, False) for k, v in kwargs.items() if k not in named], defaults
+
+
+def is_default(defaults: dict[str, Any], name: str, value: Any) -> bool:
+    return name in defaults and _same(defaults[name], value)
 
 
 def _same(default: Any, value: Any) -> bool:

@@ -36,6 +36,10 @@ class Member:
     """For a learnable tensor: its whole constructor expression."""
     sources: dict[str, str] = field(default_factory=dict)
     """Constructor argument → the spec argument it is made from (where one alone makes it)."""
+    absent: bool = False
+    """An optional member this instance lacks (see `optional`)."""
+    defaults: dict[str, Any] = field(default_factory=dict)
+    """The constructor's defaults: an argument every instance gives its default is left out."""
 
     @property
     def shape(self) -> tuple:
@@ -54,6 +58,7 @@ class Line:
     member: str | None
     shapes: tuple[Any, ...]
     tuple_valued: bool = False
+    absent: bool = False
 
     @property
     def shape(self) -> tuple:
@@ -73,6 +78,9 @@ class Instance:
     order: int = 0
     produced: dict[Ref, tuple[str, int | None]] = field(default_factory=dict)
     """Each value the instance's forward holds: its token and the item picked from it."""
+    absent: set[str] = field(default_factory=set)
+    """The optional layers this instance lacks, once padded to its class's template."""
+    original: tuple[list[Member], list[Line]] | None = None
 
     def token(self, ref: Ref) -> tuple[str, int | None]:
         return _token(self, ref, self.produced)
@@ -186,8 +194,9 @@ def _node_line(instance: Instance, node: TypedNode, registry: Registry, produced
     reads = tuple(_token(instance, ref, produced) for ref in node.inputs)
     member = None
     if isinstance(op.emit, ModuleEmit):
-        args = code.constructor_args(node, op)
-        instance.members.append(Member(path, node.node.order, code.callee(op.emit.target), args, node, sources=_sources(node, op)))
+        args, defaults = code.constructor_args(node, op)
+        callee = code.callee(op.emit.target)
+        instance.members.append(Member(path, node.node.order, callee, args, node, sources=_sources(node, op), defaults=defaults))
         member = path
     placeholders = [f"{{{i}}}" for i in range(len(reads))]
     expression = code.call_expression(node, op, placeholders, "{self}")

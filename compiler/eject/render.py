@@ -14,6 +14,7 @@ from ..load import Document
 from . import code
 from .classes import Class, member_arguments
 from .instances import Instance, Line, Member, identifier
+from .optional import line_path, top
 
 RESERVED = {"self", "torch", "nn", "F", "Tensor", "l", "O", "I"}
 HELPER_NAMES = {"reshape", "cat", "positions", "Attention", "LayerNorm2d", "StochasticDepth"}
@@ -79,8 +80,8 @@ def _collapse(tree: Tree, prefix: str, cls: Class, renames: dict[str, str]) -> N
                 start, end = chain
                 for instance in cls.instances:
                     lines = instance.lines
-                    last = lines[end - 1]
-                    lines[start:end] = [Line(last.targets, "{self}({0})", lines[start].reads, path, last.shapes)]
+                    last, absent = lines[end - 1], all(line.absent for line in lines[start:end])
+                    lines[start:end] = [Line(last.targets, "{self}({0})", lines[start].reads, path, last.shapes, absent=absent)]
                 renames[cls.first.lines[start].targets[0]] = path
 
 
@@ -138,6 +139,8 @@ def constructor(tree: Tree, cls: Class, of: dict[int, Class]) -> str:
     callee = of[id(member.child)].name if member.child is not None else member.callee
     parts = []
     for offset, (name, value, positional) in enumerate(arguments):
+        if tree.slot + offset not in cls.slots and code.is_default(member.defaults, name, value):
+            continue
         text = cls.slots.get(tree.slot + offset) or code.literal(value)
         parts.append(text if positional else f"{name}={text}")
     return f"{callee}({', '.join(parts)})"
@@ -145,7 +148,12 @@ def constructor(tree: Tree, cls: Class, of: dict[int, Class]) -> str:
 
 def init_lines(tree: Tree, cls: Class, of: dict[int, Class], prefix: str = "self") -> list[str]:
     lines = []
+    if prefix == "self":
+        lines += [f"self.{unit} = {cls.flags[unit]}" for unit in cls.units if unit not in tree.children]
     for name, child in tree.children.items():
+        if prefix == "self" and name in cls.flags:
+            lines += _optional_member(name, child, cls, of)
+            continue
         plain = child.member is None and child.kind == "plain"
         value = "nn.Module()" if plain else constructor(child, cls, of)
         if identifier(name):
@@ -157,6 +165,16 @@ def init_lines(tree: Tree, cls: Class, of: dict[int, Class], prefix: str = "self
         if plain:
             lines += init_lines(child, cls, of, access_of_child(prefix, name))
     return lines
+
+
+def _optional_member(name: str, child: Tree, cls: Class, of: dict[int, Class]) -> list[str]:
+    """`self.downsample = nn.Sequential(...) if downsample else None`, as torchvision writes it."""
+    flag = cls.flags[name]
+    if child.member is not None or child.kind != "plain":
+        return [f"self.{name} = {constructor(child, cls, of)} if {flag} else None"]
+    inner = init_lines(Tree(children={name: child}), cls, of, "self_")
+    body = [line.replace("self_.", "self.", 1) for line in inner]
+    return [f"if {flag}:", *(f"    {line}" for line in body), "else:", f"    self.{name} = None"]
 
 
 def access_of_child(prefix: str, name: str) -> str:
@@ -193,21 +211,22 @@ def shape_comment(cls: Class, index: int) -> str:
     """`# (B, 64, 56, 56)`: each dimension as all instances have it, a parameter's name where it
     follows one, `*` where instances differ otherwise."""
     pieces = []
-    per_instance = [instance.lines[index].shapes for instance in cls.instances]
+    present = [i for i, instance in enumerate(cls.instances) if not instance.lines[index].absent]
+    per_instance = [cls.instances[i].lines[index].shapes for i in present]
     for output in range(len(per_instance[0])):
         types = [shapes[output] for shapes in per_instance]
-        dims = [_dim(cls, [t.shape[d] for t in types]) for d in range(len(types[0].shape))]
+        dims = [_dim(cls, [t.shape[d] for t in types], present) for d in range(len(types[0].shape))]
         if types[0].batched:
             dims.insert(0, "B")
         pieces.append(f"({', '.join(dims)}{',' if len(dims) == 1 else ''})")
     return "# " + ", ".join(pieces)
 
 
-def _dim(cls: Class, values: list[Any]) -> str:
+def _dim(cls: Class, values: list[Any], present: list[int]) -> str:
     if all(repr(v) == repr(values[0]) for v in values):
         return str(values[0])
     for parameter in cls.parameters:
-        if repr(parameter.values) == repr(values):
+        if repr([parameter.values[i] for i in present]) == repr(values):
             return parameter.name
     return "*"
 
@@ -217,20 +236,53 @@ def forward_lines(cls: Class, tree: Tree, names: dict[str, str]) -> list[str]:
     returned = [instance.token(ref) for ref in instance.outputs]
     tensors = {line.targets[0]: access(tree, line.member) for line in instance.lines if line.expression == "{self}"}
     read = {token for line in instance.lines for token, _ in line.reads} | {token for token, _ in returned}
-    body = []
-    for index, line in enumerate(instance.lines):
-        if line.expression == "{self}" or (not line.targets and not line.reads):
-            continue  # a learnable tensor is read where it is used; a block without inputs or outputs is not called
-        values = [_value(names, token, pick, tensors) for token, pick in line.reads]
-        expression = line.expression.replace("{self}", access(tree, line.member) if line.member else "").format(*values)
-        comment = shape_comment(cls, index)
-        if not any(target in read for target in line.targets):
-            body.append(f"{expression}  {comment}")
-        else:
-            targets = ", ".join(names[target] for target in line.targets)
-            body.append(f"{targets} = {expression}  {comment}")
+    body: list[str] = []
+    index = 0
+    while index < len(instance.lines):
+        unit = top(line_path(instance.lines[index]))
+        if unit not in cls.flags:
+            body += _statement(cls, tree, names, tensors, read, index)
+            index += 1
+            continue
+        end = index
+        while end < len(instance.lines) and top(line_path(instance.lines[end])) == unit:
+            end += 1
+        body += _optional_lines(cls, tree, names, tensors, read, index, end, unit)
+        index = end
     body.append(f"return {', '.join(_value(names, token, pick, tensors) for token, pick in returned)}")
     return body
+
+
+def _statement(cls: Class, tree: Tree, names: dict[str, str], tensors: dict[str, str], read: set[str], index: int) -> list[str]:
+    line = cls.first.lines[index]
+    if line.expression == "{self}" or (not line.targets and not line.reads):
+        return []  # a learnable tensor is read where it is used; a block without inputs or outputs is not called
+    values = [_value(names, token, pick, tensors) for token, pick in line.reads]
+    expression = line.expression.replace("{self}", access(tree, line.member) if line.member else "").format(*values)
+    comment = shape_comment(cls, index)
+    if not any(target in read for target in line.targets):
+        return [f"{expression}  {comment}"]
+    return [f"{', '.join(names[target] for target in line.targets)} = {expression}  {comment}"]
+
+
+def _optional_lines(cls: Class, tree: Tree, names: dict, tensors: dict, read: set[str], start: int, end: int, unit: str) -> list[str]:
+    """An optional layer's lines, run where the instance has it; elsewhere its values are its input."""
+    lines = cls.first.lines
+    inside = {target for line in lines[start:end] for target in line.targets}
+    outside = {token for line in lines[:start] + lines[end:] for token, _ in line.reads} | (read - _read_within(lines, start, end))
+    exported = [target for target in (t for line in lines[start:end] for t in line.targets) if target in outside]
+    passed = _value(names, *lines[start].reads[0], tensors)
+    test = f"self.{unit} is not None" if unit in tree.children else f"self.{unit}"
+    body = [f"if {test}:"]
+    for index in range(start, end):
+        body += [f"    {text}" for text in _statement(cls, tree, names, tensors, read, index)]
+    body += ["else:", *(f"    {names[target]} = {passed}" for target in exported)] if exported else []
+    del inside
+    return body
+
+
+def _read_within(lines: list[Line], start: int, end: int) -> set[str]:
+    return {token for line in lines[start:end] for token, _ in line.reads}
 
 
 def _value(names: dict[str, str], token: str, pick: int | None, tensors: dict[str, str]) -> str:
