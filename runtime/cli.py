@@ -138,19 +138,20 @@ def source_lines(analysis: Analysis, file: str) -> list[str]:
     return source.splitlines()
 
 
-def print_diagnostics(diagnostics: list[Diagnostic], analysis: Analysis) -> None:
-    """Diagnostics with the source line each points at; each file is read and split once."""
+def print_diagnostics(diagnostics: list[Diagnostic], analysis: Analysis, stream: Any = None) -> None:
+    """Diagnostics with the source line each points at; each file is read and split once. `stream`
+    defaults to stdout; commands whose stdout is data (JSON, Markdown) pass stderr."""
     lines: dict[str, list[str]] = {}
     for diagnostic in diagnostics:
         file = diagnostic.span.file if diagnostic.span else None
         if file is not None and file not in lines:
             lines[file] = source_lines(analysis, file)
-        print(render_text(diagnostic, lines.get(file) if file else None))
+        print(render_text(diagnostic, lines.get(file) if file else None), file=stream or sys.stdout)
 
 
-def _checked(args: argparse.Namespace):
+def _checked(args: argparse.Namespace, stream: Any = None):
     analysis = analyze_spec(args, args.spec)
-    print_diagnostics(analysis.diagnostics, analysis)
+    print_diagnostics(analysis.diagnostics, analysis, stream)
     return analysis if analysis.ok else None
 
 
@@ -161,7 +162,7 @@ def _summary(args: argparse.Namespace) -> int:
         raise UsageError("--depth must be 1 or more")
     if not 1 <= args.batch <= 2**31:
         raise UsageError("--batch must be between 1 and 2**31")
-    analysis = _checked(args)
+    analysis = _checked(args, sys.stderr if args.format != "text" else None)
     if analysis is None:
         return EXIT_SPEC_ERRORS
     train = analysis.document.data.get("train") if analysis.document else None

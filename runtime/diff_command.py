@@ -7,6 +7,7 @@ import argparse
 import dataclasses
 import json
 import subprocess
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -34,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
         for side, spec in (("old", args.old), ("new", args.new)):
             path = _local(spec, Path(folder) / f"{side}.yaml")
             analysis = analyze_spec(args, path)
-            _print(analysis, path, spec)
+            _print(analysis, path, spec, sys.stderr if args.format == "json" else sys.stdout)
             analyses.append(analysis)
     if not all(analysis.ok for analysis in analyses):
         return EXIT_SPEC_ERRORS
@@ -43,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _print(analysis, path: str, label: str) -> None:
+def _print(analysis, path: str, label: str, stream) -> None:
     """The diagnostics of one side, naming a git revision as the user wrote it (not its scratch file)."""
     from .cli import source_lines
 
@@ -52,7 +53,7 @@ def _print(analysis, path: str, label: str) -> None:
         lines = source_lines(analysis, span.file) if span else None
         if span and span.file == path:
             diagnostic = dataclasses.replace(diagnostic, span=dataclasses.replace(span, file=label))
-        print(render_text(diagnostic, lines))
+        print(render_text(diagnostic, lines), file=stream)
 
 
 def _local(spec: str, scratch: Path) -> str:

@@ -3,6 +3,7 @@ tree is the compiled model's: its state_dict loads with strict=True and gives th
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 import re
 import shutil
@@ -10,7 +11,7 @@ import subprocess
 
 from ..ir import TypedGraph
 from ..load import Document
-from ..ops import Registry
+from ..ops import FunctionEmit, ModuleEmit, Registry
 from . import code, render
 from .classes import Class, classes
 from .code import EjectError
@@ -28,7 +29,8 @@ def eject(typed: TypedGraph, registry: Registry, document: Document, command: st
     parts = [_class_source(cls, of, document, typed) for cls in found]
     body = "\n\n\n".join(parts)
     helpers = _helpers(found, body)
-    text = "\n\n".join([_header(typed, command, body + helpers), *([helpers] if helpers else []), body]) + "\n"
+    imports = _plugin_imports(typed, registry)
+    text = "\n\n".join([_header(typed, command, body + helpers, imports), *([helpers] if helpers else []), body]) + "\n"
     return _formatted(text)
 
 
@@ -100,11 +102,30 @@ def _helpers(found: list[Class], body: str) -> str:
     return "\n\n\n".join(used)
 
 
-def _header(typed: TypedGraph, command: str, body: str) -> str:
-    imports = ["import torch"]
-    if "F." in body:
-        imports.append("import torch.nn.functional as F")
-    imports.append("from torch import Tensor, nn")
+def _plugin_imports(typed: TypedGraph, registry: Registry) -> list[str]:
+    """`import normlinear.layers` for each plugin module the model's ops come from."""
+    lines = set()
+    for node in typed.layers.values():
+        op = registry.get(node.node.op)
+        spec = op.emit
+        target = spec.target if isinstance(spec, ModuleEmit) else code.function_target(node, op) if isinstance(spec, FunctionEmit) else None
+        line = code.imports_of(target) if target else None
+        if line is None:
+            continue
+        module = line.removeprefix("import ")
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            raise EjectError(f"op '{op.name}' comes from '{module}', which is not an importable module (a plugin given as a file?)")
+        lines.add(line)
+    return sorted(lines)
+
+
+def _header(typed: TypedGraph, command: str, body: str, plugins: list[str]) -> str:
+    imports = ["import torch", *plugins, *(["import torch.nn.functional as F"] if "F." in body else [])]
+    imports = [*sorted(imports), "from torch import Tensor, nn"]
     doc = (
         f'"""{typed.name} in plain PyTorch, written by `{command}`.\n\n'
         "It needs no nncompile: submodules carry the spec's names, so the compiled model's state_dict loads\n"
