@@ -163,6 +163,10 @@ def test_ejected_resnet18_reads_like_torchvision_and_takes_its_weights(tmp_path:
         assert torch.equal(ours(x), reference(x))
     small = module.Resnet18(num_classes=10)
     assert small.fc.out_features == 10
+    readme = (ROOT / "README.md").read_text()
+    excerpt = re.search(r"## Eject to plain PyTorch.*?```py\n(.*?)```", readme, re.S).group(1)
+    shown = [line for line in excerpt.splitlines() if line.strip() not in ("", "...")]
+    assert len(shown) > 30 and all(line in text.splitlines() for line in shown)  # the README shows the real file
 
 
 def test_a_py_output_ejects_and_weights_do_not_go_with_it(tmp_path: Path, capsys):
