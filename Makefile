@@ -15,7 +15,9 @@ $(READY): pyproject.toml
 demo: $(READY)
 	$(BIN)/nncompile check specs/*.yaml
 	$(BIN)/nncompile build specs/resnet18.yaml -o build/resnet18.pt
-	$(BIN)/nncompile summary specs/resnet18.yaml
+	$(BIN)/nncompile summary specs/resnet18.yaml --depth 2
+	$(BIN)/nncompile build specs/resnet18.yaml --emit python -o build/resnet18.py
+	$(BIN)/nncompile graph specs/resnet18.yaml -o build/resnet18.html
 	$(BIN)/nncompile train specs/digits_mlp.yaml --out runs/digits_mlp
 
 test: $(READY)
