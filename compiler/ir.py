@@ -18,16 +18,18 @@ values. Infer decides both: the typed graph has only present nodes, with concret
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
-
-import networkx as nx
+from typing import TYPE_CHECKING, Any
 
 from .diagnostics import Span
 from .dims import Size, symbols_of
 from .expr import Expression
 from .ops import TensorType
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 OUTPUT = "<output>"
 ALL = -1
@@ -94,22 +96,41 @@ class Node:
     shares: Mapping[str, Any] = field(default_factory=dict)
     """Learnable tensors this call takes from another node: attribute name → that node's Ref."""
 
+    def linked(self, inputs: tuple[Ref, ...], args: Mapping[str, Any], guards: tuple[Deferred, ...], shares: Mapping[str, Any]) -> Node:
+        """This node with its references resolved: `dataclasses.replace` without its per-call field
+        introspection (link makes one per layer, and large specs have tens of thousands)."""
+        copy = object.__new__(Node)
+        copy.__dict__.update(self.__dict__, inputs=inputs, args=args, guards=guards, shares=shares)
+        return copy
+
 
 @dataclass(frozen=True)
 class Graph:
-    """A resolved model: nodes in topological order (inputs first, the output node last)."""
+    """A resolved model: nodes in topological order (inputs first, the output node last), and its
+    edges: data edges, plus edges from the values whose shapes a node's conditions or arguments read."""
 
     name: str
     nodes: Mapping[str, Node]
-    dag: nx.DiGraph
+    edges: tuple[tuple[str, str], ...]
+
+    @functools.cached_property
+    def dag(self) -> nx.DiGraph:
+        """The graph as a networkx DAG (built on first use: `check` does not need networkx's import)."""
+        import networkx
+
+        dag = networkx.DiGraph()
+        dag.add_nodes_from(self.nodes)
+        dag.add_edges_from(self.edges)
+        return dag
 
     def of_kind(self, kind: Kind) -> list[Node]:
         return [node for node in self.nodes.values() if node.kind is kind]
 
     def lint(self) -> None:
         """Assert the IR's invariants; a failure is a compiler bug, never a spec error."""
-        _lint_order(self.nodes, lambda ref: ref.node)
-        assert nx.is_directed_acyclic_graph(self.dag), "graph has a cycle"
+        _lint_order(self.nodes)
+        position = {name: index for index, name in enumerate(self.nodes)}
+        assert all(position[a] < position[b] for a, b in self.edges), "an edge runs backwards: the order is not topological"
         for node in self.nodes.values():
             assert all(isinstance(ref, Ref) for ref in node.inputs), f"{node.name}: inputs must be Refs"
             if node.kind is Kind.INPUT:
@@ -199,7 +220,7 @@ class TypedGraph:
 
     def lint(self) -> None:
         """Assert the typed IR's invariants: order, picks in range, no guards, no open values."""
-        _lint_order(self.nodes, lambda ref: ref.node)
+        _lint_order(self.nodes)
         for node in self.nodes.values():
             assert not node.node.guards, f"{node.name}: guards left after infer"
             assert not any(isinstance(v, Deferred) for v in node.args.values()), f"{node.name}: a Deferred value left"
@@ -211,19 +232,23 @@ class TypedGraph:
             assert node.kind is Kind.OUTPUT or node.outputs, f"{node.name}: no outputs"
 
 
-def _lint_order(nodes: Mapping[str, Any], source) -> None:
+def _lint_order(nodes: Mapping[str, Any]) -> None:
     """Names are unique keys; inputs come first and read nothing; every node reads only earlier nodes;
     exactly one output node, last, and nothing reads it."""
     seen: set[str] = set()
-    kinds = [(n.node if isinstance(n, TypedNode) else n).kind for n in nodes.values()]
-    assert kinds.count(Kind.OUTPUT) == 1 and kinds[-1] is Kind.OUTPUT, "exactly one output node, last"
-    for name, item in nodes.items():
+    items = list(nodes.items())
+    last = items[-1][1] if items else None
+    last_kind = (last.node if isinstance(last, TypedNode) else last).kind if last is not None else None
+    assert last_kind is Kind.OUTPUT, "exactly one output node, last"
+    for name, item in items:
         node = item.node if isinstance(item, TypedNode) else item
         assert name == node.name, f"node {name} is stored under another name"
-        assert node.kind in Kind, f"{name}: unknown kind"
-        if node.kind in (Kind.INPUT, Kind.TENSOR):
-            assert not node.inputs, f"{name}: a {node.kind.value} node reads nothing"
-        refs = item.inputs
-        assert all(source(ref) in seen for ref in refs), f"{name} reads a node defined after it"
-        assert all(source(ref) != OUTPUT for ref in refs), f"{name} reads the output node"
+        kind = node.kind
+        assert kind is not Kind.OUTPUT or name == OUTPUT, "exactly one output node, last"
+        if kind is Kind.INPUT or kind is Kind.TENSOR:
+            assert not node.inputs, f"{name}: a {kind.value} node reads nothing"
+        for ref in item.inputs:
+            target = ref.node
+            assert target in seen, f"{name} reads a node defined after it"
+            assert target != OUTPUT, f"{name} reads the output node"
         seen.add(name)

@@ -1,16 +1,14 @@
 """Link: the last step of resolve. Expansion leaves each node's inputs as the paths the spec wrote and
 some paths as aliases of others (a block's name for its last layer, a skipped layer for its input, a
 layer for its activation); linking follows them to values (`Ref`s, picking outputs with `x.1` and every
-copy or output with `x.*`), builds the networkx DAG, finds cycles, orders the nodes, and warns about
-values nobody reads."""
+copy or output with `x.*`), collects the edges, orders the nodes (with networkx, only where the written
+order is not already topological; a cycle is found there), and warns about values nobody reads."""
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
-
-import networkx as nx
 
 from .diagnostics import Diagnostic, Severity, Span, did_you_mean
 from .ir import ALL, OUTPUT, Deferred, Graph, Kind, Node, Ref
@@ -75,15 +73,23 @@ class _Linker:
         nodes[OUTPUT] = self._output_node(outputs)
         if had_errors or any(d.is_error for d in self.diagnostics):
             return None, self.diagnostics
-        dag = _dag(nodes)
-        if not nx.is_directed_acyclic_graph(dag):
-            cycle = [edge[0] for edge in nx.find_cycle(dag)]
-            message = f"layers form a cycle: {' → '.join([*cycle, cycle[0]])}"
-            self.diagnostics.append(Diagnostic("E0308", message, nodes[cycle[0]].span, "a layer cannot depend on its own output"))
-            return None, self.diagnostics
+        edges = tuple(_edges(nodes))
         order = {path: i for i, path in enumerate(nodes)}
-        ordered = {path: nodes[path] for path in nx.lexicographical_topological_sort(dag, key=order.get)}
-        graph = Graph(name, ordered, dag)
+        if all(order[source] < order[target] for source, target in edges):
+            ordered = nodes  # already in order: the sort below would return it unchanged
+        else:
+            import networkx as nx
+
+            dag = nx.DiGraph()
+            dag.add_nodes_from(nodes)
+            dag.add_edges_from(edges)
+            if not nx.is_directed_acyclic_graph(dag):
+                cycle = [edge[0] for edge in nx.find_cycle(dag)]
+                message = f"layers form a cycle: {' → '.join([*cycle, cycle[0]])}"
+                self.diagnostics.append(Diagnostic("E0308", message, nodes[cycle[0]].span, "a layer cannot depend on its own output"))
+                return None, self.diagnostics
+            ordered = {path: nodes[path] for path in nx.lexicographical_topological_sort(dag, key=order.get)}
+        graph = Graph(name, ordered, edges)
         graph.lint()
         self._warn_unused(graph)
         return graph, self.diagnostics
@@ -107,7 +113,7 @@ class _Linker:
         args = {key: self._deferred(value) for key, value in node.args.items()}
         guards = tuple(self._deferred(g) for g in node.guards)
         shares = {attribute: found[0] for attribute, source in pending.shares.items() if (found := self._resolve(source))}
-        return dataclasses.replace(node, inputs=tuple(inputs), args=args, guards=guards, shares=shares)
+        return node.linked(tuple(inputs), args, guards, shares)
 
     def _follow(self, path: str) -> str:
         """Where an alias chain from `path` ends (a node, an input, or a path naming neither)."""
@@ -178,20 +184,17 @@ class _Linker:
         return dataclasses.replace(value, refs=refs, params=params)
 
     def _warn_unused(self, graph: Graph) -> None:
+        read = {source for source, _ in graph.edges}
         for node in graph.nodes.values():
-            if node.kind is Kind.OUTPUT or graph.dag.out_degree(node.name) > 0:
+            if node.kind is Kind.OUTPUT or node.name in read:
                 continue
             what = {Kind.INPUT: "input", Kind.TENSOR: "learnable tensor"}.get(node.kind, "output of layer")
             self.diagnostics.append(Diagnostic("W0301", f"{what} '{node.name}' is never used", node.span, severity=Severity.WARNING))
 
 
-def _dag(nodes: dict[str, Node]) -> nx.DiGraph:
+def _edges(nodes: dict[str, Node]) -> list[tuple[str, str]]:
     """Data edges, plus edges from the values whose shapes a node's conditions or arguments read."""
-    dag = nx.DiGraph()
-    dag.add_nodes_from(nodes)
-    for name, node in nodes.items():
-        dag.add_edges_from((ref.node, name) for ref in [*node.inputs, *deferred_refs(node), *node.shares.values()])
-    return dag
+    return [(ref.node, name) for name, node in nodes.items() for ref in [*node.inputs, *deferred_refs(node), *node.shares.values()]]
 
 
 def deferred_refs(node: Node) -> list[Ref]:

@@ -49,6 +49,7 @@ _Resolver.add_implicit_resolver(
 _RESOLVER = _Resolver()
 _CONSTRUCTOR = yaml.constructor.SafeConstructor()
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_UNSEEN = object()
 
 
 @dataclass(frozen=True)
@@ -185,6 +186,7 @@ class _Builder:
         self.root: Any = None
         self.spans: dict[JsonPath, Span] = {}
         self.key_spans: dict[JsonPath, Span] = {}
+        self.scalars: dict[tuple, Any] = {}
 
     def document(self, text: str) -> Document:
         if self.documents == 0 or self.root is None:
@@ -210,6 +212,16 @@ class _Builder:
         if isinstance(frame and frame.container, dict) and frame.pending_key is None:
             self._key(frame, event)
             return
+        key = (event.tag, event.value, event.implicit)
+        value = self.scalars.get(key, _UNSEEN)
+        if value is _UNSEEN:
+            value = self.scalars[key] = self._value(event)
+        self.count += len(event.value) // 256
+        self._place(value, _span(self.name, event), event.anchor, size=1)
+
+    def _value(self, event: yaml.ScalarEvent) -> Any:
+        """A scalar's value; the same text with the same tag always gives the same (immutable) value,
+        so the builder keeps each and resolves a repeated one once."""
         self._check_tag(event, _CORE_TAGS)
         tag = event.tag if event.tag not in (None, "!") else None
         if tag is None:
@@ -229,8 +241,7 @@ class _Builder:
             raise LoadError(
                 "E0101", f"integer {event.value[:40]!r}… is too large", _span(self.name, event), "integers in a spec are below 2**63"
             )
-        self.count += len(event.value) // 256
-        self._place(value, _span(self.name, event), event.anchor, size=1)
+        return value
 
     def _key(self, frame: _Frame, event: yaml.ScalarEvent) -> None:
         self._check_tag(event, {"tag:yaml.org,2002:str"})

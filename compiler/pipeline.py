@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+import gc
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,7 +47,25 @@ def analyze(
     go into the train section, the others set model parameters.
     Raises UsageError for a missing file, a bad override or a broken plugin.
     """
-    overrides = overrides or {}
+    with _collector_paused():
+        return _analyze(path, overrides or {}, plugins, config, max_params)
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """The cycle collector off while a spec is analysed: the stages allocate many small objects and
+    few cycles, and its passes over the growing heap cost as much as the analysis on large specs
+    (10,000 layers: 1.7 s with it, 1.0 s without). Reference counting still frees what is dropped."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _analyze(path: str | Path, overrides: Mapping[str, Any], plugins: tuple[str, ...], config, max_params: int) -> Analysis:
     registry = registry_with(tuple(plugins))
     document, diagnostics = _load(path)
     if document is None:

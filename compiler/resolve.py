@@ -138,7 +138,8 @@ class _Resolver:
         repeat = self._repeat(layer, doc_path, scope)
         if repeat is None and _is_inline(kind):
             return self._expand_inline(kind, layer, doc_path, scope, local, sources, guard, None)
-        scope = dataclasses.replace(scope, guards=scope.guards + ((guard,) if isinstance(guard, Deferred) else ()))
+        if isinstance(guard, Deferred):
+            scope = dataclasses.replace(scope, guards=(*scope.guards, guard))
         flat = repeat is not None and repeat.names == "flat"
         position = None if flat else scope.positions.take()
         if repeat is None:

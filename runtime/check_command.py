@@ -4,6 +4,7 @@ torch is never imported. Files are checked in parallel with `-j N`; the report k
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 from collections.abc import Callable
@@ -45,9 +46,10 @@ def add_parser(commands: argparse._SubParsersAction, add_spec_options: Callable[
 
 
 def run(args: argparse.Namespace) -> int:
-    from .cli import EXIT_OK, EXIT_SPEC_ERRORS, EXIT_USAGE, VERSION
+    from .cli import EXIT_OK, EXIT_SPEC_ERRORS, EXIT_USAGE, version
 
     keep = _selector(args.select, args.ignore)
+    gc.disable()  # a short-lived process whose stages make few cycles: see pipeline._collector_paused
     results = _check_all(args)
     diagnostics = [d for result in results for d in result.diagnostics if keep(d.code)]
     for result in results:
@@ -62,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     elif args.format == "sarif":
         from compiler.report import render_sarif
 
-        print(render_sarif(diagnostics, VERSION))
+        print(render_sarif(diagnostics, version()))
     unusable = sum(1 for result in results if result.unusable)
     errors = sum(d.is_error for d in diagnostics)
     skipped = f", {unusable} not checked" if unusable else ""

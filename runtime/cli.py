@@ -7,7 +7,6 @@ import argparse
 import os
 import sys
 import traceback
-from importlib import metadata
 from typing import Any
 
 from compiler import Analysis, analyze
@@ -18,14 +17,25 @@ from compiler.load import MAX_DEPTH, load_text, read_limited
 EXIT_OK, EXIT_SPEC_ERRORS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
 
-def _version() -> str:
+def version() -> str:
+    """The installed package's version (read on demand: importlib.metadata costs an import)."""
+    from importlib import metadata
+
     try:
         return metadata.version("nncompile")
     except metadata.PackageNotFoundError:  # run from a source tree that is not installed
         return "0+unknown"
 
 
-VERSION = _version()
+class _Version(argparse.Action):
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="print the version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any) -> None:
+        print(f"nncompile {version()}")
+        parser.exit()
+
+
 MAX_SET_LENGTH = 100_000
 
 
@@ -50,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nncompile", description="Compile YAML model specs into PyTorch modules.")
-    parser.add_argument("--version", action="version", version=f"nncompile {VERSION}")
+    parser.add_argument("--version", action=_Version)
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     from .check_command import add_parser as add_check

@@ -194,7 +194,7 @@ def test_parallel_check_reports_in_the_order_given():
 
 
 def test_version_and_module_entry_point():
-    from runtime.cli import VERSION
+    from runtime.cli import version
 
     result = _run("--version")
-    assert result.returncode == 0 and result.stdout.strip() == f"nncompile {VERSION}"
+    assert result.returncode == 0 and result.stdout.strip() == f"nncompile {version()}"
