@@ -198,3 +198,11 @@ def test_version_and_module_entry_point():
 
     result = _run("--version")
     assert result.returncode == 0 and result.stdout.strip() == f"nncompile {version()}"
+
+
+def test_every_package_is_in_the_distribution():
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(ROOT).parts) for top in ("compiler", "runtime") for p in (ROOT / top).rglob("__init__.py")}
+    assert found == listed
