@@ -31,8 +31,15 @@ DATASETS: dict[str, dict[str, Any]] = {
     },
     "digits": {},
     "tensors": {"path": PATH},
+    "tokens": {
+        "path": {**PATH, "description": "token ids: .npy, .pt (a 1-D integer tensor) or .bin (raw, see dtype)"},
+        "block_size": {**COUNT, "description": "tokens per window; default: the model's sequence length (its input's largest size)"},
+        "samples": {**COUNT, "description": "training windows per epoch, at random offsets; default: as many as fit side by side"},
+        "dtype": {"enum": ["uint16", "int32", "int64"], "default": "uint16", "description": "of a .bin file (nanoGPT writes uint16)"},
+        "vocab_size": {**COUNT, "description": "the number of token ids; default: the largest id in the file + 1 (a scan)"},
+    },
 }
-DATASET_REQUIRED = {**{name: ["root"] for name in TORCHVISION_DATASETS}, "image_folder": ["root"], "tensors": ["path"]}
+DATASET_REQUIRED = {**{name: ["root"] for name in TORCHVISION_DATASETS}, "image_folder": ["root"], "tensors": ["path"], "tokens": ["path"]}
 
 TRANSFORMS: dict[str, dict[str, Any]] = {
     "normalize": {
@@ -65,8 +72,8 @@ TRANSFORM_REQUIRED = {
 }
 
 LOSSES: dict[str, dict[str, Any]] = {
-    "cross_entropy": {"label_smoothing": FRACTION},
-    "nll": {},
+    "cross_entropy": {"label_smoothing": FRACTION, "ignore_index": {"type": "integer", "description": "a target id not scored"}},
+    "nll": {"ignore_index": {"type": "integer"}},
     "mse": {},
     "l1": {},
     "smooth_l1": {"beta": POSITIVE},
@@ -96,8 +103,9 @@ SCHEDULES: dict[str, dict[str, Any]] = {
 }
 SCHEDULE_REQUIRED = {"step": ["step_size"]}
 
-METRICS = ("train_loss", "val_loss", "val_accuracy", "val_top5")
-"""What an epoch reports (accuracy for classification losses, top-5 with more than 5 classes)."""
+METRICS = ("train_loss", "val_loss", "val_accuracy", "val_top5", "val_perplexity")
+"""What an epoch reports (accuracy for classification losses, top-5 with more than 5 classes,
+perplexity for next-token prediction)."""
 AMP_MODES = ("auto", "off", "bf16", "fp16")
 
 

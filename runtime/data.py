@@ -46,6 +46,8 @@ class Data:
     val: Split
     num_classes: int | None
     targets_are_labels: bool
+    sequence: bool = False
+    """Samples are token windows and targets the next tokens (`tokens`): perplexity is reported."""
 
 
 class TransformedTensors(Dataset):
@@ -74,9 +76,12 @@ class _Source:
     num_classes: int | None = None
 
 
-def load(config: Mapping[str, Any], device: torch.device) -> Data:
-    """The train and validation splits that `config` describes, on `device` when resident."""
+def load(config: Mapping[str, Any], device: torch.device, block_size: int | None = None) -> Data:
+    """The train and validation splits that `config` describes, on `device` when resident.
+    `block_size` is the window length of a `tokens` dataset that does not set its own."""
     data, steps = config["data"], config.get("transforms", {})
+    if data["dataset"] == "tokens":
+        return _tokens(data, config, block_size)
     train_steps, val_steps = steps.get("train", []), steps.get("val", [])
     source = _read(data)
     split = data.get("val_split", "test" if source.has_test else 0.2)
@@ -101,6 +106,18 @@ def load(config: Mapping[str, Any], device: torch.device) -> Data:
         train = Split(dataset=TransformedTensors(x, y, pipeline(train_steps) if train_steps else None))
     val = Split(_apply(val_steps, held_out[0]).to(device if resident else "cpu"), held_out[1].to(device if resident else "cpu"))
     return Data(train, val, source.num_classes if labels else None, labels)
+
+
+def _tokens(data: Mapping[str, Any], config: Mapping[str, Any], block_size: int | None) -> Data:
+    from .tokens import token_splits
+
+    block = data.get("block_size", block_size)
+    if block is None:
+        raise TrainError(("data", "block_size"), "the window length is not known", "set block_size, or train a spec whose input is [T]")
+    if data["resident"] is True:
+        raise TrainError(("data", "resident"), "a tokens file is read window by window (memory-mapped) and cannot be resident")
+    train, val, vocab = token_splits(data, config["seed"], block)
+    return Data(Split(dataset=train), Split(dataset=val), vocab, targets_are_labels=True, sequence=True)
 
 
 def _resident(setting: bool | str, inputs: torch.Tensor, train_steps: list) -> bool:

@@ -71,22 +71,31 @@ def _ignore_interrupts(_worker: int) -> None:
 
 
 class Tally:
-    """Sums of loss, correct top-1 and top-5 predictions and samples, kept on the device (no sync per batch)."""
+    """Sums of loss, correct top-1 and top-5 predictions and scored labels, kept on the device (no sync
+    per batch). Labels may be one per sample (`[B]` against `[B, C]` scores) or one per position
+    (`[B, T]` against `[B, T, C]`, or `[B, H, W]` against `[B, C, H, W]`); `ignore_index` labels are not
+    scored. With `sequence`, the loss is a per-token cross-entropy and its exponential, the perplexity,
+    is reported too."""
 
-    def __init__(self, device: torch.device, classes: int | None):
-        self.sums = torch.zeros(4, dtype=torch.float64, device=device)
-        self.classes = classes
+    def __init__(self, device: torch.device, classes: int | None, sequence: bool = False, ignore_index: int = -100):
+        dtype = torch.float32 if device.type == "mps" else torch.float64  # MPS has no float64
+        self.sums = torch.zeros(4, dtype=dtype, device=device)
+        self.classes, self.sequence, self.ignore_index = classes, sequence, ignore_index
 
-    def add_loss(self, loss: torch.Tensor, count: int) -> None:
+    def add_loss(self, loss: torch.Tensor, count: int | torch.Tensor) -> None:
         self.sums[0] += loss.detach() * count
         self.sums[3] += count
 
     def add(self, loss: torch.Tensor, output: torch.Tensor, target: torch.Tensor) -> None:
-        self.add_loss(loss, len(target))
-        if self.classes:
-            self.sums[1] += (output.argmax(1) == target).sum()
-            if self.classes > 5:
-                self.sums[2] += (output.topk(5, dim=1).indices == target[:, None]).any(1).sum()
+        if not self.classes:
+            self.add_loss(loss, len(target))
+            return
+        scores, labels = _flat_labels(output, target)
+        kept = labels != self.ignore_index
+        self.add_loss(loss, kept.sum() if self.sequence or target.dim() > 1 else len(target))
+        self.sums[1] += ((scores.argmax(-1) == labels) & kept).sum()
+        if self.classes > 5:
+            self.sums[2] += ((scores.topk(5, dim=-1).indices == labels[:, None]).any(-1) & kept).sum()
 
     def result(self, prefix: str) -> dict[str, float | None]:
         loss, correct, top5, count = all_sum(self.sums.clone()).tolist()
@@ -96,7 +105,18 @@ class Tally:
             values[f"{prefix}_accuracy"] = correct / count
             if self.classes > 5:
                 values[f"{prefix}_top5"] = top5 / count
+        if self.sequence:
+            values[f"{prefix}_perplexity"] = math.exp(min(loss / count, 700.0))
         return values
+
+
+def _flat_labels(output: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Scores as `[N, C]` and labels as `[N]`, whichever dim holds the classes."""
+    if output.dim() == 2:
+        return output, target
+    if output.shape[:-1] != target.shape:
+        output = output.movedim(1, -1)
+    return output.reshape(-1, output.shape[-1]), target.reshape(-1)
 
 
 def prepare(inputs: torch.Tensor, channels_last: bool) -> torch.Tensor:

@@ -36,7 +36,23 @@ assert set(SCHEDULES) == {"constant", "step", "cosine", "onecycle", "plateau"}
 
 def loss_function(config: Mapping[str, Any]) -> nn.Module:
     name, options = loss_settings(config)
-    return _LOSSES[name](**options)
+    loss = _LOSSES[name](**options)
+    return ClassesLast(loss) if name in ("cross_entropy", "nll") else loss
+
+
+class ClassesLast(nn.Module):
+    """A classification loss that also takes scores with the classes last: a language model's
+    `[B, T, V]` against `[B, T]` labels (torch's losses want the classes at dim 1, as `[B, C, H, W]`
+    against `[B, H, W]`). Scores whose leading dims are the labels' shape are read as classes-last."""
+
+    def __init__(self, loss: nn.Module) -> None:
+        super().__init__()
+        self.loss = loss
+
+    def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if output.dim() > 2 and output.dim() == target.dim() + 1 and output.shape[:-1] == target.shape:
+            output = output.movedim(-1, 1)
+        return self.loss(output, target)
 
 
 def matches(name: str, pattern: str) -> bool:

@@ -60,10 +60,11 @@ class Monitor:
     def of(cls, section: Mapping[str, Any], data: Data, config: Mapping[str, Any], where: str = "checkpoint") -> Monitor:
         classes = scored_classes(data, config)
         available = ["train_loss", "val_loss"] + (["val_accuracy"] if classes else []) + (["val_top5"] if classes and classes > 5 else [])
-        metric = section.get("metric", "val_accuracy" if classes else "val_loss")
+        available += ["val_perplexity"] if data.sequence else []
+        metric = section.get("metric", "val_loss" if data.sequence or not classes else "val_accuracy")
         if metric not in available:
             raise TrainError((where, "metric"), f"this run does not measure '{metric}'", f"it measures {', '.join(available)}", "E0502")
-        mode = section.get("mode", "min" if metric.endswith("loss") else "max")
+        mode = section.get("mode", "min" if metric.endswith(("loss", "perplexity")) else "max")
         return cls(metric, mode, section.get("min_delta", 0.0))
 
     def update(self, record: Mapping[str, Any]) -> bool:
@@ -85,7 +86,7 @@ def check_fit(model: nn.Module, data: Data, config: Mapping[str, Any], loss_fn: 
         if len(declared) != 1:
             raise TrainError(("data",), f"training feeds one input, but the model has {len(declared)}: {', '.join(declared)}", code="E0502")
         ((name, (shape, _dtype)),) = declared.items()
-        if tuple(shape) != sample:
+        if not _fits(shape, sample, getattr(model, "nncompile_sizes", {})):
             hint = f"declare inputs: {{{name}: {list(sample)}}}, or add resize/crop transforms"
             raise TrainError(
                 ("data", "dataset"), f"samples are {list(sample)} but the model's input '{name}' is {list(shape)}", hint, "E0502"
@@ -102,17 +103,51 @@ def check_fit(model: nn.Module, data: Data, config: Mapping[str, Any], loss_fn: 
             raise TrainError(
                 ("loss",), f"loss '{name}' needs integer class labels, but the targets are floats", "use mse, l1 or smooth_l1", "E0502"
             )
-        if output.dim() != 2 or output.shape[1] < (data.num_classes or 0):
-            hint = "set the model's class count (e.g. --set num_classes=N)"
-            raise TrainError(
-                ("data", "dataset"),
-                f"the model outputs {list(output.shape[1:])} per sample, but the data has {data.num_classes} classes",
-                hint,
-                "E0502",
-            )
+        classes = _class_count(output, targets)
+        if classes is None:
+            problem = f"the model outputs {list(output.shape[1:])} per sample but the labels are {list(targets.shape[1:])}"
+            raise TrainError(("loss",), f"loss '{name}': {problem}", "scores need one more dim than labels: the classes", "E0502")
+        if classes < (data.num_classes or 0):
+            hint = "set the model's class count (e.g. --set num_classes=N, or vocab_size for a language model)"
+            raise TrainError(("data", "dataset"), f"the model scores {classes} classes, but the data has {data.num_classes}", hint, "E0502")
     elif output.shape[1:] != targets.shape[1:]:
         problem = f"the model outputs {list(output.shape[1:])} per sample but the targets are {list(targets.shape[1:])}"
         raise TrainError(("loss",), f"loss '{name}': {problem}", code="E0502")
+
+
+def _fits(shape: list, sample: tuple[int, ...], sizes: Mapping[str, Mapping[str, int]]) -> bool:
+    """Whether a sample shape is one the declared input takes (a symbolic size: within its range)."""
+    if len(shape) != len(sample):
+        return False
+    for want, got in zip(shape, sample):
+        if isinstance(want, str):
+            size = sizes.get(want)
+            if size is None or not size["min"] <= got <= size["max"] or got % size["multiple_of"]:
+                return False
+        elif want != got:
+            return False
+    return True
+
+
+def _class_count(output: torch.Tensor, labels: torch.Tensor) -> int | None:
+    """How many classes the scores hold: at dim 1 (`[B, C]`, `[B, C, H, W]`) or last (`[B, T, C]`)."""
+    if output.dim() != labels.dim() + 1:
+        return None
+    if output.dim() > 2 and output.shape[:-1] == labels.shape:
+        return output.shape[-1]
+    return output.shape[1] if output.shape[:1] + output.shape[2:] == labels.shape else None
+
+
+def sequence_length(model: nn.Module) -> int | None:
+    """A one-input model's sequence length (its input's first size; a symbolic one at its largest)."""
+    declared = getattr(model, "nncompile_inputs", None)
+    if not declared or len(declared) != 1:
+        return None
+    ((shape, _dtype),) = declared.values()
+    if not shape:
+        return None
+    first = shape[0]
+    return getattr(model, "nncompile_sizes", {}).get(first, {}).get("max") if isinstance(first, str) else first
 
 
 def _first_samples(data: Data) -> tuple[torch.Tensor, torch.Tensor]:
@@ -120,4 +155,5 @@ def _first_samples(data: Data) -> tuple[torch.Tensor, torch.Tensor]:
     if split.inputs is not None:
         return split.inputs[:2], split.targets[:2]
     pairs = [split.dataset[i] for i in range(min(2, len(split)))]
-    return torch.stack([p[0] for p in pairs]), torch.as_tensor([p[1] for p in pairs])
+    targets = [p[1] for p in pairs]
+    return torch.stack([p[0] for p in pairs]), torch.stack(targets) if isinstance(targets[0], torch.Tensor) else torch.as_tensor(targets)

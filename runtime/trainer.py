@@ -16,11 +16,12 @@ import torch
 from torch import nn
 
 from . import checkpoint, distributed
+from .config import loss_settings
 from .data import Data, Split, default_workers, load
 from .loop import Position, Step, StopFlag, Tally, batch_count, batches, evaluate, train_epoch
 from .optim import PER_EPOCH_SCHEDULES, freeze, loss_function, optimizer, scheduler
 from .progress import Progress
-from .setup import Monitor, check_fit, conv_model, pick_device, precision, scored_classes
+from .setup import Monitor, check_fit, conv_model, pick_device, precision, scored_classes, sequence_length
 
 
 @dataclass
@@ -55,7 +56,7 @@ def fit(
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
         torch.set_float32_matmul_precision("high")
-    data = load(config, device)
+    data = load(config, device, sequence_length(model))
     notes = []
     if "init" in config and resume is None:
         notes += checkpoint.initialize(model, config["init"])
@@ -199,7 +200,8 @@ class _Trainer:
     def _validate(self) -> dict[str, Any]:
         val = self.data.val
         order = torch.arange(self.rank, len(val), self.world)
-        tally = Tally(self.device, scored_classes(self.data, self.config))
+        ignore = loss_settings(self.config)[1].get("ignore_index", -100)
+        tally = Tally(self.device, scored_classes(self.data, self.config), self.data.sequence, ignore)
         source = batches(val, order, self.size, 0, self.device, self.workers)
         values = evaluate(self.model, self.step.loss, source, tally, self.step.autocast, self.step.channels_last)
         values.setdefault("val_accuracy", None)
@@ -207,7 +209,11 @@ class _Trainer:
 
     def _log(self, record: dict[str, Any]) -> None:
         self.history.append(record)
-        shown = [f"{key} {value:.4f}" for key, value in record.items() if key.endswith(("loss", "accuracy", "top5")) and value is not None]
+        shown = [
+            f"{key} {value:.4f}"
+            for key, value in record.items()
+            if key.endswith(("loss", "accuracy", "top5", "perplexity")) and value is not None
+        ]
         line = f"epoch {record['epoch']}/{self.config['epochs']}  " + "  ".join(shown)
         speed = f"lr {record['lr']:.2e}  {record['seconds']:.1f}s  {record['samples_per_s']:,.0f} samples/s"
         self.progress.line(f"{line}  {speed}{'  *' if record['best'] else ''}")

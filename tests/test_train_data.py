@@ -181,7 +181,7 @@ def test_transfer_learning_new_head_freeze_and_groups(tmp_path, write_spec, caps
             "inputs: {image: [64]}",
             "error[E0502]: samples are [1, 8, 8] but the model's input 'image' is [64]",
         ),
-        ("out: 10}", "out: 5}", "error[E0502]: the model outputs [5] per sample, but the data has 10 classes"),
+        ("out: 10}", "out: 5}", "error[E0502]: the model scores 5 classes, but the data has 10"),
     ],
 )
 def test_train_settings_that_cannot_work_get_located_diagnostics(tmp_path, write_spec, capsys, change, where, code):
