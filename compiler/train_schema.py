@@ -107,6 +107,7 @@ METRICS = ("train_loss", "val_loss", "val_accuracy", "val_top5", "val_perplexity
 """What an epoch reports (accuracy for classification losses, top-5 with more than 5 classes,
 perplexity for next-token prediction)."""
 AMP_MODES = ("auto", "off", "bf16", "fp16")
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
 def _kinds(
@@ -212,6 +213,22 @@ def train_schema() -> dict[str, Any]:
             "device": {"type": "string", "pattern": "^(auto|cpu|cuda(:[0-9]+)?|mps)$", "default": "auto"},
             "amp": {"enum": list(AMP_MODES), "default": "auto"},
             "channels_last": AUTO_OR_BOOL,
-            "compile": {"type": "boolean", "default": False},
+            "compile": {
+                "anyOf": [
+                    {"type": "boolean"},
+                    {
+                        "type": "object",
+                        "properties": {"mode": {"enum": list(COMPILE_MODES), "default": "default"}},
+                        "additionalProperties": False,
+                    },
+                ],
+                "default": False,
+                "description": "torch.compile the model for training and evaluation (true, or {mode: max-autotune, …})",
+            },
+            "sync_batchnorm": {
+                "type": "boolean",
+                "default": False,
+                "description": "with several processes, batch statistics over all of them (nn.SyncBatchNorm)",
+            },
         },
     }

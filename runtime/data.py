@@ -19,7 +19,7 @@ from torch.utils.data import Dataset, Subset
 from compiler.train_schema import TORCHVISION_DATASETS
 
 from .config import TrainError
-from .transforms import is_random, pipeline, to_float_image
+from .transforms import image_pipeline, is_random, pipeline
 
 RESIDENT_LIMIT = 4 * 2**30
 """Bytes a tensor dataset may take and still be kept resident when `resident: auto`."""
@@ -74,6 +74,8 @@ class _Source:
     """(transform, from_training_files) → Dataset; False reads the test split."""
     has_test: bool = False
     num_classes: int | None = None
+    uint8_images: bool = False
+    """Inputs are uint8 images, made float32 in [0, 1] by the first step that needs floats."""
 
 
 def load(config: Mapping[str, Any], device: torch.device, block_size: int | None = None) -> Data:
@@ -98,13 +100,16 @@ def load(config: Mapping[str, Any], device: torch.device, block_size: int | None
     if split != "test":
         train_index, val_index = _split_indices(len(x), split, config["seed"])
         held_out, (x, y) = (x[val_index], y[val_index]), (x[train_index], y[train_index])
-    resident = _resident(data["resident"], x, train_steps)
+    images = source.uint8_images
+    resident = _resident(data["resident"], x, train_steps, images)
     labels = not y.is_floating_point()
     if resident:
-        train = Split(_apply(train_steps, x).to(device), y.to(device))
+        train = Split(_apply(train_steps, x, images).to(device), y.to(device))
     else:
-        train = Split(dataset=TransformedTensors(x, y, pipeline(train_steps) if train_steps else None))
-    val = Split(_apply(val_steps, held_out[0]).to(device if resident else "cpu"), held_out[1].to(device if resident else "cpu"))
+        transform = pipeline(train_steps, from_uint8=images) if train_steps or images else None
+        train = Split(dataset=TransformedTensors(x, y, transform))
+    val_device = device if resident else "cpu"
+    val = Split(_apply(val_steps, held_out[0], images).to(val_device), held_out[1].to(val_device))
     return Data(train, val, source.num_classes if labels else None, labels)
 
 
@@ -120,21 +125,23 @@ def _tokens(data: Mapping[str, Any], config: Mapping[str, Any], block_size: int 
     return Data(Split(dataset=train), Split(dataset=val), vocab, targets_are_labels=True, sequence=True)
 
 
-def _resident(setting: bool | str, inputs: torch.Tensor, train_steps: list) -> bool:
+def _resident(setting: bool | str, inputs: torch.Tensor, train_steps: list, images: bool) -> bool:
     if is_random(train_steps):
         if setting is True:
             raise TrainError(
                 ("data", "resident"), "resident data cannot be augmented per sample", "drop 'resident: true' or the random transforms"
             )
         return False
-    return setting is True or (setting == "auto" and inputs.numel() * inputs.element_size() <= RESIDENT_LIMIT)
+    size = inputs.numel() * (4 if images else inputs.element_size())  # resident images are float32
+    return setting is True or (setting == "auto" and size <= RESIDENT_LIMIT)
 
 
-def _apply(steps: list, inputs: torch.Tensor) -> torch.Tensor:
-    """Deterministic transforms, once, over a whole tensor (in chunks to bound memory)."""
-    if not steps:
+def _apply(steps: list, inputs: torch.Tensor, images: bool = False) -> torch.Tensor:
+    """Deterministic transforms, once, over a whole tensor (in chunks to bound memory); uint8 images
+    come out float32 in [0, 1]."""
+    if not steps and not images:
         return inputs
-    transform = pipeline(steps)
+    transform = pipeline(steps, from_uint8=images)
     return torch.cat([transform(chunk) for chunk in inputs.split(4096)])
 
 
@@ -145,18 +152,12 @@ def _split_indices(size: int, fraction: float, seed: int) -> tuple[torch.Tensor,
 
 
 def _datasets(source: _Source, split: float | str, seed: int, train_steps: list, val_steps: list) -> tuple[Split, Split]:
-    train_set = source.make(_with_image(pipeline(train_steps) if train_steps else None), True)
-    val_set = source.make(_with_image(pipeline(val_steps) if val_steps else None), split != "test")
+    train_set = source.make(image_pipeline(train_steps), True)
+    val_set = source.make(image_pipeline(val_steps), split != "test")
     if split == "test":
         return Split(dataset=train_set), Split(dataset=val_set)
     train_index, val_index = _split_indices(len(train_set), split, seed)
     return Split(dataset=Subset(train_set, train_index.tolist())), Split(dataset=Subset(val_set, val_index.tolist()))
-
-
-def _with_image(transform: Callable | None) -> Callable:
-    from torchvision.transforms import v2
-
-    return v2.Compose([to_float_image(), transform]) if transform else to_float_image()
 
 
 def _read(data: Mapping[str, Any]) -> _Source:
@@ -225,14 +226,15 @@ def _torchvision(name: str, root: Path, download: bool) -> _Source:
         raise TrainError(("data", "root"), f"no {cls.__name__} data under '{root}' ({error})", hint) from None
     except OSError as error:
         raise TrainError(("data", "download"), f"cannot download {cls.__name__} into '{root}': {error}") from None
-    return _Source(train=_images(train), test=_images(test), has_test=True, num_classes=len(train.classes))
+    return _Source(train=_images(train), test=_images(test), has_test=True, num_classes=len(train.classes), uint8_images=True)
 
 
 def _images(dataset: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    """A torchvision dataset's uint8 images (NHW or NHWC) as float NCHW in [0, 1], with its labels."""
+    """A torchvision dataset's uint8 images (NHW or NHWC) as uint8 NCHW, with its labels (made float
+    where the transforms need it: see `transforms.pipeline`)."""
     images = torch.as_tensor(dataset.data)
     images = images.unsqueeze(1) if images.dim() == 3 else images.permute(0, 3, 1, 2)
-    return images.float().div_(255).contiguous(), torch.as_tensor(dataset.targets, dtype=torch.long)
+    return images.contiguous(), torch.as_tensor(dataset.targets, dtype=torch.long)
 
 
 def _fake(data: Mapping[str, Any]) -> _Source:

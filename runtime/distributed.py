@@ -47,13 +47,15 @@ def is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
-def setup(device: torch.device) -> tuple[int, int]:
-    """Join the process group (NCCL on CUDA, else gloo); returns (rank, world size)."""
+def setup(device: torch.device) -> tuple[int, int, bool]:
+    """Join the process group (NCCL on CUDA, else gloo); returns (rank, world size, whether this call
+    created the group: only then does `teardown` destroy it, never a group its caller owns)."""
     if not is_launched():
-        return 0, 1
-    if not dist.is_initialized():
+        return 0, 1, False
+    created = not dist.is_initialized()
+    if created:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return dist.get_rank(), dist.get_world_size()
+    return dist.get_rank(), dist.get_world_size(), created
 
 
 def local_device(device: torch.device) -> torch.device:
@@ -99,6 +101,6 @@ def any_rank(flag: bool, device: torch.device) -> bool:
     return bool(all_sum(torch.tensor([float(flag)], device=device)).item())
 
 
-def teardown() -> None:
-    if dist.is_initialized():
+def teardown(created: bool) -> None:
+    if created and dist.is_initialized():
         dist.destroy_process_group()

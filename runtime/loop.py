@@ -43,24 +43,55 @@ class Step:
     stepwise_schedule: bool
 
 
+class _Order(torch.utils.data.Sampler):
+    """The indices a DataLoader reads, replaced before each pass (so its workers can persist)."""
+
+    def __init__(self) -> None:
+        self.indices: list[int] = []
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
 def batches(
-    split: Split, order: torch.Tensor, size: int, start: int, device: torch.device, workers: int
+    split: Split,
+    order: torch.Tensor,
+    size: int,
+    start: int,
+    device: torch.device,
+    workers: int,
+    drop_last: bool = False,
+    loaders: dict[int, tuple[DataLoader, _Order]] | None = None,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """The batches of `split` in `order`, from batch number `start`, on `device`."""
+    """The batches of `split` in `order`, from batch number `start`, on `device` (`drop_last`: full
+    batches only, so that a compiled model never sees a second batch size). A split read through a
+    DataLoader keeps it, and its worker processes, in `loaders` from one epoch to the next."""
     order = order[start * size :]
+    if drop_last and len(order) >= size:
+        order = order[: len(order) - len(order) % size]
     if split.inputs is not None:
         order = order.to(split.inputs.device)
         for chunk in order.split(size):
             yield split.inputs[chunk].to(device, non_blocking=True), split.targets[chunk].to(device, non_blocking=True)
         return
-    loader = DataLoader(
-        split.dataset,
-        batch_size=size,
-        sampler=order.tolist(),
-        num_workers=workers,
-        pin_memory=device.type == "cuda",
-        worker_init_fn=_ignore_interrupts if workers else None,
-    )
+    loaders = {} if loaders is None else loaders
+    if id(split) not in loaders:
+        sampler = _Order()
+        loader = DataLoader(
+            split.dataset,
+            batch_size=size,
+            sampler=sampler,
+            num_workers=workers,
+            pin_memory=device.type == "cuda",
+            worker_init_fn=_ignore_interrupts if workers else None,
+            persistent_workers=workers > 0,
+        )
+        loaders[id(split)] = (loader, sampler)
+    loader, sampler = loaders[id(split)]
+    sampler.indices = order.tolist()
     for inputs, targets in loader:
         yield inputs.to(device, non_blocking=True), targets.to(device, non_blocking=True)
 
@@ -78,8 +109,7 @@ class Tally:
     is reported too."""
 
     def __init__(self, device: torch.device, classes: int | None, sequence: bool = False, ignore_index: int = -100):
-        dtype = torch.float32 if device.type == "mps" else torch.float64  # MPS has no float64
-        self.sums = torch.zeros(4, dtype=dtype, device=device)
+        self.sums = torch.zeros(4, dtype=tally_dtype(device), device=device)
         self.classes, self.sequence, self.ignore_index = classes, sequence, ignore_index
 
     def add_loss(self, loss: torch.Tensor, count: int | torch.Tensor) -> None:
@@ -108,6 +138,11 @@ class Tally:
         if self.sequence:
             values[f"{prefix}_perplexity"] = math.exp(min(loss / count, 700.0))
         return values
+
+
+def tally_dtype(device: torch.device) -> torch.dtype:
+    """float64 sums (exact counts past 2**24 samples), float32 on MPS, which has no float64."""
+    return torch.float32 if device.type == "mps" else torch.float64
 
 
 def _flat_labels(output: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -141,7 +176,7 @@ def train_epoch(
             _optimizer_step(step)
             position.step += 1
             position.batch = index + 1
-            if stop.check():
+            if stop.check(final=index + 1 == total):
                 return False
         if progress.wants_loss() or index + 1 == total:
             progress.update(position.epoch + 1, epochs, index + 1, total, loss.item())
@@ -161,12 +196,17 @@ def _optimizer_step(step: Step) -> None:
 
 @torch.no_grad()
 def evaluate(
-    model: nn.Module, loss_fn: nn.Module, source: Iterator, tally: Tally, autocast: Callable, channels_last: bool
+    model: nn.Module, loss_fn: nn.Module, source: Iterator, tally: Tally, autocast: Callable, channels_last: bool, pad_to: int | None = None
 ) -> dict[str, float | None]:
+    """The validation metrics. `pad_to`: a shorter last batch is padded to this size (copies of its
+    last sample, whose outputs are dropped), so that a compiled model is not compiled again for it."""
     model.eval()
     for inputs, targets in source:
+        count = len(inputs)
+        if pad_to is not None and count < pad_to:
+            inputs = torch.cat([inputs, inputs[-1:].expand(pad_to - count, *inputs.shape[1:])])
         with autocast():
-            output = model(prepare(inputs, channels_last))
+            output = model(prepare(inputs, channels_last))[:count]
             tally.add(loss_fn(output, targets), output.float(), targets)
     return tally.result("val")
 
@@ -177,11 +217,14 @@ def batch_count(samples: int, size: int) -> int:
 
 class StopFlag:
     """Ctrl-C (SIGINT) or SIGTERM asks the loop to stop after the current optimizer step; a second
-    Ctrl-C interrupts at once. Every process agrees on the step at which it stops."""
+    Ctrl-C interrupts at once. Every process agrees on the step at which it stops: alone, the flag is
+    read locally (no device sync); with several processes, they compare flags (a collective and a
+    sync) only every `every` steps and at the end of each epoch, not after every step."""
 
-    def __init__(self, device: torch.device):
-        self.device = device
+    def __init__(self, device: torch.device, world: int = 1, every: int = 50):
+        self.device, self.world, self.every = device, world, every
         self.requested = False
+        self.steps = 0
         self.previous: dict[int, Any] = {}
 
     def __enter__(self) -> StopFlag:
@@ -199,6 +242,10 @@ class StopFlag:
             raise KeyboardInterrupt
         self.requested = True
 
-    def check(self) -> bool:
-        self.requested = any_rank(self.requested, self.device)
-        return self.requested
+    def check(self, final: bool = False) -> bool:
+        """After an optimizer step (`final`: the epoch's last): whether to stop now."""
+        self.steps += 1
+        if self.world > 1 and (final or self.steps % self.every == 0):
+            self.requested = any_rank(self.requested, self.device)
+            return self.requested
+        return self.requested and self.world == 1

@@ -26,11 +26,12 @@ def pick_device(setting: str) -> torch.device:
 
 
 def precision(setting: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype: `auto` is bf16 on GPUs that support it, else fp16 (with a grad scaler) on
-    CUDA, and full precision on CPU."""
+    """The autocast dtype: `auto` is bf16 on GPUs that run it natively (Ampere and later), else fp16
+    (with a grad scaler) on CUDA (V100, T4: never bf16 emulated in software), and full precision on
+    CPU and MPS."""
     if setting == "off" or (setting == "auto" and device.type != "cuda"):
         return None
-    if setting == "bf16" or (setting == "auto" and torch.cuda.is_bf16_supported()):
+    if setting == "bf16" or (setting == "auto" and torch.cuda.is_bf16_supported(including_emulation=False)):
         return torch.bfloat16
     return torch.float16
 

@@ -85,8 +85,7 @@ def _train(analysis: Analysis, overrides: dict[str, Any], out: Path, resume: str
         return 0
     if result.best is not None:
         print(f"best {result.metric} {result.best:.4f} at epoch {result.best_epoch}")
-    written = [name for name in ("metrics.jsonl", "last.pt", "best.pt", "model.ts", "spec.yaml") if (out / name).exists()]
-    print(f"run directory: {out} ({', '.join(written)})")
+    print(f"run directory: {out} ({', '.join(result.written)})")
     return EXIT_INTERRUPTED if result.stopped == "interrupted" else 0
 
 

@@ -3,10 +3,11 @@ keep the run directory (metrics.jsonl, last.pt, best.pt, model.ts) and resume ex
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -16,7 +17,7 @@ import torch
 from torch import nn
 
 from . import checkpoint, distributed
-from .config import loss_settings
+from .config import TrainError, loss_settings
 from .data import Data, Split, default_workers, load
 from .loop import Position, Step, StopFlag, Tally, batch_count, batches, evaluate, train_epoch
 from .optim import PER_EPOCH_SCHEDULES, freeze, loss_function, optimizer, scheduler
@@ -37,6 +38,8 @@ class Run:
     """'completed', 'early_stopping' or 'interrupted'."""
     out: Path | None
     notes: list[str] = field(default_factory=list)
+    written: list[str] = field(default_factory=list)
+    """The files of the run directory this run wrote (model.ts only if it completed)."""
 
 
 def fit(
@@ -50,12 +53,33 @@ def fit(
     checkpoint's path or its loaded state (raises checkpoint.CheckpointError if it does not fit);
     `ready` is called once everything is set up and restored, before the first step."""
     device = distributed.local_device(pick_device(config["device"]))
-    rank, world = distributed.setup(device)
+    rank, world, joined = distributed.setup(device)
+    try:
+        with _fast_kernels(device):
+            return _fit(model, config, out, resume, ready, device, rank, world)
+    finally:
+        distributed.teardown(joined)
+
+
+@contextlib.contextmanager
+def _fast_kernels(device: torch.device) -> Iterator[None]:
+    """cuDNN autotuning and TF32 matrix products for the run, restored afterwards (they are global)."""
+    if device.type != "cuda":
+        yield
+        return
+    benchmark, matmul = torch.backends.cudnn.benchmark, torch.get_float32_matmul_precision()
+    torch.backends.cudnn.benchmark = True
+    torch.set_float32_matmul_precision("high")
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = benchmark
+        torch.set_float32_matmul_precision(matmul)
+
+
+def _fit(model: nn.Module, config, out, resume, ready, device: torch.device, rank: int, world: int) -> Run:
     progress = Progress(enabled=rank == 0)
-    torch.manual_seed(config["seed"])
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-        torch.set_float32_matmul_precision("high")
+    torch.manual_seed(config["seed"] + rank)  # each process its own dropout stream; DDP copies rank 0's weights
     data = load(config, device, sequence_length(model))
     notes = []
     if "init" in config and resume is None:
@@ -64,6 +88,14 @@ def fit(
         notes.append(f"froze {freeze(model, config['freeze'])} parameter tensors")
     channels_last = config["channels_last"] is True or (config["channels_last"] == "auto" and device.type == "cuda" and conv_model(model))
     model.to(device, memory_format=torch.channels_last) if channels_last else model.to(device)
+    if channels_last:  # resident images change layout once; their batches keep it (no copy per batch)
+        for split in (data.train, data.val):
+            if split.inputs is not None and split.inputs.dim() == 4:
+                split.inputs = split.inputs.contiguous(memory_format=torch.channels_last)
+    if config["sync_batchnorm"] and world > 1:
+        if device.type != "cuda":
+            raise TrainError(("sync_batchnorm",), "SyncBatchNorm runs on CUDA devices only", "drop it for CPU runs", "E0505")
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     loss_fn = loss_function(config).to(device)
     check_fit(model, data, config, loss_fn, device)
     trainer = _Trainer(model, config, data, device, rank, world, loss_fn, channels_last, progress, out)
@@ -73,10 +105,7 @@ def fit(
         trainer.restore(resume if isinstance(resume, Mapping) else checkpoint.load(resume))
     if ready is not None:
         ready()
-    try:
-        return trainer.run()
-    finally:
-        distributed.teardown()
+    return trainer.run()
 
 
 class _Trainer:
@@ -87,7 +116,9 @@ class _Trainer:
         self.size = config["batch_size"]
         self.workers = 0 if data.train.inputs is not None and data.val.inputs is not None else _workers(config)
         self.sampler = torch.utils.data.DistributedSampler(data.train, num_replicas=world, rank=rank, shuffle=True, seed=config["seed"])
-        self.batches_per_epoch = batch_count(len(self.sampler), self.size)
+        compiling = config["compile"] is not False
+        self.drop_last = compiling and len(self.sampler) >= self.size  # a compiled step sees one batch size
+        self.batches_per_epoch = len(self.sampler) // self.size if self.drop_last else batch_count(len(self.sampler), self.size)
         optim = optimizer(model, config["optimizer"])
         steps = batch_count(self.batches_per_epoch, config["accumulate"])
         schedule = config.get("schedule")
@@ -97,8 +128,10 @@ class _Trainer:
         ids = [device.index] if device.type == "cuda" else None
         unused = distributed.unused_parameters(model)
         wrapped = nn.parallel.DistributedDataParallel(model, device_ids=ids, find_unused_parameters=unused) if world > 1 else model
+        mode = config["compile"].get("mode", "default") if isinstance(config["compile"], dict) else "default"
+        self.evaluated = torch.compile(model, mode=mode) if compiling else model
         self.step = Step(
-            model=torch.compile(wrapped) if config["compile"] else wrapped,
+            model=torch.compile(wrapped, mode=mode) if compiling else wrapped,
             loss=loss_fn,
             optimizer=optim,
             scheduler=scheduler(optim, schedule, steps, config["epochs"], self.best.mode),
@@ -111,6 +144,8 @@ class _Trainer:
         )
         self.position = Position()
         self.history: list[dict[str, Any]] = []
+        self.loaders: dict[int, Any] = {}
+        """The DataLoaders of the splits read through one, kept (with their workers) across epochs."""
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -148,6 +183,8 @@ class _Trainer:
         if state["rng"]["cuda"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
         self.position = Position(**state["position"])
+        if self.rank:  # the checkpoint holds rank 0's generator: the others take streams of their own
+            torch.manual_seed(self.config["seed"] + self.rank + 7919 * self.position.step)
         vars(self.best).update(state["monitors"]["best"])
         if self.early and state["monitors"]["early"]:
             vars(self.early).update(state["monitors"]["early"])
@@ -160,7 +197,7 @@ class _Trainer:
 
     def run(self) -> Run:
         epochs, stopped = self.config["epochs"], "completed"
-        with StopFlag(self.device) as stop:
+        with StopFlag(self.device, self.world) as stop:
             while self.position.epoch < epochs:
                 record = self._epoch(stop)
                 if record is None:
@@ -172,22 +209,27 @@ class _Trainer:
                     self.progress.line(f"early stopping: {self.early.metric} has not improved for {self.early.bad} epochs")
                     stopped = "early_stopping"
                     break
-        if self.out is not None and stopped != "interrupted":
-            self._write_torchscript()
-        return Run(self.history, self.best.value, self.best.epoch, self.best.metric, stopped, self.out)
+        written = ["metrics.jsonl", "last.pt", "best.pt", "spec.yaml"]
+        if self.out is not None and stopped != "interrupted" and self._write_torchscript():
+            written.insert(3, "model.ts")
+        written = [name for name in written if self.out is not None and (self.out / name).exists()]
+        return Run(self.history, self.best.value, self.best.epoch, self.best.metric, stopped, self.out, written=written)
 
     def _epoch(self, stop: StopFlag) -> dict[str, Any] | None:
         self.sampler.set_epoch(self.position.epoch)
         order = torch.tensor(list(self.sampler), dtype=torch.long)
         tally = Tally(self.device, None)
         started, first = time.perf_counter(), self.position.batch
-        source = batches(self.data.train, order, self.size, first, self.device, self.workers)
+        source = batches(self.data.train, order, self.size, first, self.device, self.workers, self.drop_last, self.loaders)
         if not train_epoch(self.step, source, self.position, self.batches_per_epoch, tally, stop, self.progress, self.config["epochs"]):
             return None
-        record = {"epoch": self.position.epoch + 1, **tally.result("train"), **self._validate()}
+        train_metrics = tally.result("train")  # waits for the device: the training time ends here
+        training = time.perf_counter() - started
+        record = {"epoch": self.position.epoch + 1, **train_metrics, **self._validate()}
         seconds = time.perf_counter() - started
         record.update(lr=self.step.optimizer.param_groups[0]["lr"], seconds=round(seconds, 3))
-        record["samples_per_s"] = round(min(len(order), (self.batches_per_epoch - first) * self.size) * self.world / seconds, 1)
+        samples = min(len(order) - first * self.size, (self.batches_per_epoch - first) * self.size) * self.world
+        record["samples_per_s"] = round(samples / training, 1)  # training only: validation is not counted
         if self.step.scheduler is not None and not self.step.stepwise_schedule:
             self.step.scheduler.step(record[self.best.metric])
         record["best"] = self.best.update(record)
@@ -202,8 +244,9 @@ class _Trainer:
         order = torch.arange(self.rank, len(val), self.world)
         ignore = loss_settings(self.config)[1].get("ignore_index", -100)
         tally = Tally(self.device, scored_classes(self.data, self.config), self.data.sequence, ignore)
-        source = batches(val, order, self.size, 0, self.device, self.workers)
-        values = evaluate(self.model, self.step.loss, source, tally, self.step.autocast, self.step.channels_last)
+        source = batches(val, order, self.size, 0, self.device, self.workers, loaders=self.loaders)
+        pad = self.size if self.evaluated is not self.model else None
+        values = evaluate(self.evaluated, self.step.loss, source, tally, self.step.autocast, self.step.channels_last, pad)
         values.setdefault("val_accuracy", None)
         return values
 
@@ -225,12 +268,13 @@ class _Trainer:
         with open(self.out / "metrics.jsonl", "a", encoding="utf-8") as file:
             file.write(json.dumps(record) + "\n")
 
-    def _write_torchscript(self) -> None:
-        """model.ts: TorchScript of the best weights (of the last ones if no epoch improved)."""
+    def _write_torchscript(self) -> bool:
+        """model.ts: TorchScript of the best weights (of the last ones if no epoch improved); False if
+        TorchScript cannot compile the module."""
         from compiler.export import export
 
         best = self.out / "best.pt"
-        module = copy.deepcopy(self.model).cpu().float()
+        module = cpu_copy(self.model).float()
         if best.exists():
             module.load_state_dict(checkpoint.load(best)["model"])
         module = module.to(memory_format=torch.contiguous_format)
@@ -239,6 +283,18 @@ class _Trainer:
             export(module, example, self.out / "model.ts", kind="torchscript")
         except Exception as error:  # a hand-written module TorchScript cannot compile: the run still stands
             self.progress.line(f"model.ts not written: TorchScript cannot compile this module ({str(error).splitlines()[0]})")
+            return False
+        return True
+
+
+def cpu_copy(model: nn.Module) -> nn.Module:
+    """A copy of `model` on the CPU, made without a second copy of its weights on the GPU (a deep copy
+    would first clone every tensor on its device)."""
+    memo: dict[int, Any] = {}
+    for tensor in [*model.parameters(), *model.buffers()]:
+        clone = tensor.detach().to("cpu", copy=True)
+        memo[id(tensor)] = nn.Parameter(clone, tensor.requires_grad) if isinstance(tensor, nn.Parameter) else clone
+    return copy.deepcopy(model, memo)
 
 
 def _examples(split: Split) -> tuple[torch.Tensor]:

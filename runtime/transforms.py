@@ -28,17 +28,30 @@ def is_random(steps: Sequence[Mapping[str, Any]]) -> bool:
     return any(step["op"].startswith("random_") or step["op"] == "color_jitter" for step in steps)
 
 
-def pipeline(steps: Sequence[Mapping[str, Any]]) -> v2.Compose:
-    """The transforms of one list, in order, on float image tensors in [0, 1]."""
+UINT8_SAFE = frozenset({"resize", "center_crop", "random_crop", "random_resized_crop", "random_horizontal_flip", "random_rotation"})
+"""Steps that work on uint8 images as they do on floats: crops, flips, resizes and rotations."""
+
+
+def pipeline(steps: Sequence[Mapping[str, Any]], from_uint8: bool = False) -> v2.Compose:
+    """The transforms of one list, in order, on float image tensors in [0, 1]. `from_uint8`: the images
+    arrive as uint8 and are made float only before the first step that needs it (as torchvision's
+    reference scripts do: crops move a quarter of the bytes), or at the end."""
     built = []
+    floating = not from_uint8
     for step in steps:
+        if not floating and step["op"] not in UINT8_SAFE:
+            built.append(v2.ToDtype(torch.float32, scale=True))
+            floating = True
         options = {key: (tuple(value) if isinstance(value, list) else value) for key, value in step.items() if key != "op"}
         if step["op"] == "resize":
             options["antialias"] = True
         built.append(_CLASSES[step["op"]](**options))
+    if not floating:
+        built.append(v2.ToDtype(torch.float32, scale=True))
     return v2.Compose(built)
 
 
-def to_float_image() -> v2.Compose:
-    """PIL images or uint8 tensors → float32 CHW tensors in [0, 1] (the seeds' `ToTensor()`)."""
-    return v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, scale=True)])
+def image_pipeline(steps: Sequence[Mapping[str, Any]]) -> v2.Compose:
+    """PIL images (an image folder) → the steps, run on uint8 until one needs floats → float32 CHW in
+    [0, 1] (the seeds' `ToTensor()` then the steps, with the bytes kept small as long as they can be)."""
+    return v2.Compose([v2.ToImage(), pipeline(steps, from_uint8=True)])

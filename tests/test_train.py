@@ -157,6 +157,8 @@ def test_sigkill_mid_epoch_leaves_a_resumable_last_pt(tmp_path, write_spec):
 def test_ctrl_c_saves_last_pt_and_exits_130(tmp_path, write_spec):
     spec = write_spec(SMALL.replace("epochs: 2", "epochs: 500").replace("batch_size: 64", "batch_size: 4"))
     run = tmp_path / "run"
+    run.mkdir()
+    (run / "model.ts").write_text("from an earlier run")
     process = subprocess.Popen(
         [sys.executable, "-m", "runtime.cli", "train", str(spec), "--out", str(run)], cwd=ROOT, stdout=subprocess.PIPE, text=True
     )
@@ -168,6 +170,7 @@ def test_ctrl_c_saves_last_pt_and_exits_130(tmp_path, write_spec):
     output, _ = process.communicate(timeout=60)
     assert process.returncode == 130, output
     assert "interrupted: saved" in output
+    assert "model.ts" not in output.splitlines()[-1]  # the run directory line names only what this run wrote
     position = load(run / "last.pt")["position"]
     assert position["epoch"] >= 1 and position["step"] > 0
 
