@@ -52,6 +52,7 @@ def emit(typed: TypedGraph, registry: Registry) -> fx.GraphModule:
             setattr(module.get_submodule(node.name), attribute, getattr(module.get_submodule(ref.node), attribute))
     module.nncompile_inputs = {name: ([_size_name(s) for s in t.shape], t.dtype) for name, t in typed.inputs.items()}
     module.nncompile_sizes = {name: _size_record(size) for name, size in typed.sizes.items()}
+    module.nncompile_outputs = list(typed.outputs)
     return module
 
 

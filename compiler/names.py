@@ -132,7 +132,7 @@ MODULE_ATTRIBUTES = frozenset(
         "zero_grad",
     }
 )
-OWN_ATTRIBUTES = frozenset({"nncompile_inputs", "nncompile_sizes", "self"})
+OWN_ATTRIBUTES = frozenset({"nncompile_inputs", "nncompile_outputs", "nncompile_sizes", "self"})
 
 
 def reserved(name: str) -> str | None:

@@ -104,6 +104,7 @@ SCHEDULES: dict[str, dict[str, Any]] = {
 SCHEDULE_REQUIRED = {"step": ["step_size"]}
 
 METRICS = ("train_loss", "val_loss", "val_accuracy", "val_top5", "val_perplexity")
+METRIC_PATTERN = r"^(train_loss|val_([A-Za-z0-9_-]+_)?(loss|accuracy|top5|perplexity))$"
 """What an epoch reports (accuracy for classification losses, top-5 with more than 5 classes,
 perplexity for next-token prediction)."""
 AMP_MODES = ("auto", "off", "bf16", "fp16")
@@ -146,7 +147,29 @@ def _optimizer() -> dict[str, Any]:
 
 
 def _monitor() -> dict[str, Any]:
-    return {"metric": {"enum": list(METRICS)}, "mode": {"enum": ["min", "max"]}}
+    metric = {
+        "type": "string",
+        "pattern": METRIC_PATTERN,
+        "examples": list(METRICS),
+        "description": "a metric the run reports: train_loss, val_loss, val_accuracy, val_top5, val_perplexity, "
+        "or with a loss per output val_NAME_loss, val_NAME_accuracy, val_NAME_top5",
+    }
+    return {"metric": metric, "mode": {"enum": ["min", "max"]}}
+
+
+def _loss() -> dict[str, Any]:
+    """A loss (`cross_entropy`, `{type: smooth_l1, beta: 0.5}`), or a loss per named output with
+    weights (`{logits: cross_entropy, box: {type: smooth_l1, weight: 0.5}}`)."""
+    one = {"anyOf": [{"type": "string", "enum": list(LOSSES)}, _kinds("type", LOSSES, {}, {}, "a loss")]}
+    weighted = {"anyOf": [{"type": "string", "enum": list(LOSSES)}, _kinds("type", LOSSES, {"weight": POSITIVE}, {}, "a weighted loss")]}
+    per_output = {
+        "type": "object",
+        "title": "a loss per model output",
+        "minProperties": 1,
+        "not": {"required": ["type"]},
+        "additionalProperties": weighted,
+    }
+    return {"anyOf": [*one["anyOf"], per_output], "default": "cross_entropy"}
 
 
 def _data() -> dict[str, Any]:
@@ -168,7 +191,7 @@ def _data() -> dict[str, Any]:
 def train_schema() -> dict[str, Any]:
     """The schema of the `train:` section (also of a `--config` file)."""
     transforms = {"type": "array", "items": _kinds("op", TRANSFORMS, {}, TRANSFORM_REQUIRED, "a transform")}
-    loss = {"anyOf": [{"type": "string", "enum": list(LOSSES)}, _kinds("type", LOSSES, {}, {}, "a loss")], "default": "cross_entropy"}
+    loss = _loss()
     return {
         "type": "object",
         "required": ["data", "optimizer"],

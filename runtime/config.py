@@ -66,5 +66,11 @@ def loss_settings(config: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     return options.pop("type"), options
 
 
+def per_output(config: Mapping[str, Any]) -> bool:
+    """Whether the loss is given per named output (`loss: {logits: cross_entropy, box: smooth_l1}`)."""
+    return isinstance(config["loss"], Mapping) and "type" not in config["loss"]
+
+
 def is_classification(config: Mapping[str, Any]) -> bool:
-    return loss_settings(config)[0] in CLASSIFICATION_LOSSES
+    """Whether the loss is one classification loss (per-output losses are judged output by output)."""
+    return not per_output(config) and loss_settings(config)[0] in CLASSIFICATION_LOSSES

@@ -18,6 +18,7 @@ from torch.utils.data import Dataset, Subset
 
 from compiler.train_schema import TORCHVISION_DATASETS
 
+from . import batch
 from .config import TrainError
 from .transforms import image_pipeline, is_random, pipeline
 
@@ -34,10 +35,14 @@ class Split:
     dataset: Dataset | None = None
 
     def __len__(self) -> int:
-        return len(self.inputs) if self.inputs is not None else len(self.dataset)
+        return batch.length(self.inputs) if self.inputs is not None else len(self.dataset)
 
-    def sample_shape(self) -> tuple[int, ...]:
-        return tuple(self.inputs.shape[1:]) if self.inputs is not None else tuple(self.dataset[0][0].shape)
+    def sample_shapes(self) -> dict[str | None, tuple[int, ...]]:
+        """Per-sample input shapes by name (None for a single unnamed input)."""
+        if self.inputs is not None:
+            return batch.shapes(self.inputs)
+        sample = self.dataset[0][0]
+        return {name: tuple(t.shape) for name, t in sample.items()} if isinstance(sample, dict) else {None: tuple(sample.shape)}
 
 
 @dataclass
@@ -48,6 +53,9 @@ class Data:
     targets_are_labels: bool
     sequence: bool = False
     """Samples are token windows and targets the next tokens (`tokens`): perplexity is reported."""
+    outputs: dict[str, tuple[int | None, bool]] | None = None
+    """With targets by output name: each output's class count (None: not labels) and whether its
+    targets are labels. None with a single target."""
 
 
 class TransformedTensors(Dataset):
@@ -59,9 +67,9 @@ class TransformedTensors(Dataset):
     def __len__(self) -> int:
         return len(self.inputs)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        sample = self.inputs[index]
-        return (self.transform(sample) if self.transform else sample), self.targets[index]
+    def __getitem__(self, index: int) -> tuple[batch.Value, batch.Value]:
+        sample = batch.take(self.inputs, index)
+        return (self.transform(sample) if self.transform else sample), batch.take(self.targets, index)
 
 
 @dataclass
@@ -98,19 +106,29 @@ def load(config: Mapping[str, Any], device: torch.device, block_size: int | None
         return Data(train, val, source.num_classes, targets_are_labels=True)
     (x, y), held_out = source.train, source.test
     if split != "test":
-        train_index, val_index = _split_indices(len(x), split, config["seed"])
-        held_out, (x, y) = (x[val_index], y[val_index]), (x[train_index], y[train_index])
+        train_index, val_index = _split_indices(batch.length(x), split, config["seed"])
+        held_out, (x, y) = (batch.take(x, val_index), batch.take(y, val_index)), (batch.take(x, train_index), batch.take(y, train_index))
+    if isinstance(x, dict) and (train_steps or val_steps):
+        raise TrainError(("transforms",), "transforms apply to a single image input, not to named inputs")
     images = source.uint8_images
     resident = _resident(data["resident"], x, train_steps, images)
-    labels = not y.is_floating_point()
     if resident:
-        train = Split(_apply(train_steps, x, images).to(device), y.to(device))
+        train = Split(batch.to(_apply(train_steps, x, images), device), batch.to(y, device))
     else:
         transform = pipeline(train_steps, from_uint8=images) if train_steps or images else None
         train = Split(dataset=TransformedTensors(x, y, transform))
-    val_device = device if resident else "cpu"
-    val = Split(_apply(val_steps, held_out[0], images).to(val_device), held_out[1].to(val_device))
+    val_device = device if resident else torch.device("cpu")
+    val = Split(batch.to(_apply(val_steps, held_out[0], images), val_device), batch.to(held_out[1], val_device))
+    if isinstance(y, dict):
+        outputs = {name: (_classes(t), not t.is_floating_point()) for name, t in y.items()}
+        return Data(train, val, None, False, outputs=outputs)
+    labels = not y.is_floating_point()
     return Data(train, val, source.num_classes if labels else None, labels)
+
+
+def _classes(targets: torch.Tensor) -> int | None:
+    """The class count of integer labels (one per sample or per position), None for other targets."""
+    return int(targets.max()) + 1 if not targets.is_floating_point() and targets.numel() else None
 
 
 def _tokens(data: Mapping[str, Any], config: Mapping[str, Any], block_size: int | None) -> Data:
@@ -125,18 +143,19 @@ def _tokens(data: Mapping[str, Any], config: Mapping[str, Any], block_size: int 
     return Data(Split(dataset=train), Split(dataset=val), vocab, targets_are_labels=True, sequence=True)
 
 
-def _resident(setting: bool | str, inputs: torch.Tensor, train_steps: list, images: bool) -> bool:
+def _resident(setting: bool | str, inputs: batch.Value, train_steps: list, images: bool) -> bool:
     if is_random(train_steps):
         if setting is True:
             raise TrainError(
                 ("data", "resident"), "resident data cannot be augmented per sample", "drop 'resident: true' or the random transforms"
             )
         return False
-    size = inputs.numel() * (4 if images else inputs.element_size())  # resident images are float32
+    tensors = list(inputs.values()) if isinstance(inputs, dict) else [inputs]
+    size = sum(t.numel() * (4 if images else t.element_size()) for t in tensors)  # resident images are float32
     return setting is True or (setting == "auto" and size <= RESIDENT_LIMIT)
 
 
-def _apply(steps: list, inputs: torch.Tensor, images: bool = False) -> torch.Tensor:
+def _apply(steps: list, inputs: batch.Value, images: bool = False) -> batch.Value:
     """Deterministic transforms, once, over a whole tensor (in chunks to bound memory); uint8 images
     come out float32 in [0, 1]."""
     if not steps and not images:
@@ -184,6 +203,9 @@ def _digits() -> _Source:
 
 
 def _tensor_file(path: Path) -> _Source:
+    """`inputs` and `targets`, each a tensor or tensors by name (a model's inputs, its outputs'
+    targets): a .pt file of torch.save({'inputs': …, 'targets': …}), or an .npz whose arrays are
+    `inputs`/`targets` or `inputs.NAME`/`targets.NAME`."""
     where = ("data", "path")
     if not path.is_file():
         raise TrainError(where, f"no such file: {path}")
@@ -192,24 +214,55 @@ def _tensor_file(path: Path) -> _Source:
             import numpy as np
 
             with np.load(path, allow_pickle=False) as arrays:
-                found = {key: torch.from_numpy(arrays[key]) for key in arrays.files}
+                found = _nested({key: torch.from_numpy(arrays[key]) for key in arrays.files})
         else:
             found = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
         raise TrainError(
             where, f"cannot read {path}: {error}", "a .pt file saved with torch.save({'inputs': x, 'targets': y}) or an .npz"
         ) from None
-    if not isinstance(found, dict) or not all(isinstance(found.get(k), torch.Tensor) for k in ("inputs", "targets")):
+    if not isinstance(found, dict) or not all(_tensors(found.get(k)) for k in ("inputs", "targets")):
         keys = ", ".join(map(str, found)) if isinstance(found, dict) else type(found).__name__
-        raise TrainError(where, f"{path} must hold tensors 'inputs' and 'targets' (found: {keys})")
+        raise TrainError(where, f"{path} must hold 'inputs' and 'targets', each a tensor or tensors by name (found: {keys})")
     inputs, targets = found["inputs"], found["targets"]
-    if len(inputs) != len(targets) or len(inputs) < 2:
-        raise TrainError(where, f"{path}: {len(inputs)} inputs but {len(targets)} targets (need two or more, one per input)")
-    if inputs.is_floating_point():
-        inputs = inputs.float()
+    lengths = {len(t) for value in (inputs, targets) for t in (value.values() if isinstance(value, dict) else [value])}
+    if len(lengths) != 1 or min(lengths) < 2:
+        raise TrainError(where, f"{path}: every tensor needs one row per sample, and two or more samples (found {sorted(lengths)})")
+    inputs = _floats(inputs)
+    if isinstance(targets, dict):
+        return _Source(train=(inputs, {name: _target(t) for name, t in targets.items()}))
     labels = not targets.is_floating_point()
     classes = int(targets.max()) + 1 if labels and targets.dim() == 1 else None
-    return _Source(train=(inputs, targets.long() if labels else targets.float()), num_classes=classes)
+    return _Source(train=(inputs, _target(targets)), num_classes=classes)
+
+
+def _tensors(value: Any) -> bool:
+    if isinstance(value, dict):
+        return bool(value) and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in value.items())
+    return isinstance(value, torch.Tensor)
+
+
+def _nested(arrays: dict[str, torch.Tensor]) -> dict[str, Any]:
+    """`{'inputs.a': x, 'inputs.b': y, 'targets': t}` → `{'inputs': {'a': x, 'b': y}, 'targets': t}`."""
+    found: dict[str, Any] = {}
+    for key, value in arrays.items():
+        head, _, name = key.partition(".")
+        if name:
+            found.setdefault(head, {})[name] = value
+        else:
+            found[head] = value
+    return found
+
+
+def _floats(value: batch.Value) -> batch.Value:
+    """Float inputs as float32; integer inputs (token ids, indices) kept."""
+    if isinstance(value, dict):
+        return {name: _floats(tensor) for name, tensor in value.items()}
+    return value.float() if value.is_floating_point() else value
+
+
+def _target(targets: torch.Tensor) -> torch.Tensor:
+    return targets.float() if targets.is_floating_point() else targets.long()
 
 
 _TORCHVISION_CLASSES = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST", "cifar10": "CIFAR10", "cifar100": "CIFAR100"}

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from . import batch
 from .data import Split
 from .distributed import all_sum, any_rank
 from .progress import Progress
@@ -41,6 +42,8 @@ class Step:
     clip: float | None
     channels_last: bool
     stepwise_schedule: bool
+    inputs: list[str] | None = None
+    """The model's input names, in order, for batches of named inputs."""
 
 
 class _Order(torch.utils.data.Sampler):
@@ -73,9 +76,10 @@ def batches(
     if drop_last and len(order) >= size:
         order = order[: len(order) - len(order) % size]
     if split.inputs is not None:
-        order = order.to(split.inputs.device)
+        where = next(iter(split.inputs.values())).device if isinstance(split.inputs, dict) else split.inputs.device
+        order = order.to(where)
         for chunk in order.split(size):
-            yield split.inputs[chunk].to(device, non_blocking=True), split.targets[chunk].to(device, non_blocking=True)
+            yield batch.to(batch.take(split.inputs, chunk), device), batch.to(batch.take(split.targets, chunk), device)
         return
     loaders = {} if loaders is None else loaders
     if id(split) not in loaders:
@@ -93,7 +97,7 @@ def batches(
     loader, sampler = loaders[id(split)]
     sampler.indices = order.tolist()
     for inputs, targets in loader:
-        yield inputs.to(device, non_blocking=True), targets.to(device, non_blocking=True)
+        yield batch.to(inputs, device), batch.to(targets, device)
 
 
 def _ignore_interrupts(_worker: int) -> None:
@@ -120,7 +124,7 @@ class Tally:
         if not self.classes:
             self.add_loss(loss, len(target))
             return
-        scores, labels = _flat_labels(output, target)
+        scores, labels = _flat_labels(output.float(), target)
         kept = labels != self.ignore_index
         self.add_loss(loss, kept.sum() if self.sequence or target.dim() > 1 else len(target))
         self.sums[1] += ((scores.argmax(-1) == labels) & kept).sum()
@@ -140,6 +144,30 @@ class Tally:
         return values
 
 
+class Tallies:
+    """A tally per named output (its loss; accuracy where its targets are labels) beside the total of
+    the weighted losses: `val_loss`, `val_logits_loss`, `val_logits_accuracy`, `val_box_loss`…"""
+
+    def __init__(self, device: torch.device, loss_fn: Any, parts: dict[str, Tally]):
+        self.total, self.loss_fn, self.parts = Tally(device, None), loss_fn, parts
+
+    def add_loss(self, loss: torch.Tensor, count: int) -> None:
+        self.total.add_loss(loss, count)
+
+    def add(self, loss: torch.Tensor, output: Any, target: dict[str, torch.Tensor]) -> None:
+        self.total.add_loss(loss, batch.length(target))
+        outputs = output if isinstance(output, (tuple, list)) else (output,)
+        for name, value in zip(self.loss_fn.names, outputs):
+            if name in self.parts:
+                self.parts[name].add(self.loss_fn.last[name], value, target[name])
+
+    def result(self, prefix: str) -> dict[str, float | None]:
+        values = self.total.result(prefix)
+        for name, part in self.parts.items():
+            values.update(part.result(f"{prefix}_{name}"))
+        return values
+
+
 def tally_dtype(device: torch.device) -> torch.dtype:
     """float64 sums (exact counts past 2**24 samples), float32 on MPS, which has no float64."""
     return torch.float32 if device.type == "mps" else torch.float64
@@ -154,10 +182,6 @@ def _flat_labels(output: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tens
     return output.reshape(-1, output.shape[-1]), target.reshape(-1)
 
 
-def prepare(inputs: torch.Tensor, channels_last: bool) -> torch.Tensor:
-    return inputs.contiguous(memory_format=torch.channels_last) if channels_last and inputs.dim() == 4 else inputs
-
-
 def train_epoch(
     step: Step, source: Iterator, position: Position, total: int, tally: Tally, stop: StopFlag, progress: Progress, epochs: int
 ) -> bool:
@@ -169,9 +193,9 @@ def train_epoch(
         final = (index + 1) % step.accumulate == 0 or index + 1 == total
         with contextlib.nullcontext() if final or syncing is None else syncing():
             with step.autocast():
-                loss = step.loss(step.model(prepare(inputs, step.channels_last)), targets)
+                loss = step.loss(batch.run(step.model, batch.channels_last(inputs, step.channels_last), step.inputs), targets)
             step.scaler.scale(loss / step.accumulate if step.accumulate > 1 else loss).backward()
-        tally.add_loss(loss, len(targets))
+        tally.add_loss(loss, batch.length(targets))
         if final:
             _optimizer_step(step)
             position.step += 1
@@ -196,18 +220,26 @@ def _optimizer_step(step: Step) -> None:
 
 @torch.no_grad()
 def evaluate(
-    model: nn.Module, loss_fn: nn.Module, source: Iterator, tally: Tally, autocast: Callable, channels_last: bool, pad_to: int | None = None
+    model: nn.Module,
+    loss_fn: nn.Module,
+    source: Iterator,
+    tally: Tally | Tallies,
+    autocast: Callable,
+    channels_last: bool,
+    pad_to: int | None = None,
+    order: list[str] | None = None,
 ) -> dict[str, float | None]:
     """The validation metrics. `pad_to`: a shorter last batch is padded to this size (copies of its
     last sample, whose outputs are dropped), so that a compiled model is not compiled again for it."""
     model.eval()
     for inputs, targets in source:
-        count = len(inputs)
+        count = batch.length(inputs)
         if pad_to is not None and count < pad_to:
-            inputs = torch.cat([inputs, inputs[-1:].expand(pad_to - count, *inputs.shape[1:])])
+            inputs = batch.pad(inputs, pad_to)
         with autocast():
-            output = model(prepare(inputs, channels_last))[:count]
-            tally.add(loss_fn(output, targets), output.float(), targets)
+            output = batch.run(model, batch.channels_last(inputs, channels_last), order)
+            output = tuple(o[:count] for o in output) if isinstance(output, (tuple, list)) else output[:count]
+            tally.add(loss_fn(output, targets), output, targets)
     return tally.result("val")
 
 

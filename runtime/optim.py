@@ -12,7 +12,7 @@ from torch import nn
 
 from compiler.train_schema import LOSSES, OPTIMIZERS, SCHEDULES
 
-from .config import TrainError, loss_settings
+from .config import TrainError, loss_settings, per_output
 
 _LOSSES = {
     "cross_entropy": nn.CrossEntropyLoss,
@@ -34,10 +34,47 @@ assert set(_LOSSES) == set(LOSSES) and set(_OPTIMIZERS) == set(OPTIMIZERS), "the
 assert set(SCHEDULES) == {"constant", "step", "cosine", "onecycle", "plateau"}
 
 
-def loss_function(config: Mapping[str, Any]) -> nn.Module:
-    name, options = loss_settings(config)
+def loss_function(config: Mapping[str, Any], outputs: Sequence[str] | None = None) -> nn.Module:
+    """The train section's loss; a loss per named output (`loss: {logits: cross_entropy, box: …}`)
+    becomes their weighted sum over the model's outputs, named by `outputs` (the spec's output
+    names; for other modules, the order the mapping writes them in)."""
+    if per_output(config):
+        settings = {name: loss_settings({"loss": value}) for name, value in config["loss"].items()}
+        names = list(outputs) if outputs else list(settings)
+        unknown = [name for name in settings if name not in names]
+        if unknown:
+            raise TrainError(("loss", unknown[0]), f"the model has no output '{unknown[0]}'", f"its outputs: {', '.join(names)}", "E0502")
+        losses = {name: _one(kind, {k: v for k, v in options.items() if k != "weight"}) for name, (kind, options) in settings.items()}
+        weights = {name: options.get("weight", 1.0) for name, (_, options) in settings.items()}
+        return OutputLosses(names, losses, weights)
+    return _one(*loss_settings(config))
+
+
+def _one(name: str, options: Mapping[str, Any]) -> nn.Module:
     loss = _LOSSES[name](**options)
     return ClassesLast(loss) if name in ("cross_entropy", "nll") else loss
+
+
+class OutputLosses(nn.Module):
+    """A loss per named output, weighted and summed; the parts of the last call are kept (detached)
+    for the per-output metrics. Outputs without a loss are not trained on."""
+
+    def __init__(self, names: list[str], losses: dict[str, nn.Module], weights: dict[str, float]) -> None:
+        super().__init__()
+        self.names, self.weights = names, weights
+        self.losses = nn.ModuleDict(losses)
+        self.last: dict[str, torch.Tensor] = {}
+
+    def forward(self, outputs: Any, targets: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        outputs = outputs if isinstance(outputs, (tuple, list)) else (outputs,)
+        total = None
+        for name, output in zip(self.names, outputs):
+            if name in self.losses:
+                part = self.losses[name](output, targets[name])
+                self.last[name] = part.detach()
+                total = part * self.weights[name] if total is None else total + part * self.weights[name]
+        assert total is not None, "no output has a loss"
+        return total
 
 
 class ClassesLast(nn.Module):

@@ -9,7 +9,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from .config import TrainError, is_classification, loss_settings
+from compiler.train_schema import CLASSIFICATION_LOSSES
+
+from . import batch
+from .config import TrainError, is_classification, loss_settings, per_output
 from .data import Data
 
 
@@ -46,6 +49,32 @@ def scored_classes(data: Data, config: Mapping[str, Any]) -> int | None:
     return data.num_classes if data.targets_are_labels and is_classification(config) else None
 
 
+def scored_outputs(data: Data, config: Mapping[str, Any]) -> dict[str, int | None]:
+    """With a loss per output: each output's class count for accuracy (None: loss only)."""
+    found = {}
+    for name, value in config["loss"].items():
+        kind = value if isinstance(value, str) else value["type"]
+        classes, labels = (data.outputs or {}).get(name, (None, False))
+        found[name] = classes if labels and kind in CLASSIFICATION_LOSSES else None
+    return found
+
+
+def measured(data: Data, config: Mapping[str, Any]) -> list[str]:
+    """The metrics an epoch reports."""
+    if per_output(config):
+        names = ["train_loss", "val_loss"]
+        for name, classes in scored_outputs(data, config).items():
+            names += (
+                [f"val_{name}_loss"]
+                + ([f"val_{name}_accuracy"] if classes else [])
+                + ([f"val_{name}_top5"] if classes and classes > 5 else [])
+            )
+        return names
+    classes = scored_classes(data, config)
+    names = ["train_loss", "val_loss"] + (["val_accuracy"] if classes else []) + (["val_top5"] if classes and classes > 5 else [])
+    return names + (["val_perplexity"] if data.sequence else [])
+
+
 @dataclass
 class Monitor:
     """The best value of a metric so far, and for how many epochs it has not improved."""
@@ -59,10 +88,8 @@ class Monitor:
 
     @classmethod
     def of(cls, section: Mapping[str, Any], data: Data, config: Mapping[str, Any], where: str = "checkpoint") -> Monitor:
-        classes = scored_classes(data, config)
-        available = ["train_loss", "val_loss"] + (["val_accuracy"] if classes else []) + (["val_top5"] if classes and classes > 5 else [])
-        available += ["val_perplexity"] if data.sequence else []
-        metric = section.get("metric", "val_loss" if data.sequence or not classes else "val_accuracy")
+        available = measured(data, config)
+        metric = section.get("metric", "val_accuracy" if "val_accuracy" in available and not data.sequence else "val_loss")
         if metric not in available:
             raise TrainError((where, "metric"), f"this run does not measure '{metric}'", f"it measures {', '.join(available)}", "E0502")
         mode = section.get("mode", "min" if metric.endswith(("loss", "perplexity")) else "max")
@@ -81,39 +108,60 @@ class Monitor:
 
 def check_fit(model: nn.Module, data: Data, config: Mapping[str, Any], loss_fn: nn.Module, device: torch.device) -> None:
     """Refuse, with the setting to change, data whose samples or targets the model cannot take."""
-    sample = data.train.sample_shape()
+    samples = data.train.sample_shapes()
     declared = getattr(model, "nncompile_inputs", None)
     if declared is not None:
-        if len(declared) != 1:
-            raise TrainError(("data",), f"training feeds one input, but the model has {len(declared)}: {', '.join(declared)}", code="E0502")
-        ((name, (shape, _dtype)),) = declared.items()
-        if not _fits(shape, sample, getattr(model, "nncompile_sizes", {})):
-            hint = f"declare inputs: {{{name}: {list(sample)}}}, or add resize/crop transforms"
-            raise TrainError(
-                ("data", "dataset"), f"samples are {list(sample)} but the model's input '{name}' is {list(shape)}", hint, "E0502"
-            )
+        if list(samples) == [None] and len(declared) != 1:
+            message = f"the model has {len(declared)} inputs ({', '.join(declared)}) but the data gives one"
+            raise TrainError(("data",), message, "a tensors file with inputs by name: {'inputs': {name: tensor, …}, 'targets': …}", "E0502")
+        if list(samples) != [None] and sorted(samples) != sorted(declared):
+            message = f"the data's inputs are {', '.join(map(str, samples))} but the model's are {', '.join(declared)}"
+            raise TrainError(("data",), message, code="E0502")
+        for name, (shape, _dtype) in declared.items():
+            sample = samples[None] if list(samples) == [None] else samples[name]
+            if not _fits(shape, sample, getattr(model, "nncompile_sizes", {})):
+                hint = f"declare inputs: {{{name}: {list(sample)}}}, or add resize/crop transforms"
+                raise TrainError(
+                    ("data", "dataset"), f"samples are {list(sample)} but the model's input '{name}' is {list(shape)}", hint, "E0502"
+                )
     inputs, targets = _first_samples(data)
     model.eval()
     with torch.no_grad():
-        output = model(inputs.to(device))
+        output = batch.run(model, batch.to(inputs, device), batch.input_order(model))
+    if per_output(config):
+        outputs = output if isinstance(output, (tuple, list)) else (output,)
+        names = loss_fn.names
+        for name, value in config["loss"].items():
+            if not isinstance(targets, dict) or name not in targets:
+                raise TrainError(("loss", name), f"the data has no targets for output '{name}'", "targets by output name", "E0502")
+            kind = value if isinstance(value, str) else value["type"]
+            labels = not targets[name].is_floating_point()
+            _check_output(outputs[names.index(name)], targets[name].cpu(), kind, labels, data.outputs[name][0], ("loss", name))
+        return
     if not isinstance(output, torch.Tensor):
-        raise TrainError(("loss",), f"training needs a model with one output tensor, got {type(output).__name__}", code="E0502")
+        raise TrainError(("loss",), f"one loss for {len(output)} outputs: give a loss per output, loss: {{name: …}}", code="E0502")
     name, _ = loss_settings(config)
-    if is_classification(config):
-        if not data.targets_are_labels:
+    _check_output(output, targets, name, data.targets_are_labels, data.num_classes, ("loss",))
+
+
+def _check_output(output: torch.Tensor, targets: torch.Tensor, name: str, labels: bool, classes: int | None, where: tuple) -> None:
+    """One output against its targets under loss `name`."""
+    output = output.cpu()
+    if name in CLASSIFICATION_LOSSES:
+        if not labels:
             raise TrainError(
-                ("loss",), f"loss '{name}' needs integer class labels, but the targets are floats", "use mse, l1 or smooth_l1", "E0502"
+                where, f"loss '{name}' needs integer class labels, but the targets are floats", "use mse, l1 or smooth_l1", "E0502"
             )
-        classes = _class_count(output, targets)
-        if classes is None:
+        scored = _class_count(output, targets)
+        if scored is None:
             problem = f"the model outputs {list(output.shape[1:])} per sample but the labels are {list(targets.shape[1:])}"
-            raise TrainError(("loss",), f"loss '{name}': {problem}", "scores need one more dim than labels: the classes", "E0502")
-        if classes < (data.num_classes or 0):
+            raise TrainError(where, f"loss '{name}': {problem}", "scores need one more dim than labels: the classes", "E0502")
+        if scored < (classes or 0):
             hint = "set the model's class count (e.g. --set num_classes=N, or vocab_size for a language model)"
-            raise TrainError(("data", "dataset"), f"the model scores {classes} classes, but the data has {data.num_classes}", hint, "E0502")
+            raise TrainError(("data", "dataset"), f"the model scores {scored} classes, but the data has {classes}", hint, "E0502")
     elif output.shape[1:] != targets.shape[1:]:
         problem = f"the model outputs {list(output.shape[1:])} per sample but the targets are {list(targets.shape[1:])}"
-        raise TrainError(("loss",), f"loss '{name}': {problem}", code="E0502")
+        raise TrainError(where, f"loss '{name}': {problem}", code="E0502")
 
 
 def _fits(shape: list, sample: tuple[int, ...], sizes: Mapping[str, Mapping[str, int]]) -> bool:
@@ -151,10 +199,15 @@ def sequence_length(model: nn.Module) -> int | None:
     return getattr(model, "nncompile_sizes", {}).get(first, {}).get("max") if isinstance(first, str) else first
 
 
-def _first_samples(data: Data) -> tuple[torch.Tensor, torch.Tensor]:
+def _first_samples(data: Data) -> tuple[batch.Value, batch.Value]:
     split = data.train
     if split.inputs is not None:
-        return split.inputs[:2], split.targets[:2]
+        return batch.first(split.inputs, 2), batch.first(split.targets, 2)
     pairs = [split.dataset[i] for i in range(min(2, len(split)))]
-    targets = [p[1] for p in pairs]
-    return torch.stack([p[0] for p in pairs]), torch.stack(targets) if isinstance(targets[0], torch.Tensor) else torch.as_tensor(targets)
+    return _stacked([p[0] for p in pairs]), _stacked([p[1] for p in pairs])
+
+
+def _stacked(items: list) -> batch.Value:
+    if isinstance(items[0], dict):
+        return {name: torch.stack([item[name] for item in items]) for name in items[0]}
+    return torch.stack(items) if isinstance(items[0], torch.Tensor) else torch.as_tensor(items)

@@ -16,13 +16,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import checkpoint, distributed
-from .config import TrainError, loss_settings
+from . import batch, checkpoint, distributed
+from .config import TrainError, loss_settings, per_output
 from .data import Data, Split, default_workers, load
-from .loop import Position, Step, StopFlag, Tally, batch_count, batches, evaluate, train_epoch
+from .loop import Position, Step, StopFlag, Tallies, Tally, batch_count, batches, evaluate, train_epoch
 from .optim import PER_EPOCH_SCHEDULES, freeze, loss_function, optimizer, scheduler
 from .progress import Progress
-from .setup import Monitor, check_fit, conv_model, pick_device, precision, scored_classes, sequence_length
+from .setup import Monitor, check_fit, conv_model, pick_device, precision, scored_classes, scored_outputs, sequence_length
 
 
 @dataclass
@@ -96,7 +96,7 @@ def _fit(model: nn.Module, config, out, resume, ready, device: torch.device, ran
         if device.type != "cuda":
             raise TrainError(("sync_batchnorm",), "SyncBatchNorm runs on CUDA devices only", "drop it for CPU runs", "E0505")
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    loss_fn = loss_function(config).to(device)
+    loss_fn = loss_function(config, getattr(model, "nncompile_outputs", None)).to(device)
     check_fit(model, data, config, loss_fn, device)
     trainer = _Trainer(model, config, data, device, rank, world, loss_fn, channels_last, progress, out)
     for note in notes:
@@ -141,6 +141,7 @@ class _Trainer:
             clip=config.get("clip_grad_norm"),
             channels_last=channels_last,
             stepwise_schedule=schedule is not None and schedule["type"] not in PER_EPOCH_SCHEDULES,
+            inputs=batch.input_order(model),
         )
         self.position = Position()
         self.history: list[dict[str, Any]] = []
@@ -242,13 +243,25 @@ class _Trainer:
     def _validate(self) -> dict[str, Any]:
         val = self.data.val
         order = torch.arange(self.rank, len(val), self.world)
-        ignore = loss_settings(self.config)[1].get("ignore_index", -100)
-        tally = Tally(self.device, scored_classes(self.data, self.config), self.data.sequence, ignore)
+        tally = self._tally()
         source = batches(val, order, self.size, 0, self.device, self.workers, loaders=self.loaders)
         pad = self.size if self.evaluated is not self.model else None
-        values = evaluate(self.evaluated, self.step.loss, source, tally, self.step.autocast, self.step.channels_last, pad)
+        values = evaluate(self.evaluated, self.step.loss, source, tally, self.step.autocast, self.step.channels_last, pad, self.step.inputs)
         values.setdefault("val_accuracy", None)
         return values
+
+    def _tally(self) -> Tally | Tallies:
+        """What validation measures: the loss, accuracy for labels, perplexity for tokens; with a loss
+        per output, each output's too."""
+        if not per_output(self.config):
+            ignore = loss_settings(self.config)[1].get("ignore_index", -100)
+            return Tally(self.device, scored_classes(self.data, self.config), self.data.sequence, ignore)
+        parts = {}
+        for name, classes in scored_outputs(self.data, self.config).items():
+            value = self.config["loss"][name]
+            ignore = value.get("ignore_index", -100) if isinstance(value, dict) else -100
+            parts[name] = Tally(self.device, classes, False, ignore)
+        return Tallies(self.device, self.step.loss, parts)
 
     def _log(self, record: dict[str, Any]) -> None:
         self.history.append(record)
@@ -278,7 +291,7 @@ class _Trainer:
         if best.exists():
             module.load_state_dict(checkpoint.load(best)["model"])
         module = module.to(memory_format=torch.contiguous_format)
-        example = _examples(self.data.val)
+        example = _examples(self.data.val, self.step.inputs)
         try:
             export(module, example, self.out / "model.ts", kind="torchscript")
         except Exception as error:  # a hand-written module TorchScript cannot compile: the run still stands
@@ -297,9 +310,15 @@ def cpu_copy(model: nn.Module) -> nn.Module:
     return copy.deepcopy(model, memo)
 
 
-def _examples(split: Split) -> tuple[torch.Tensor]:
-    inputs = split.inputs[:2] if split.inputs is not None else torch.stack([split.dataset[i][0] for i in range(min(2, len(split)))])
-    return (inputs.cpu(),)
+def _examples(split: Split, order: list[str] | None) -> tuple[torch.Tensor, ...]:
+    """Two samples, the model's inputs in order, on the CPU."""
+    if split.inputs is not None:
+        inputs = batch.first(split.inputs, 2)
+    else:
+        items = [split.dataset[i][0] for i in range(min(2, len(split)))]
+        inputs = {n: torch.stack([item[n] for item in items]) for n in items[0]} if isinstance(items[0], dict) else torch.stack(items)
+    inputs = batch.to(inputs, torch.device("cpu"))
+    return tuple(inputs[name] for name in (order or inputs)) if isinstance(inputs, dict) else (inputs,)
 
 
 def _workers(config: Mapping[str, Any]) -> int:
