@@ -29,3 +29,4 @@ bench: $(READY)
 	$(BIN)/python benchmarks/check_speed.py
 	$(BIN)/python benchmarks/train_step.py
 	$(BIN)/python benchmarks/train_loop.py
+	$(BIN)/python benchmarks/gpu.py
