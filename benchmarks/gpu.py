@@ -132,7 +132,10 @@ def measure(name: str, batch: int, steps: int, warmup: int, device: torch.device
         rate, peak = run()
         rows.append((label, rate, peak))
     base = rows[0][1]
-    return [f"| {name} | {label} | {rate:,.0f} | {rate / base:.2f} | {peak / 2**30:.1f} GiB |" for label, rate, peak in rows]
+    return [
+        f"| {name} | {label} | {rate:,.{0 if rate >= 100 else 2}f} | {rate / base:.2f} | {peak / 2**30:.1f} GiB |"
+        for label, rate, peak in rows
+    ]
 
 
 def main() -> None:

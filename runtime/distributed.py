@@ -20,6 +20,7 @@ def launch(nproc_per_node: int, launcher_flags: dict[str, str], command: Sequenc
     """Run `python -m runtime.cli COMMAND…` in `nproc_per_node` processes under torchrun; a child that
     fails (or Ctrl-C) ends it with that child's exit status, after torchrun has reported it."""
     from torch.distributed import run
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
 
     flags = [f"--nproc-per-node={nproc_per_node}"]
@@ -32,6 +33,8 @@ def launch(nproc_per_node: int, launcher_flags: dict[str, str], command: Sequenc
         return max(1, next(iter(error.failures.values())).exitcode)
     except KeyboardInterrupt:
         return 130
+    except SignalException as signal_:  # torchrun turns SIGINT/SIGTERM into this, after stopping the children
+        return 128 + int(signal_.sigval)
     except SystemExit as exit_:
         return int(exit_.code or 0)
     return 0

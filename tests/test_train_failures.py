@@ -4,8 +4,10 @@ resumed for more epochs, and torchrun's failures end with the child's status."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -79,6 +81,23 @@ def test_a_failing_child_under_torchrun_ends_with_its_status(write_spec, tmp_pat
     result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert result.returncode == 1, result.stderr[-2000:]
     assert "AttributeError" not in result.stderr
+
+
+def test_ctrl_c_under_torchrun_saves_and_ends_with_130(write_spec, tmp_path):
+    """SIGINT to the launcher: torchrun stops its children, which finish their step, agree to stop,
+    save last.pt and exit; the launcher ends with 130, not a traceback."""
+    spec = write_spec(SPEC.replace("epochs: 1", "epochs: 500").replace("batch_size: 128", "batch_size: 4"))
+    run = tmp_path / "run"
+    command = [sys.executable, "-m", "runtime.cli", "train", str(spec), "--out", str(run), "--nproc-per-node", "2", "--device", "cpu"]
+    launcher = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    deadline = time.monotonic() + 240
+    while not (run / "metrics.jsonl").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    launcher.send_signal(signal.SIGINT)
+    output, errors = launcher.communicate(timeout=120)
+    assert launcher.returncode == 130, errors[-2000:]
+    assert "interrupted: saved" in output and "Traceback" not in errors
+    assert torch.load(run / "last.pt", weights_only=True)["position"]["step"] > 0
 
 
 def test_ddp_trains_a_spec_with_an_unused_layer(write_spec, tmp_path):
