@@ -193,3 +193,11 @@ def _load_text(tmp_path: Path, text: str, cls: str):
     file = tmp_path / "model.py"
     file.write_text(text)
     return getattr(_load(file, "ejected_plugin"), cls)()
+
+
+def test_an_activation_some_calls_omit_becomes_a_flag():
+    analysis = analyze(ROOT / "specs" / "zoo" / "regnet_y_400mf.yaml")
+    text = eject(analysis.graph, analysis.registry, analysis.document, "nncompile build")
+    block = text[text.index("class ConvNormAct(") : text.index("\nclass ", text.index("class ConvNormAct("))]
+    assert "relu: bool" in block and "self.relu = relu" in block and "if self.relu:" in block
+    assert "class ConvNormAct2(" not in text  # the calls with and without the activation share the class

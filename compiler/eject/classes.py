@@ -9,13 +9,14 @@ values are the model's parameters, with the spec's values as defaults.
 
 from __future__ import annotations
 
+import keyword
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..load import Document
 from . import optional
-from .instances import Instance, Member
+from .instances import Instance, Member, identifier
 
 _PARAMETER = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)\Z")
 
@@ -179,13 +180,21 @@ def _parameters(cls: Class, of: dict[int, Class], document: Document, is_root: b
         vector = used[name]
         fill = next((v for v in vector if v is not optional.MISSING), None)
         cls.parameters.append(Parameter(name, [fill if v is optional.MISSING else v for v in vector], default=is_root))
+    taken = set(used) | ({m.path.split(".")[0] for m in cls.first.members} - set(cls.units))
     for unit in cls.units:
-        name = unit
-        while name in used:
+        name = unit if identifier(unit) else _unit_op(cls.first, unit)
+        while name in taken or keyword.iskeyword(name):
             name = _next_name(name)
+        taken.add(name)
         used[name] = []
         cls.flags[unit] = name
         cls.parameters.append(Parameter(name, [unit not in i.absent for i in cls.instances]))
+
+
+def _unit_op(instance: Instance, unit: str) -> str:
+    """A name for an optional function: its op (`relu`)."""
+    ops = [line.op for line in instance.lines if optional.top(optional.line_path(line)) == unit and line.op]
+    return ops[0] if ops and identifier(ops[0]) else "optional"
 
 
 def _agree(a: list[Any], b: list[Any]) -> bool:

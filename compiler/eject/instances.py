@@ -59,6 +59,8 @@ class Line:
     shapes: tuple[Any, ...]
     tuple_valued: bool = False
     absent: bool = False
+    op: str = ""
+    """The op (or the block, for a block call) that the line runs."""
 
     @property
     def shape(self) -> tuple:
@@ -200,7 +202,7 @@ def _node_line(instance: Instance, node: TypedNode, registry: Registry, produced
         member = path
     placeholders = [f"{{{i}}}" for i in range(len(reads))]
     expression = code.call_expression(node, op, placeholders, "{self}")
-    instance.lines.append(Line((path,), expression, reads, member, tuple(node.outputs), node.tuple_valued))
+    instance.lines.append(Line((path,), expression, reads, member, tuple(node.outputs), node.tuple_valued, op=node.node.op))
     if node.tuple_valued:
         produced[Ref(node.name)] = (path, None)
         for index in range(len(node.outputs)):
@@ -240,7 +242,7 @@ def _child_line(instance: Instance, child: Instance, produced: dict) -> None:
     targets = tuple(f"{path}:{i}" for i in range(len(child.outputs)))
     placeholders = ", ".join(f"{{{i}}}" for i in range(len(reads)))
     shapes = tuple(_type_of(child, ref) for ref in child.outputs)
-    instance.lines.append(Line(targets, f"{{self}}({placeholders})", reads, path, shapes))
+    instance.lines.append(Line(targets, f"{{self}}({placeholders})", reads, path, shapes, op=child.block or ""))
     for target, ref in zip(targets, child.outputs):
         produced[ref] = (target, None)
         if ref.index is None:

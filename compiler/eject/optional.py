@@ -5,6 +5,7 @@ to it with those layers marked absent. The class then takes a flag per optional 
 
 An optional layer is a top-level member or value of the block (with whatever it holds); where absent,
 what it would have made is its first input, as the spec's skipped layers pass their input through.
+A member's flag is named after it; a function's (an activation some calls omit) after its op.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ def line_path(line: Line) -> str:
 def fit(small: Instance, big: Instance, same_child) -> list[str] | None:
     """The optional layers (top-level names) `small` lacks, if it is `big` without them; else None.
     `same_child(a, b)` tells whether two child instances are written by one class."""
-    if small.block != big.block or len(small.inputs) != len(big.inputs) or _outputs(small) != _outputs(big):
+    if small.block != big.block or len(small.inputs) != len(big.inputs) or len(small.outputs) != len(big.outputs):
         return None
     small_members = {m.path: m for m in small.members}
     small_lines = {t for line in small.lines for t in line.targets}
@@ -39,8 +40,9 @@ def fit(small: Instance, big: Instance, same_child) -> list[str] | None:
     for line in big.lines:
         if line.targets and not any(t in small_lines for t in line.targets) and top(line_path(line)) not in units:
             units.append(top(line_path(line)))
-    if not units or not all(identifier(unit) for unit in units):
-        return None
+    members = {top(m.path) for m in big.members}
+    if not units or not all(identifier(unit) or unit not in members for unit in units):
+        return None  # a member needs a name to be an attribute; a function's lines need none
     for member in big.members:
         inside = top(member.path) in units
         if inside == (member.path in small_members):
@@ -51,18 +53,20 @@ def fit(small: Instance, big: Instance, same_child) -> list[str] | None:
                 return None
             if member.child is not None and not same_child(member.child, other.child):
                 return None
-    kept = _without(big.lines, units)
-    if kept is None or [line.shape for line in kept] != [line.shape for line in small.lines]:
+    found = _without(big.lines, units)
+    if found is None:
+        return None
+    kept, passed = found
+    if [line.shape for line in kept] != [line.shape for line in small.lines]:
+        return None
+    if [_through(big.token(ref), passed) for ref in big.outputs] != [small.token(ref) for ref in small.outputs]:
         return None
     return units
 
 
-def _outputs(instance: Instance) -> list[str]:
-    return [instance.relative(ref.node) + ("" if ref.index is None else f".{ref.index}") for ref in instance.outputs]
-
-
-def _without(lines: list[Line], units: list[str]) -> list[Line] | None:
-    """The lines with the units taken out, their values replaced by what each unit passes through."""
+def _without(lines: list[Line], units: list[str]) -> tuple[list[Line], dict] | None:
+    """The lines with the units taken out, their values replaced by what each unit passes through;
+    and what each unit's values pass through to."""
     passed: dict[str, tuple[str, int | None]] = {}
     kept: list[Line] = []
     for unit in units:
@@ -78,7 +82,7 @@ def _without(lines: list[Line], units: list[str]) -> list[Line] | None:
             continue
         reads = tuple(_through(read, passed) for read in line.reads)
         kept.append(dataclasses.replace(line, reads=reads))
-    return kept
+    return kept, passed
 
 
 def _through(read: tuple[str, int | None], passed: dict[str, tuple[str, int | None]]) -> tuple[str, int | None]:

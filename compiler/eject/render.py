@@ -149,7 +149,7 @@ def constructor(tree: Tree, cls: Class, of: dict[int, Class]) -> str:
 def init_lines(tree: Tree, cls: Class, of: dict[int, Class], prefix: str = "self") -> list[str]:
     lines = []
     if prefix == "self":
-        lines += [f"self.{unit} = {cls.flags[unit]}" for unit in cls.units if unit not in tree.children]
+        lines += [f"self.{cls.flags[unit]} = {cls.flags[unit]}" for unit in cls.units if unit not in tree.children]
     for name, child in tree.children.items():
         if prefix == "self" and name in cls.flags:
             lines += _optional_member(name, child, cls, of)
@@ -272,7 +272,7 @@ def _optional_lines(cls: Class, tree: Tree, names: dict, tensors: dict, read: se
     outside = {token for line in lines[:start] + lines[end:] for token, _ in line.reads} | (read - _read_within(lines, start, end))
     exported = [target for target in (t for line in lines[start:end] for t in line.targets) if target in outside]
     passed = _value(names, *lines[start].reads[0], tensors)
-    test = f"self.{unit} is not None" if unit in tree.children else f"self.{unit}"
+    test = f"self.{unit} is not None" if unit in tree.children else f"self.{cls.flags[unit]}"
     body = [f"if {test}:"]
     for index in range(start, end):
         body += [f"    {text}" for text in _statement(cls, tree, names, tensors, read, index)]
