@@ -34,7 +34,7 @@ from .values import integral
 
 MAX_NODES = 100_000
 MAX_BLOCK_DEPTH = 32
-_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*\Z")
 
 
 class _Abort(Exception):

@@ -10,6 +10,7 @@ import json
 from importlib import resources
 from typing import Any
 
+from .anchors import anchored
 from .budgets import SCHEMA as BUDGETS
 from .ops import Registry
 from .ops.core import MAX_SIZE
@@ -37,77 +38,79 @@ def generate(registry: Registry, dispatch_ops: bool = True) -> dict[str, Any]:
     without testing every op's `if` branch on every layer.
     """
     defs = _defs(registry, dispatch_ops)
-    return {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": SCHEMA_ID,
-        "title": "nncompile model spec",
-        "type": "object",
-        "required": ["nncompile", "inputs", "layers"],
-        "additionalProperties": False,
-        "properties": {
-            "nncompile": {"const": SPEC_VERSION, "description": "spec language version"},
-            "name": {"$ref": "#/$defs/identifier"},
-            "description": {"type": "string"},
-            "params": {
-                "type": "object",
-                "propertyNames": {"$ref": "#/$defs/identifier"},
-                "additionalProperties": _VALUE,
-                "description": "model parameters with their defaults; override with --set NAME=VALUE",
-            },
-            "inputs": {
-                "type": "object",
-                "minProperties": 1,
-                "propertyNames": {"$ref": "#/$defs/identifier"},
-                "additionalProperties": {"$ref": "#/$defs/input"},
-            },
-            "sizes": {
-                "type": "object",
-                "propertyNames": {"$ref": "#/$defs/identifier"},
-                "additionalProperties": {"$ref": "#/$defs/size"},
-                "description": "symbolic input sizes (`H`) with their range; --set H=320 fixes one",
-            },
-            "variants": {
-                "type": "object",
-                "propertyNames": {"$ref": "#/$defs/identifier"},
-                "additionalProperties": {
+    return anchored(
+        {
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "$id": SCHEMA_ID,
+            "title": "nncompile model spec",
+            "type": "object",
+            "required": ["nncompile", "inputs", "layers"],
+            "additionalProperties": False,
+            "properties": {
+                "nncompile": {"const": SPEC_VERSION, "description": "spec language version"},
+                "name": {"$ref": "#/$defs/identifier"},
+                "description": {"type": "string"},
+                "params": {
+                    "type": "object",
+                    "propertyNames": {"$ref": "#/$defs/identifier"},
+                    "additionalProperties": _VALUE,
+                    "description": "model parameters with their defaults; override with --set NAME=VALUE",
+                },
+                "inputs": {
                     "type": "object",
                     "minProperties": 1,
+                    "propertyNames": {"$ref": "#/$defs/identifier"},
+                    "additionalProperties": {"$ref": "#/$defs/input"},
+                },
+                "sizes": {
+                    "type": "object",
+                    "propertyNames": {"$ref": "#/$defs/identifier"},
+                    "additionalProperties": {"$ref": "#/$defs/size"},
+                    "description": "symbolic input sizes (`H`) with their range; --set H=320 fixes one",
+                },
+                "variants": {
+                    "type": "object",
+                    "propertyNames": {"$ref": "#/$defs/identifier"},
                     "additionalProperties": {
                         "type": "object",
-                        "propertyNames": {"$ref": "#/$defs/identifier"},
-                        "additionalProperties": _VALUE,
+                        "minProperties": 1,
+                        "additionalProperties": {
+                            "type": "object",
+                            "propertyNames": {"$ref": "#/$defs/identifier"},
+                            "additionalProperties": _VALUE,
+                        },
                     },
+                    "description": "rows of parameter values, picked by the value of the parameter they are keyed by (--set scale=s)",
                 },
-                "description": "rows of parameter values, picked by the value of the parameter they are keyed by (--set scale=s)",
-            },
-            "functions": {
-                "type": "object",
-                "propertyNames": {"$ref": "#/$defs/identifier"},
-                "additionalProperties": {
+                "functions": {
                     "type": "object",
-                    "properties": {"args": {"type": "array", "items": {"$ref": "#/$defs/identifier"}}, "value": _EXPRESSION},
-                    "required": ["value"],
-                    "additionalProperties": False,
+                    "propertyNames": {"$ref": "#/$defs/identifier"},
+                    "additionalProperties": {
+                        "type": "object",
+                        "properties": {"args": {"type": "array", "items": {"$ref": "#/$defs/identifier"}}, "value": _EXPRESSION},
+                        "required": ["value"],
+                        "additionalProperties": False,
+                    },
+                    "description": "the spec's own functions: {ch: {args: [c], value: '$ceil($c * $width / 8) * 8'}}, called as $ch(64)",
                 },
-                "description": "the spec's own functions: {ch: {args: [c], value: '$ceil($c * $width / 8) * 8'}}, called as $ch(64)",
+                "outputs": {
+                    "anyOf": [{"$ref": "#/$defs/reference"}, {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/reference"}}],
+                    "description": "the layers the model returns (default: the last layer written); several give a tuple",
+                },
+                "blocks": {
+                    "type": "object",
+                    "propertyNames": {"$ref": "#/$defs/identifier"},
+                    "additionalProperties": {"$ref": "#/$defs/block"},
+                },
+                "layers": {"$ref": "#/$defs/layers"},
+                "train": {"$ref": "#/$defs/train", "description": "how `nncompile train` trains the model"},
+                "budgets": BUDGETS,
             },
-            "outputs": {
-                "anyOf": [{"$ref": "#/$defs/reference"}, {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/reference"}}],
-                "description": "the layers the model returns (default: the last layer written); several give a tuple",
-            },
-            "blocks": {
-                "type": "object",
-                "propertyNames": {"$ref": "#/$defs/identifier"},
-                "additionalProperties": {"$ref": "#/$defs/block"},
-            },
-            "layers": {"$ref": "#/$defs/layers"},
-            "train": {"$ref": "#/$defs/train", "description": "how `nncompile train` trains the model"},
-            "budgets": BUDGETS,
-        },
-        "if": {"not": {"required": ["blocks"]}},
-        "then": {"properties": {"layers": {"$ref": "#/$defs/builtin_layers"}}},
-        "$defs": defs,
-    }
+            "if": {"not": {"required": ["blocks"]}},
+            "then": {"properties": {"layers": {"$ref": "#/$defs/builtin_layers"}}},
+            "$defs": defs,
+        }
+    )
 
 
 def _defs(registry: Registry, dispatch_ops: bool) -> dict[str, Any]:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .anchors import anchored
+
 POSITIVE = {"type": "number", "exclusiveMinimum": 0}
 NON_NEGATIVE = {"type": "number", "minimum": 0}
 FRACTION = {"type": "number", "minimum": 0, "maximum": 1}
@@ -192,66 +194,68 @@ def train_schema() -> dict[str, Any]:
     """The schema of the `train:` section (also of a `--config` file)."""
     transforms = {"type": "array", "items": _kinds("op", TRANSFORMS, {}, TRANSFORM_REQUIRED, "a transform")}
     loss = _loss()
-    return {
-        "type": "object",
-        "required": ["data", "optimizer"],
-        "additionalProperties": False,
-        "properties": {
-            "epochs": {**COUNT, "default": 10},
-            "batch_size": {**COUNT, "default": 64},
-            "seed": {"type": "integer", "minimum": 0, "default": 0},
-            "data": _data(),
-            "transforms": {"type": "object", "properties": {"train": transforms, "val": transforms}, "additionalProperties": False},
-            "loss": loss,
-            "optimizer": _optimizer(),
-            "schedule": _kinds("type", SCHEDULES, {}, SCHEDULE_REQUIRED, "a schedule"),
-            "accumulate": {**COUNT, "default": 1, "description": "batches whose gradients are summed before each optimizer step"},
-            "clip_grad_norm": POSITIVE,
-            "early_stopping": {
-                "type": "object",
-                "properties": {
-                    **_monitor(),
-                    "patience": {"type": "integer", "minimum": 1, "default": 5},
-                    "min_delta": {**NON_NEGATIVE, "default": 0},
-                },
-                "additionalProperties": False,
-            },
-            "checkpoint": {
-                "type": "object",
-                "properties": _monitor(),
-                "additionalProperties": False,
-                "description": "which metric picks best.pt",
-            },
-            "init": {
-                "type": "object",
-                "required": ["from"],
-                "properties": {
-                    "from": {**PATH, "description": "an nncompile checkpoint or a state_dict file (torchvision format)"},
-                    "strict": {"type": "boolean", "default": True},
-                    "exclude": PATTERNS,
-                },
-                "additionalProperties": False,
-            },
-            "freeze": PATTERNS,
-            "device": {"type": "string", "pattern": "^(auto|cpu|cuda(:[0-9]+)?|mps)$", "default": "auto"},
-            "amp": {"enum": list(AMP_MODES), "default": "auto"},
-            "channels_last": AUTO_OR_BOOL,
-            "compile": {
-                "anyOf": [
-                    {"type": "boolean"},
-                    {
-                        "type": "object",
-                        "properties": {"mode": {"enum": list(COMPILE_MODES), "default": "default"}},
-                        "additionalProperties": False,
+    return anchored(
+        {
+            "type": "object",
+            "required": ["data", "optimizer"],
+            "additionalProperties": False,
+            "properties": {
+                "epochs": {**COUNT, "default": 10},
+                "batch_size": {**COUNT, "default": 64},
+                "seed": {"type": "integer", "minimum": 0, "default": 0},
+                "data": _data(),
+                "transforms": {"type": "object", "properties": {"train": transforms, "val": transforms}, "additionalProperties": False},
+                "loss": loss,
+                "optimizer": _optimizer(),
+                "schedule": _kinds("type", SCHEDULES, {}, SCHEDULE_REQUIRED, "a schedule"),
+                "accumulate": {**COUNT, "default": 1, "description": "batches whose gradients are summed before each optimizer step"},
+                "clip_grad_norm": POSITIVE,
+                "early_stopping": {
+                    "type": "object",
+                    "properties": {
+                        **_monitor(),
+                        "patience": {"type": "integer", "minimum": 1, "default": 5},
+                        "min_delta": {**NON_NEGATIVE, "default": 0},
                     },
-                ],
-                "default": False,
-                "description": "torch.compile the model for training and evaluation (true, or {mode: max-autotune, …})",
+                    "additionalProperties": False,
+                },
+                "checkpoint": {
+                    "type": "object",
+                    "properties": _monitor(),
+                    "additionalProperties": False,
+                    "description": "which metric picks best.pt",
+                },
+                "init": {
+                    "type": "object",
+                    "required": ["from"],
+                    "properties": {
+                        "from": {**PATH, "description": "an nncompile checkpoint or a state_dict file (torchvision format)"},
+                        "strict": {"type": "boolean", "default": True},
+                        "exclude": PATTERNS,
+                    },
+                    "additionalProperties": False,
+                },
+                "freeze": PATTERNS,
+                "device": {"type": "string", "pattern": "^(auto|cpu|cuda(:[0-9]+)?|mps)$", "default": "auto"},
+                "amp": {"enum": list(AMP_MODES), "default": "auto"},
+                "channels_last": AUTO_OR_BOOL,
+                "compile": {
+                    "anyOf": [
+                        {"type": "boolean"},
+                        {
+                            "type": "object",
+                            "properties": {"mode": {"enum": list(COMPILE_MODES), "default": "default"}},
+                            "additionalProperties": False,
+                        },
+                    ],
+                    "default": False,
+                    "description": "torch.compile the model for training and evaluation (true, or {mode: max-autotune, …})",
+                },
+                "sync_batchnorm": {
+                    "type": "boolean",
+                    "default": False,
+                    "description": "with several processes, batch statistics over all of them (nn.SyncBatchNorm)",
+                },
             },
-            "sync_batchnorm": {
-                "type": "boolean",
-                "default": False,
-                "description": "with several processes, batch statistics over all of them (nn.SyncBatchNorm)",
-            },
-        },
-    }
+        }
+    )
