@@ -49,7 +49,7 @@ def _class_source(cls: Class, of: dict, document: Document, typed: TypedGraph) -
     arguments = ", ".join(["self", *(f"{names[f'@{i}']}: Tensor" for i in range(len(inputs)))])
     count = len(cls.first.outputs)
     returns = "Tensor" if count == 1 else f"tuple[{', '.join(['Tensor'] * count)}]"
-    what = f"block '{cls.block}'" if cls.block else f"model '{typed.name}'"
+    what = _printable(f"block '{cls.block}'" if cls.block else f"model '{typed.name}'")
     lines = [
         f"class {cls.name}(nn.Module):",
         f'    """The spec\'s {what}."""',
@@ -88,7 +88,7 @@ def _shares(cls: Class, tree: render.Tree, typed: TypedGraph) -> list[str]:
 
 
 def _path_access(name: str) -> str:
-    return f'self.get_submodule("{name}")'
+    return f"self.get_submodule({code.literal(name)})"
 
 
 def _helpers(found: list[Class], body: str) -> str:
@@ -127,11 +127,16 @@ def _header(typed: TypedGraph, command: str, body: str, plugins: list[str]) -> s
     imports = ["import torch", *plugins, *(["import torch.nn.functional as F"] if "F." in body else [])]
     imports = [*sorted(imports), "from torch import Tensor, nn"]
     doc = (
-        f'"""{typed.name} in plain PyTorch, written by `{command}`.\n\n'
+        f'"""{_printable(typed.name)} in plain PyTorch, written by `{_printable(command)}`.\n\n'
         "It needs no nncompile: submodules carry the spec's names, so the compiled model's state_dict loads\n"
         'with strict=True. Comments give each value\'s shape (B: the batch).\n"""'
     )
     return "\n".join([doc, "", *imports])
+
+
+def _printable(text: str) -> str:
+    """Text safe inside a docstring: no quotes, backslashes or control characters."""
+    return "".join(c if c.isprintable() and c not in '"\\' else "?" for c in text)
 
 
 def _formatted(text: str) -> str:

@@ -122,7 +122,7 @@ def access(tree: Tree, path: str) -> str:
         if node.kind in ("list", "sequential"):
             text += f"[{part}]"
         else:
-            text = f"{text}.{part}" if identifier(part) else f'getattr({text}, "{part}")'
+            text = f"{text}.{part}" if identifier(part) else f"getattr({text}, {code.literal(part)})"
         node = node.children[part]
     return text
 
@@ -159,9 +159,9 @@ def init_lines(tree: Tree, cls: Class, of: dict[int, Class], prefix: str = "self
         if identifier(name):
             lines.append(f"{prefix}.{name} = {value}")
         elif child.member is not None and child.member.text is not None:
-            lines.append(f'{prefix}.register_parameter("{name}", {value})')
+            lines.append(f"{prefix}.register_parameter({code.literal(name)}, {value})")
         else:
-            lines.append(f'{prefix}.add_module("{name}", {value})')
+            lines.append(f"{prefix}.add_module({code.literal(name)}, {value})")
         if plain:
             lines += init_lines(child, cls, of, access_of_child(prefix, name))
     return lines
@@ -178,7 +178,7 @@ def _optional_member(name: str, child: Tree, cls: Class, of: dict[int, Class]) -
 
 
 def access_of_child(prefix: str, name: str) -> str:
-    return f"{prefix}.{name}" if identifier(name) else f'getattr({prefix}, "{name}")'
+    return f"{prefix}.{name}" if identifier(name) else f"getattr({prefix}, {code.literal(name)})"
 
 
 def variable_names(cls: Class, inputs: list[str], renames: dict[str, str], ops: dict[str, str]) -> dict[str, str]:
