@@ -44,7 +44,14 @@ def export(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], path: str 
     checks = [inputs, *_other_sizes(module, inputs)]
     with torch.no_grad():
         expected = [module(*each) for each in checks]
-        run = {"torchscript": _torchscript, "torch.export": _torch_export, "onnx": _onnx}[kind](module, inputs, path)
+        try:
+            run = {"torchscript": _torchscript, "torch.export": _torch_export, "onnx": _onnx}[kind](module, inputs, path)
+        except ExportError:
+            raise
+        except Exception as error:  # the exporter refuses the model: a failed export, reported as one
+            detail = str(error).strip().splitlines()
+            shown = next((line.strip() for line in detail if line.strip() and not line.startswith(" ")), type(error).__name__)
+            raise ExportError(f"{path}: {kind} cannot export this model: {shown[:300]}") from None
         for each, want in zip(checks, expected):
             _compare(want, _reloaded(run, each, path, kind), path, each)
     return kind

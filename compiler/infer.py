@@ -20,7 +20,7 @@ from .ir import ALL, OUTPUT, Deferred, Graph, Kind, Node, Ref, TypedGraph, Typed
 from .ops import BUILTIN, Call, ModuleEmit, OpDef, Registry, ShapeError, TensorType
 from .ops.core import FLOAT_DTYPES
 from .ops.geometry import volume
-from .values import check_value, integral
+from .values import as_declared, check_value, integral
 
 MAX_PARAMS = 2**32
 """The default limit on a model's parameters (16 GiB as float32); `--max-params` raises it."""
@@ -83,7 +83,7 @@ class _Inference:
                 self.passed[node.name] = inputs[0]
             return
         op = self.registry.get(node.op)
-        args = {key: self._value(node, op, key, value) for key, value in node.args.items()}
+        args = {key: as_declared(op.param_index[key].schema, self._value(node, op, key, value)) for key, value in node.args.items()}
         call = Call(args, self._types(inputs))
         self._check_inputs(node, op, call)
         outputs = self._guarded(node, op, lambda c: op.infer(c), call)

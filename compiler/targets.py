@@ -49,8 +49,19 @@ def _not_four_dims(node: TypedNode) -> bool:
     return any(len(t.full_shape) != 4 for t in node.input_types[:3])
 
 
+def _no_bias(node: TypedNode) -> bool:
+    return not node.args["bias"]
+
+
 _POOLS = frozenset({"maxpool1d", "maxpool2d", "avgpool1d", "avgpool2d"})
 LIMITS = (
+    Limit(
+        "torchscript",
+        frozenset({"multihead_attention"}),
+        _no_bias,
+        "nn.MultiheadAttention without bias does not compile with TorchScript (a torch limitation): "
+        "use bias: true, or export to .pt2 or .onnx",
+    ),
     Limit(
         "export",
         _POOLS,

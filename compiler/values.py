@@ -77,6 +77,14 @@ def integral(schema: Any, value: Any) -> Any:
     return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
+def as_declared(schema: Any, value: Any) -> Any:
+    """An integer given where the schema declares a real number (`alpha: 1`, `p: 0`) as a float: torch's
+    Python functions take either, but TorchScript types `float` arguments strictly."""
+    if isinstance(schema, dict) and schema.get("type") == "number" and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
 def _types(schema: Any) -> set[str]:
     if not isinstance(schema, dict):
         return set()

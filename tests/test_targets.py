@@ -7,6 +7,7 @@ from __future__ import annotations
 import warnings
 
 import pytest
+import torch
 from op_samples import EDGES, SAMPLES, sample_spec
 
 import compiler
@@ -50,3 +51,18 @@ def test_check_target_reports_located_errors(write_spec, capsys):
     out = capsys.readouterr().out
     assert "spec.yaml:7:5: error[E0409]: layer '0' (adaptive_avgpool2d) would not export to onnx: adaptive pooling" in out
     assert main(["check", str(path), "--target", "onnx", "--set", "T=16"]) == 0
+
+
+def test_an_exporter_that_refuses_a_model_is_a_failed_export_not_a_crash(tmp_path):
+    class Unscriptable(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.from_numpy(x.numpy() * 2)
+
+    with pytest.raises(ExportError, match="torchscript cannot export this model"):
+        export(Unscriptable(), (torch.randn(2, 3),), tmp_path / "m.pt")
+
+
+def test_integers_given_for_real_parameters_script(write_spec, tmp_path):
+    """`alpha: 1` is a float to TorchScript (an int there once made `build -o x.pt` fail)."""
+    spec = write_spec("nncompile: 1\ninputs: {x: [4]}\nlayers:\n  - {op: elu, alpha: 1}\n  - {op: dropout, p: 0}\n")
+    assert main(["build", str(spec), "-o", str(tmp_path / "m.pt")]) == 0
