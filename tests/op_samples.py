@@ -74,6 +74,7 @@ EDGES: dict[str, tuple[str, str]] = {
     ),
     "upsample_size": ("{x: [3, T, T]}", "- {op: upsample, size: 5}"),
     "upsample_nearest": ("{x: [3, T]}", "- {op: upsample, scale: 2}"),
+    "upsample_pairs": ("{x: [3, T, T]}", "- {op: upsample, scale: [2, 3]}\n- {op: upsample, size: [4, 5]}"),
     "mha_no_bias": ("{x: [T, 8]}", "- {op: multihead_attention, heads: 2, bias: false}"),
 }
 """Constructs beside the export table's limits (some inside, some just outside)."""

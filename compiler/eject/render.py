@@ -213,8 +213,13 @@ def shape_comment(cls: Class, index: int) -> str:
     pieces = []
     present = [i for i, instance in enumerate(cls.instances) if not instance.lines[index].absent]
     per_instance = [cls.instances[i].lines[index].shapes for i in present]
+    if len({len(shapes) for shapes in per_instance}) > 1:
+        return "# (the number of pieces varies by call)"
     for output in range(len(per_instance[0])):
         types = [shapes[output] for shapes in per_instance]
+        if len({len(t.shape) for t in types}) > 1:
+            pieces.append("(rank varies by call)")
+            continue
         dims = [_dim(cls, [t.shape[d] for t in types], present) for d in range(len(types[0].shape))]
         if types[0].batched:
             dims.insert(0, "B")

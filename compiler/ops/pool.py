@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from ..dims import lift
 from .core import Bool, Call, Choice, Int, IntOrPair, ModuleEmit, OpDef, Param, ShapeError, TensorType, expect_float, expect_rank
@@ -139,6 +140,12 @@ _SIZE_OR_PAIR = {
     ]
 }
 
+
+def _tuple(value: Any) -> Any:
+    """A per-dimension list as the tuple nn.Upsample takes (it reads a list as one number)."""
+    return tuple(value) if isinstance(value, list) else value
+
+
 UPSAMPLE = OpDef(
     name="upsample",
     doc="resizes the 1, 2 or 3 spatial dimensions by a scale factor or to a size (torch.nn.Upsample)",
@@ -152,8 +159,8 @@ UPSAMPLE = OpDef(
     emit=ModuleEmit(
         "torch.nn:Upsample",
         lambda call: {
-            "size": call.args["size"],
-            "scale_factor": call.args["scale"],
+            "size": _tuple(call.args["size"]),
+            "scale_factor": _tuple(call.args["scale"]),
             "mode": call.args["mode"],
             "align_corners": call.args["align_corners"],
         },
