@@ -49,8 +49,11 @@ def picture(graph: TypedGraph) -> Picture:
         op = {Kind.INPUT: "input", Kind.TENSOR: "parameter", Kind.OUTPUT: "output"}.get(node.kind, node.node.op)
         shapes = [_shape(t) for t in node.outputs] or [", ".join(graph.output.args["names"])]
         scopes = tuple(scope.path for scope in node.node.scopes)
+        parent = ""
         for scope in node.node.scopes:
-            clusters.setdefault(scope.path, f"{scope.path}: {scope.block}" if scope.block else scope.path)
+            short = scope.path[len(parent) + 1 :] if parent and scope.path.startswith(parent + ".") else scope.path
+            clusters.setdefault(scope.path, f"{short}: {scope.block}" if scope.block else short)
+            parent = scope.path
         line = node.node.span.line if node.node.span else None
         boxes[name] = Box("output" if name == OUTPUT else name, op, " ".join(shapes), node.params, line, scopes)
     edges = [(ref.node, name, False) for name, node in graph.nodes.items() for ref in dict.fromkeys(node.inputs)]
@@ -65,9 +68,18 @@ def _shape(t: Any) -> str:
 
 
 def _layout(boxes: dict[str, Box], edges: list[tuple[str, str, bool]]) -> None:
-    """Layered: a node's row is its longest path from an input; each row is centred."""
+    """Layered: a node's row is its longest path from an input; a learnable tensor sits just above
+    its first reader (an unread one beside the node before it), not beside the inputs; rows centred."""
     for a, b, _ in edges:  # edges come in topological order of their targets
         boxes[b].rank = max(boxes[b].rank, boxes[a].rank + 1)
+    readers: dict[str, list[int]] = {}
+    for a, b, _ in edges:
+        readers.setdefault(a, []).append(boxes[b].rank)
+    previous = 0
+    for name, box in boxes.items():
+        if box.op == "parameter":
+            box.rank = max(0, min(readers[name]) - 1) if name in readers else previous
+        previous = box.rank
     rows: dict[int, list[Box]] = {}
     for box in boxes.values():
         rows.setdefault(box.rank, []).append(box)
@@ -80,8 +92,11 @@ def _layout(boxes: dict[str, Box], edges: list[tuple[str, str, bool]]) -> None:
 
 
 def _label(box: Box) -> list[str]:
+    """Id (relative to the block or group drawn around it), op and parameters, output shape."""
     params = f" · {box.params:,} params" if box.params else ""
-    return [box.name, f"{box.op}{params}", box.shape]
+    inner = box.scopes[-1] if box.scopes else ""
+    name = box.name[len(inner) + 1 :] if inner and box.name.startswith(inner + ".") else box.name
+    return [name, f"{box.op}{params}", box.shape]
 
 
 # -- DOT and Mermaid -----------------------------------------------------------------------------
@@ -212,7 +227,7 @@ def _svg_box(name: str, box: Box) -> str:
     scopes = html.escape(" ".join(box.scopes))
     fill = {"input": "#e6f4ea", "output": "#fde8e8", "parameter": "#fff4d6"}.get(box.op, "#ffffff")
     return (
-        f'<g class="node" data-name="{html.escape(name)}" data-scopes="{scopes}">'
+        f'<g class="node" data-name="{html.escape(name)}" data-scopes="{scopes}"><title>{html.escape(box.name)}</title>'
         f'<rect x="{x:.0f}" y="{y:.0f}" width="{BOX_WIDTH}" height="{BOX_HEIGHT}" rx="6" fill="{fill}" stroke="#333"/>'
         f'<text x="{x + 8:.0f}" y="{y + 15:.0f}" font-weight="bold">{name_line}</text>'
         f'<text x="{x + 8:.0f}" y="{y + 30:.0f}" fill="#333">{op_line}</text>'
