@@ -194,3 +194,20 @@ def test_the_progress_bar_shows_rate_and_time_left(monkeypatch):
     progress.update(1, 3, 10, 110, 0.5)
     progress.update(1, 3, 30, 110, 0.4)  # 20 batches in 2 s: 10 it/s, 80 left: 0:08
     assert stream.getvalue().endswith("30/110 loss 0.4000 10.0 it/s, 0:08 left\x1b[K")
+
+
+def test_each_process_draws_its_own_dropout_stream(monkeypatch, tmp_path):
+    seeds = []
+
+    class Seeded(Exception):
+        pass
+
+    def stop_after_seeding(*args, **kwargs):
+        raise Seeded
+
+    monkeypatch.setattr(distributed, "setup", lambda device: (3, 4, False))
+    monkeypatch.setattr(trainer.torch, "manual_seed", seeds.append)
+    monkeypatch.setattr(trainer, "load", stop_after_seeding)  # the data comes right after the seed
+    with pytest.raises(Seeded):
+        train_model(compiler.build(tmp_path_spec(tmp_path)), section(SMALL) | {"epochs": 1, "seed": 5})
+    assert seeds == [5 + 3]  # rank 3 of 4: the seed plus its rank (DDP gives every rank rank 0's weights)
