@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from compiler import analyze
 from compiler.diagnostics import UsageError, did_you_mean
 
 
@@ -64,8 +65,19 @@ def _eject(args: argparse.Namespace, analysis) -> int:
     command = (
         shlex.join(["nncompile", "build", *sys.argv[2:]]) if sys.argv[1:2] == ["build"] else f"nncompile build {args.spec} --emit python"
     )
+    from compiler.params import model_values
+
+    from .cli import parse_overrides
+
+    overrides = {k: v for k, v in parse_overrides(args.set).items() if not k.startswith("train.")}
+    params = model_values(analysis.document, overrides)[0].params
+
+    def variant(changed):
+        other = analyze(args.spec, overrides | dict(changed), tuple(args.plugin), args.config, args.max_params)
+        return other.graph if other.ok else None
+
     try:
-        text = eject(analysis.graph, analysis.registry, analysis.document, command)
+        text = eject(analysis.graph, analysis.registry, analysis.document, command, params, variant)
     except EjectError as error:
         raise UsageError(f"{args.spec}: cannot eject: {error}") from None
     output.parent.mkdir(parents=True, exist_ok=True)

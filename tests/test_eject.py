@@ -17,6 +17,7 @@ import torchvision
 from conftest import ROOT, SPECS
 from zoo import ZOO
 
+import compiler
 from compiler import analyze
 from compiler.eject import eject
 from compiler.emit import emit, example_inputs
@@ -231,3 +232,25 @@ def test_generated_specs_eject_to_the_same_model(tmp_path: Path):
         assert all(torch.equal(a, b) or torch.allclose(a, b, equal_nan=True) for a, b in zip(want, got, strict=True)), seed
         compared += 1
     assert compared > 80
+
+
+@pytest.mark.parametrize(
+    ("spec", "keywords", "change"),
+    [
+        ("specs/mnist_mlp.yaml", ["hidden", "num_classes"], {"hidden": 64, "num_classes": 3}),
+        ("specs/zoo/transformer_encoder_layer.yaml", ["dim_feedforward", "dropout"], {"dim_feedforward": 256}),
+    ],
+)
+def test_the_root_takes_only_parameters_that_really_configure_it(tmp_path: Path, spec: str, keywords: list[str], change: dict):
+    """A model parameter becomes a keyword argument only where building with another value changes
+    nothing else in the file: the transformer layer's d_model sizes values computed from it, so it is
+    not one (an argument that built a broken model would be worse than a literal)."""
+    file = tmp_path / "model.py"
+    assert main(["build", str(ROOT / spec), "-o", str(file)]) == 0
+    text = file.read_text()
+    root = re.findall(r"^class (\w+)", text, re.MULTILINE)[-1]
+    init = next(n for n in ast.parse(text).body if isinstance(n, ast.ClassDef) and n.name == root).body[1]
+    assert [a.arg for a in init.args.args[1:]] == keywords
+    ejected = getattr(_load(file, f"ejected_{Path(spec).stem}_keywords"), root)(**change)
+    compiled = compiler.build(ROOT / spec, **change)
+    ejected.load_state_dict(compiled.state_dict(), strict=True)

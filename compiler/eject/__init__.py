@@ -8,6 +8,8 @@ import inspect
 import re
 import shutil
 import subprocess
+from collections.abc import Mapping
+from typing import Any
 
 from ..ir import TypedGraph
 from ..load import Document
@@ -16,16 +18,29 @@ from . import code, render
 from .classes import Class, classes
 from .code import EjectError
 from .instances import cut, describe
+from .keywords import Variant, root_keywords
 
 __all__ = ["EjectError", "eject"]
 
 
-def eject(typed: TypedGraph, registry: Registry, document: Document, command: str) -> str:
+def eject(
+    typed: TypedGraph,
+    registry: Registry,
+    document: Document,
+    command: str,
+    params: Mapping[str, Any] | None = None,
+    variant: Variant | None = None,
+) -> str:
     """The source of the ejected module; `command` is the command line that wrote it (for its header).
-    Raises EjectError for a model the file cannot express."""
+    With `params` (the model parameters of this build) and `variant` (builds the spec with some of
+    them changed), the root class takes as keyword arguments those that really configure it (see
+    `keywords`); without, every value is written as this build's. Raises EjectError for a model the
+    file cannot express."""
     root = cut(typed)
     describe(root, typed, registry)
     found, of = classes(root, document)
+    if params and variant is not None:
+        root_keywords(found, of, registry, document, params, variant)
     parts = [_class_source(cls, of, document, typed) for cls in found]
     body = "\n\n\n".join(parts)
     helpers = _helpers(found, body)

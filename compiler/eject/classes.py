@@ -3,8 +3,8 @@ constructor's parameters.
 
 A value gets its name from the spec where the spec wrote it as a parameter (`out: $width` names the
 convolution's `out_channels` `width`); a value that differs between instances without such a name is
-named after the argument (`in_channels`), or after a named value that always equals it. The root's named
-values are the model's parameters, with the spec's values as defaults.
+named after the argument (`in_channels`), or after a named value that always equals it. The root
+class's arguments are chosen apart (see `keywords`).
 """
 
 from __future__ import annotations
@@ -76,7 +76,8 @@ def classes(root: Instance, document: Document) -> tuple[list[Class], dict[int, 
         cls = Class(name, block, group, units=sorted({u for i in group for u in i.absent}))
         for instance in cls.instances:
             of[id(instance)] = cls
-        _parameters(cls, of, document, is_root=block is None)
+        if block is not None:  # the root's arguments are chosen by `keywords`, which can check them
+            _parameters(cls, of, document)
         found.append(cls)
     return found, of
 
@@ -154,7 +155,7 @@ def slot_values(instance: Instance, of: dict[int, Class]) -> list[Any]:
     return [value for member in instance.members for _, value, _ in member_arguments(member, of)]
 
 
-def _parameters(cls: Class, of: dict[int, Class], document: Document, is_root: bool) -> None:
+def _parameters(cls: Class, of: dict[int, Class], document: Document) -> None:
     vectors = [list(v) for v in zip(*(slot_values(i, of) for i in cls.instances))] if cls.first.members else []
     argument_names = [name for member in cls.first.members for name, _, _ in member_arguments(member, of)]
     spelled = _spelled(cls, of, document)
@@ -179,7 +180,7 @@ def _parameters(cls: Class, of: dict[int, Class], document: Document, is_root: b
     for name in dict.fromkeys(names[slot] for slot in sorted(names)):
         vector = used[name]
         fill = next((v for v in vector if v is not optional.MISSING), None)
-        cls.parameters.append(Parameter(name, [fill if v is optional.MISSING else v for v in vector], default=is_root))
+        cls.parameters.append(Parameter(name, [fill if v is optional.MISSING else v for v in vector]))
     taken = set(used) | ({m.path.split(".")[0] for m in cls.first.members} - set(cls.units))
     for unit in cls.units:
         name = unit if identifier(unit) else _unit_op(cls.first, unit)
