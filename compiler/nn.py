@@ -68,7 +68,9 @@ class Attention(nn.Module):
 
 def reshape(x: Tensor, shape: list[int]) -> Tensor:
     """Reshape each sample: the batch dimension is kept, so `shape` may hold one -1 of its own."""
-    return x.reshape([x.size(0)] + shape)  # noqa: RUF005 - TorchScript cannot size a starred list
+    sizes = [x.size(0)]
+    sizes.extend(shape)  # TorchScript cannot size a starred list
+    return x.reshape(sizes)
 
 
 def cat(tensors: list[Tensor], dim: int, batched: list[bool]) -> Tensor:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
-import re
 import shutil
 import subprocess
 from collections.abc import Mapping
@@ -113,7 +112,7 @@ def _helpers(found: list[Class], body: str) -> str:
     used = []
     for name, value in vars(helpers).items():
         if getattr(value, "__module__", None) == helpers.__name__ and f"{name}(" in body and name != "initialize":
-            used.append(re.sub(r"  # noqa: \w+ - ", "  # ", inspect.getsource(value).rstrip()))
+            used.append(inspect.getsource(value).rstrip())
     return "\n\n\n".join(used)
 
 
@@ -142,7 +141,7 @@ def _header(typed: TypedGraph, command: str, body: str, plugins: list[str]) -> s
     imports = ["import torch", *plugins, *(["import torch.nn.functional as F"] if "F." in body else [])]
     imports = [*sorted(imports), "from torch import Tensor, nn"]
     doc = (
-        f'"""{_printable(typed.name)} in plain PyTorch, written by `{_printable(command)}`.\n\n'
+        f'"""{_printable(typed.name)} in plain PyTorch, written by nncompile:\n\n    {_printable(command)}\n\n'
         "It needs no nncompile: submodules carry the spec's names, so the compiled model's state_dict loads\n"
         'with strict=True. Comments give each value\'s shape (B: the batch).\n"""'
     )

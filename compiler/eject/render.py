@@ -262,18 +262,22 @@ def _statement(cls: Class, tree: Tree, names: dict[str, str], tensors: dict[str,
     line = cls.first.lines[index]
     if line.expression == "{self}" or (not line.targets and not line.reads):
         return []  # a learnable tensor is read where it is used; a block without inputs or outputs is not called
-    values = [_value(names, token, pick, tensors) for token, pick in line.reads]
-    expression = line.expression.replace("{self}", access(tree, line.member) if line.member else "").format(*values)
-    comment = shape_comment(cls, index)
+    expression, comment = _expression(cls, tree, names, tensors, index), shape_comment(cls, index)
     if not any(target in read for target in line.targets):
         return [f"{expression}  {comment}"]
     return [f"{', '.join(names[target] for target in line.targets)} = {expression}  {comment}"]
 
 
+def _expression(cls: Class, tree: Tree, names: dict[str, str], tensors: dict[str, str], index: int) -> str:
+    line = cls.first.lines[index]
+    values = [_value(names, token, pick, tensors) for token, pick in line.reads]
+    return line.expression.replace("{self}", access(tree, line.member) if line.member else "").format(*values)
+
+
 def _optional_lines(cls: Class, tree: Tree, names: dict, tensors: dict, read: set[str], start: int, end: int, unit: str) -> list[str]:
-    """An optional layer's lines, run where the instance has it; elsewhere its values are its input."""
+    """An optional layer's lines, run where the instance has it; elsewhere its values are its input
+    (an if/else block, as torchvision writes its optional `downsample`)."""
     lines = cls.first.lines
-    inside = {target for line in lines[start:end] for target in line.targets}
     outside = {token for line in lines[:start] + lines[end:] for token, _ in line.reads} | (read - _read_within(lines, start, end))
     exported = [target for target in (t for line in lines[start:end] for t in line.targets) if target in outside]
     passed = _value(names, *lines[start].reads[0], tensors)
@@ -281,9 +285,7 @@ def _optional_lines(cls: Class, tree: Tree, names: dict, tensors: dict, read: se
     body = [f"if {test}:"]
     for index in range(start, end):
         body += [f"    {text}" for text in _statement(cls, tree, names, tensors, read, index)]
-    body += ["else:", *(f"    {names[target]} = {passed}" for target in exported)] if exported else []
-    del inside
-    return body
+    return body + (["else:", *(f"    {names[target]} = {passed}" for target in exported)] if exported else [])
 
 
 def _read_within(lines: list[Line], start: int, end: int) -> set[str]:
