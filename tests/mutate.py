@@ -175,16 +175,19 @@ _MUTATIONS = (
 )
 
 
-class Hang(Exception):
-    pass
+class Hang(BaseException):
+    """Raised by SIGALRM. A BaseException, so the CLI's `except Exception` cannot swallow it."""
 
 
 @contextlib.contextmanager
 def deadline(seconds: int):
-    """Raise Hang if the block runs longer than `seconds` (main thread, Unix)."""
+    """Raise Hang if the block runs longer than `seconds` (main thread; no-op without SIGALRM)."""
+    if not hasattr(signal, "SIGALRM"):
+        yield
+        return
 
     def expired(*_: Any) -> None:
-        raise Hang(f"over {seconds} s")
+        raise Hang(f"still running after {seconds} s")
 
     previous = signal.signal(signal.SIGALRM, expired)
     signal.alarm(seconds)

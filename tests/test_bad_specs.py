@@ -12,15 +12,13 @@ import json
 import os
 import re
 import shutil
-import signal
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import yaml
+from mutate import deadline
 
 from runtime.cli import main
 
@@ -34,34 +32,11 @@ SENTINELS = {"python_tag": "nncompile_pwned_by_python_tag", "python_in_expressio
 """Hostile specs and the file each would create in the working directory if it were ever executed."""
 
 
-class Deadline(BaseException):
-    """Raised by SIGALRM. A BaseException, so the CLI's `except Exception` cannot swallow it."""
-
-
 @dataclass(frozen=True)
 class Result:
     code: int
     out: str
     err: str
-
-
-@contextmanager
-def deadline(seconds: int) -> Iterator[None]:
-    """Fail, rather than block, when the body runs longer than `seconds` (no-op without SIGALRM)."""
-    if not hasattr(signal, "SIGALRM"):
-        yield
-        return
-
-    def expire(signum: int, frame: object) -> None:
-        raise Deadline(f"still running after {seconds}s")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def run_check(capsys: pytest.CaptureFixture[str], *args: str) -> Result:
