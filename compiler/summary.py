@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from fnmatch import fnmatchcase
 from typing import Any
 
 from .costs import DTYPE_BYTES, activation_bytes, default_point, output_bytes, train_memory
 from .dims import at
 from .ir import Kind, TypedGraph, TypedNode
+from .layer_patterns import matches
 
 
 @dataclass
@@ -79,9 +79,7 @@ def frozen_layers(graph: TypedGraph, patterns: list[str]) -> set[str]:
     """Layers whose parameters do not train: tensors declared so, and layers `train.freeze` matches."""
     frozen = set()
     for name, node in graph.layers.items():
-        parts = name.split(".")
-        matched = any(fnmatchcase(".".join(parts[:end]), p) for p in patterns for end in range(1, len(parts) + 1))
-        if matched or (node.kind is Kind.TENSOR and not node.args.get("trainable", True)):
+        if any(matches(name, pattern) for pattern in patterns) or (node.kind is Kind.TENSOR and not node.args.get("trainable", True)):
             frozen.add(name)
     return frozen
 

@@ -12,8 +12,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from compiler.layer_patterns import matches
+
 from .config import TrainError
-from .optim import check_patterns, matches
+from .optim import check_patterns
 
 FORMAT = "nncompile-checkpoint"
 VERSION = 1

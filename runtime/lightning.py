@@ -33,6 +33,7 @@ except ImportError as error:  # pragma: no cover - the message is the point
 from . import batch, checkpoint
 from .config import per_output, with_defaults
 from .data import Data, Split, default_workers, load
+from .loop import flat_labels
 from .optim import PER_EPOCH_SCHEDULES, freeze, loss_function, optimizer, scheduler
 from .setup import Monitor, scored_classes, scored_outputs, sequence_length
 
@@ -162,8 +163,6 @@ class SpecModule(L.LightningModule):
 
 def _accuracy(output: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Top-1 accuracy over labels one per sample or per position (classes at dim 1 or last)."""
-    if output.dim() > 2:
-        output = output if output.shape[:-1] == labels.shape else output.movedim(1, -1)
-        output, labels = output.reshape(-1, output.shape[-1]), labels.reshape(-1)
+    output, labels = flat_labels(output, labels)
     kept = labels != -100
     return ((output.argmax(-1) == labels) & kept).sum() / kept.sum().clamp(min=1)

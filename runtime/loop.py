@@ -124,7 +124,7 @@ class Tally:
         if not self.classes:
             self.add_loss(loss, len(target))
             return
-        scores, labels = _flat_labels(output.float(), target)
+        scores, labels = flat_labels(output.float(), target)
         kept = labels != self.ignore_index
         self.add_loss(loss, kept.sum() if self.sequence or target.dim() > 1 else len(target))
         self.sums[1] += ((scores.argmax(-1) == labels) & kept).sum()
@@ -173,7 +173,7 @@ def tally_dtype(device: torch.device) -> torch.dtype:
     return torch.float32 if device.type == "mps" else torch.float64
 
 
-def _flat_labels(output: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def flat_labels(output: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Scores as `[N, C]` and labels as `[N]`, whichever dim holds the classes."""
     if output.dim() == 2:
         return output, target

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from fnmatch import fnmatchcase
 from typing import Any
 
 import torch
 from torch import nn
 
+from compiler.layer_patterns import matches
 from compiler.train_schema import LOSSES, OPTIMIZERS, SCHEDULES
 
 from .config import TrainError, loss_settings, per_output
@@ -90,13 +90,6 @@ class ClassesLast(nn.Module):
         if output.dim() > 2 and output.dim() == target.dim() + 1 and output.shape[:-1] == target.shape:
             output = output.movedim(-1, 1)
         return self.loss(output, target)
-
-
-def matches(name: str, pattern: str) -> bool:
-    """Whether parameter `name` (`layer1.0.conv1.weight`) lies in a layer matching `pattern`: the
-    pattern is matched against the name and each of its dotted prefixes (`layer1`, `layer1.*`, `fc`)."""
-    parts = name.split(".")
-    return any(fnmatchcase(".".join(parts[:end]), pattern) for end in range(1, len(parts) + 1))
 
 
 def check_patterns(names: Sequence[str], patterns: Sequence[str], where: tuple) -> None:
