@@ -22,6 +22,8 @@ MAX_VALUES = 4096
 """The most values one symbol may take (its range divided by its step)."""
 MAX_POINTS = 1 << 16
 """The most combinations of symbols one size may depend on."""
+MAX_WRITTEN = 80
+"""The longest formula shown as computed; a longer one that no polynomial fits is shown as `f(H, W)`."""
 
 Point = Mapping[str, int]
 
@@ -85,8 +87,12 @@ class Dim:
 
     @property
     def text(self) -> str:
+        """A formula: a short polynomial where one fits, else how it was computed, else (when that is
+        longer than a line, or built on such a one) `f(H, W)`."""
         if self._text is None:
-            self._text = _fit(self.symbols, self.table) or (self._written() if callable(self._written) else self._written)
+            written = self._written() if callable(self._written) else self._written
+            opaque = len(written) > MAX_WRITTEN or "f(" in written.replace("_f(", "")
+            self._text = _fit(self.symbols, self.table) or (f"f({', '.join(s.name for s in self.symbols)})" if opaque else written)
         return self._text
 
     @staticmethod

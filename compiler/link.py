@@ -168,7 +168,21 @@ class _Linker:
         if found is not None:
             return found
         candidates = [p[len(source.lookup) :] for p in [*self.x.defined, *self.x.lookups] if p.startswith(source.lookup)]
-        self.diagnostics.append(Diagnostic("E0303", f"unknown reference '{local}'", source.span, did_you_mean(local, candidates)))
+        hint = did_you_mean(local, candidates) or self._outside_hint(source, local)
+        self.diagnostics.append(Diagnostic("E0303", f"unknown reference '{local}'", source.span, hint))
+        return None
+
+    def _outside_hint(self, source: Source, local: str) -> str | None:
+        """A hint for a reference from inside a group or block to a name defined outside it."""
+        scopes = source.lookup.split(".")[:-1]
+        for depth in range(len(scopes) - 1, -1, -1):
+            outer = "".join(f"{scope}." for scope in scopes[:depth]) + local
+            if outer in self.x.defined or outer in self.x.lookups or outer in self.x.inputs:
+                return (
+                    f"'{local}' is outside this group or block, which sees only its own layers and its inputs "
+                    f"('input', or those it declares): declare `inputs: [input, {local}]` on it and call it with "
+                    f"`from: [<its input>, {local}]`"
+                )
         return None
 
     def _deferred(self, value: Any) -> Any:

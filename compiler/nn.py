@@ -66,6 +66,91 @@ class Attention(nn.Module):
         return f"dropout={self.dropout}, causal={self.causal}, scale={self.scale}"
 
 
+class ShiftedWindowAttention(nn.Module):
+    """Swin's window attention with a learned relative position bias, exactly torchvision's
+    `ShiftedWindowAttention` (same tensors, registered in the same order): an [H, W, C] map per sample
+    is padded to whole windows, rolled back by `shift_size` (where the padded map is larger than a
+    window), attended within each window (tokens that came from different regions masked), and rolled,
+    cropped and returned at [H, W, C]."""
+
+    def __init__(
+        self,
+        dim: int,
+        window_size: list[int],
+        shift_size: list[int],
+        num_heads: int,
+        qkv_bias: bool = True,
+        proj_bias: bool = True,
+        attention_dropout: float = 0.0,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.window_size = window_size
+        self.shift_size = shift_size
+        self.num_heads = num_heads
+        self.attention_dropout = attention_dropout
+        self.dropout = dropout
+        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
+        self.proj = nn.Linear(dim, dim, bias=proj_bias)
+        table = torch.zeros((2 * window_size[0] - 1) * (2 * window_size[1] - 1), num_heads)
+        self.relative_position_bias_table = nn.Parameter(nn.init.trunc_normal_(table, std=0.02))
+        coords = torch.stack(torch.meshgrid(torch.arange(window_size[0]), torch.arange(window_size[1]), indexing="ij"))
+        coords = coords.flatten(1)
+        relative = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0).contiguous()
+        relative[:, :, 0] += window_size[0] - 1
+        relative[:, :, 1] += window_size[1] - 1
+        relative[:, :, 0] *= 2 * window_size[1] - 1
+        self.register_buffer("relative_position_index", relative.sum(-1).flatten())
+
+    def forward(self, x: Tensor) -> Tensor:
+        window = self.window_size
+        tokens = window[0] * window[1]
+        bias = self.relative_position_bias_table[self.relative_position_index].view(tokens, tokens, -1)
+        bias = bias.permute(2, 0, 1).contiguous().unsqueeze(0)
+        batch, height, width, channels = x.shape
+        x = F.pad(x, (0, 0, 0, (window[1] - width % window[1]) % window[1], 0, (window[0] - height % window[0]) % window[0]))
+        padded_height, padded_width = x.shape[1], x.shape[2]
+        shift = self.shift_size.copy()
+        if window[0] >= padded_height:
+            shift[0] = 0
+        if window[1] >= padded_width:
+            shift[1] = 0
+        if sum(shift) > 0:
+            x = torch.roll(x, shifts=(-shift[0], -shift[1]), dims=(1, 2))
+        rows, cols = padded_height // window[0], padded_width // window[1]
+        windows = rows * cols
+        x = x.view(batch, rows, window[0], cols, window[1], channels)
+        x = x.permute(0, 1, 3, 2, 4, 5).reshape(batch * windows, tokens, channels)
+        qkv = F.linear(x, self.qkv.weight, self.qkv.bias)
+        qkv = qkv.reshape(x.size(0), tokens, 3, self.num_heads, channels // self.num_heads).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv[0], qkv[1], qkv[2]
+        q = q * (channels // self.num_heads) ** -0.5
+        attention = q.matmul(k.transpose(-2, -1)) + bias
+        if sum(shift) > 0:
+            regions = x.new_zeros((padded_height, padded_width))
+            count = 0
+            for h in ((0, -window[0]), (-window[0], -shift[0]), (-shift[0], padded_height)):
+                for w in ((0, -window[1]), (-window[1], -shift[1]), (-shift[1], padded_width)):
+                    regions[h[0] : h[1], w[0] : w[1]] = count
+                    count += 1
+            regions = regions.view(rows, window[0], cols, window[1]).permute(0, 2, 1, 3).reshape(windows, tokens)
+            mask = regions.unsqueeze(1) - regions.unsqueeze(2)
+            mask = mask.masked_fill(mask != 0, -100.0).masked_fill(mask == 0, 0.0)
+            attention = attention.view(x.size(0) // windows, windows, self.num_heads, tokens, tokens)
+            attention = (attention + mask.unsqueeze(1).unsqueeze(0)).view(-1, self.num_heads, tokens, tokens)
+        attention = F.dropout(F.softmax(attention, dim=-1), p=self.attention_dropout, training=self.training)
+        x = attention.matmul(v).transpose(1, 2).reshape(x.size(0), tokens, channels)
+        x = F.dropout(F.linear(x, self.proj.weight, self.proj.bias), p=self.dropout, training=self.training)
+        x = x.view(batch, rows, cols, window[0], window[1], channels)
+        x = x.permute(0, 1, 3, 2, 4, 5).reshape(batch, padded_height, padded_width, channels)
+        if sum(shift) > 0:
+            x = torch.roll(x, shifts=(shift[0], shift[1]), dims=(1, 2))
+        return x[:, :height, :width, :].contiguous()
+
+    def extra_repr(self) -> str:
+        return f"window_size={self.window_size}, shift_size={self.shift_size}, num_heads={self.num_heads}"
+
+
 def reshape(x: Tensor, shape: list[int]) -> Tensor:
     """Reshape each sample: the batch dimension is kept, so `shape` may hold one -1 of its own."""
     sizes = [x.size(0)]

@@ -12,8 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .diagnostics import Diagnostic
-from .dims import is_symbolic
+from .dims import Undecided, is_symbolic
 from .ir import Kind, TypedGraph, TypedNode
+from .ops.core import pair
 
 SUFFIXES = {".pt": "torchscript", ".pt2": "export", ".onnx": "onnx"}
 TARGETS = tuple(SUFFIXES.values())
@@ -32,6 +33,21 @@ class Limit:
 
 def _spatial_symbolic(node: TypedNode) -> bool:
     return is_symbolic(node.input_types[0].shape[1:])
+
+
+def _map_symbolic(node: TypedNode) -> bool:
+    return is_symbolic(node.input_types[0].shape[:2])
+
+
+def _one_window_somewhere(node: TypedNode) -> bool:
+    """True if the padded map is a single window along some dim at some sizes and not at others (the
+    module then shifts or not, a branch the ONNX graph keeps as traced)."""
+    for size, window in zip(node.input_types[0].shape[:2], pair(node.args["window"])):
+        try:
+            bool((size + window - 1) // window <= 1)
+        except Undecided:
+            return True
+    return False
 
 
 def _ceil_over_symbolic(node: TypedNode) -> bool:
@@ -80,6 +96,20 @@ LIMITS = (
         _adaptive_over_symbolic,
         "adaptive pooling to a size other than 1 over a symbolic size: ONNX fixes its windows at the example size "
         "(fix the size with --set, or pool to 1)",
+    ),
+    Limit(
+        "export",
+        frozenset({"shifted_window_attention"}),
+        _map_symbolic,
+        "window attention over a symbolic size: torch.export fixes the size where the window padding and shift "
+        "are decided (fix the sizes with --set)",
+    ),
+    Limit(
+        "onnx",
+        frozenset({"shifted_window_attention"}),
+        _one_window_somewhere,
+        "window attention whose map is one window at some sizes of its range and more at others: ONNX keeps the "
+        "shift decided at the example size (fix the sizes with --set)",
     ),
     Limit(
         "onnx",

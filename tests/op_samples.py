@@ -60,6 +60,7 @@ SAMPLES: dict[str, tuple[str, str]] = {
     "matmul": ("{x: [T, 8]}", "- {id: t, op: transpose, dims: [1, 2]}\n- {op: matmul, from: [x, t]}"),
     "scaled_dot_product_attention": ("{x: [T, 8]}", "- {op: scaled_dot_product_attention, from: [x, x, x], causal: true}"),
     "multihead_attention": ("{x: [T, 8]}", "- {op: multihead_attention, heads: 2}"),
+    "shifted_window_attention": ("{x: [T, T, 8]}", "- {op: shifted_window_attention, heads: 2, window: 4, shift: 2}"),
 }
 
 EDGES: dict[str, tuple[str, str]] = {
@@ -76,6 +77,7 @@ EDGES: dict[str, tuple[str, str]] = {
     "upsample_nearest": ("{x: [3, T]}", "- {op: upsample, scale: 2}"),
     "upsample_pairs": ("{x: [3, T, T]}", "- {op: upsample, scale: [2, 3]}\n- {op: upsample, size: [4, 5]}"),
     "mha_no_bias": ("{x: [T, 8]}", "- {op: multihead_attention, heads: 2, bias: false}"),
+    "window_at_its_size": ("{x: [T, T, 8]}", "- {op: shifted_window_attention, heads: 2, window: 16, shift: 8}"),
 }
 """Constructs beside the export table's limits (some inside, some just outside)."""
 

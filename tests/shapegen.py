@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
+from torchvision.models.swin_transformer import ShiftedWindowAttention
 
 BATCH = 2
 FLOATS = ("float32", "float64", "float16", "bfloat16")
@@ -270,6 +271,21 @@ def _mha(a: dict, xs: list[torch.Tensor], mods: list) -> list[torch.Tensor]:
     return [module(q, k, v, need_weights=True)[0]]  # need_weights: the explicit path, whose products the counter sees
 
 
+def _window(a: dict, xs: list[torch.Tensor], mods: list) -> list[torch.Tensor]:
+    window, shift = _two(a["window"]), _two(a.get("shift", 0))
+    if any(s >= w for s, w in zip(shift, window)):
+        raise Refused("a shift of a window or more is no shifted window (torchvision computes a meaningless mask)")
+    channels = xs[0].shape[-1]
+    module = ShiftedWindowAttention(
+        channels, window, shift, a["heads"], a.get("qkv_bias", True), a.get("proj_bias", True), a.get("attention_dropout", 0.0)
+    )
+    return [_module(mods, module)(xs[0])]
+
+
+def _two(value: Any) -> list[int]:
+    return [value, value] if isinstance(value, int) else list(value)
+
+
 ORACLE: dict[str, Callable] = {
     **{name: _conv(name) for name in ("conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d")},
     **{name: _pool(name) for name in ("maxpool1d", "maxpool2d", "avgpool1d", "avgpool2d", "adaptive_avgpool1d", "adaptive_avgpool2d")},
@@ -301,6 +317,7 @@ ORACLE: dict[str, Callable] = {
     "matmul": _matmul,
     "scaled_dot_product_attention": _sdpa,
     "multihead_attention": _mha,
+    "shifted_window_attention": _window,
 }
 """Ops whose torch result depends only on their arguments and input tensors (concat, positions and
 parameter, which need to know which inputs have a batch dimension, are run by the case itself)."""
@@ -314,6 +331,7 @@ _AXES |= {"slice": ("dim",), "split": ("dim",), "chunk": ("dim",), "mean": ("dim
 _AXES |= {"softmax": ("dim",), "log_softmax": ("dim",)}
 _RANKS = {"conv1d": 2, "conv_transpose1d": 2, "maxpool1d": 2, "avgpool1d": 2, "adaptive_avgpool1d": 2, "batchnorm2d": 3}
 _RANKS |= {"conv2d": 3, "conv_transpose2d": 3, "maxpool2d": 3, "avgpool2d": 3, "adaptive_avgpool2d": 3, "layernorm2d": 3}
+_RANKS |= {"shifted_window_attention": 3}
 
 
 def oracle(op: str, args: dict, values: list[Value], modules: list[nn.Module]) -> list[tuple[torch.Tensor, bool]]:
@@ -870,7 +888,7 @@ class _Builder:
         kinds = {"layer": 10, "decoy": 1.5, "pieces": 1.2}
         if named:
             kinds |= {"merge": 3, "parameter": 1, "positions": 0.6 if x.batched else 0}
-            kinds |= {"attention": 2 if floating and len(x.shape) == 2 else 0.1}
+            kinds |= {"attention": 2 if floating and len(x.shape) in (2, 3) else 0.1}
         if top:
             kinds |= {"group": 1, "block": 2, "repeat": 1.5}
         kind = rng.choices(list(kinds), list(kinds.values()))[0]
@@ -978,8 +996,16 @@ class _Builder:
         rng, x, last = self.rng, frame.previous, frame.last
         width = x.shape[-1] if x.shape else 1
         others = [k for k in frame.singles() if len(frame.env[k].shape) == 2] or [last]
-        kind = rng.choice(["mha", "mha", "sdpa", "sdpa", "scores"])
-        if kind == "mha":
+        kind = rng.choice(["mha", "mha", "sdpa", "sdpa", "scores", *(["window"] * 4 if len(x.shape) == 3 else [])])
+        if kind == "window":
+            wild = rng.random() < self.wild
+            args = {"heads": rng.choice(_divisors(width)) if not wild else rng.randint(1, 5), "window": _pair(rng, 1, 5, True)}
+            low_window = min(_two(args["window"]))
+            _maybe(rng, args, "shift", _pair(rng, 0, low_window - 1 if not wild else 5, True), 0.6)
+            _maybe(rng, args, "qkv_bias", rng.random() < 0.5, 0.2)
+            _maybe(rng, args, "proj_bias", rng.random() < 0.5, 0.2)
+            self.write(frame, written, steps, "shifted_window_attention", args, None)
+        elif kind == "mha":
             heads = rng.choice(_divisors(width)) if rng.random() > self.wild else rng.randint(1, 5)
             args = {"heads": heads}
             _maybe(rng, args, "dropout", rng.choice([0.0, 0.1]), 0.2)

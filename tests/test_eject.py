@@ -254,3 +254,13 @@ def test_the_root_takes_only_parameters_that_really_configure_it(tmp_path: Path,
     ejected = getattr(_load(file, f"ejected_{Path(spec).stem}_keywords"), root)(**change)
     compiled = compiler.build(ROOT / spec, **change)
     ejected.load_state_dict(compiled.state_dict(), strict=True)
+
+
+def test_every_helper_name_is_kept_free_in_forward():
+    import inspect
+
+    from compiler import nn as helpers
+    from compiler.eject.render import HELPER_NAMES
+
+    defined = {name for name, value in vars(helpers).items() if inspect.getmodule(value) is helpers and not name.startswith("_")}
+    assert defined - {"initialize"} == HELPER_NAMES

@@ -469,3 +469,39 @@ def test_an_integral_float_is_the_integer_as_json_schema_reads_it(write_spec):
     assert model(torch.randn(2, 4)).shape == (2, 4)
     assert type(model.get_submodule("0").out_features) is int
     assert codes(analyze(write_spec, body.replace("3.0", "3.5"))) == ["E0203"]
+
+
+def test_a_size_no_short_formula_fits_is_shown_as_a_function_with_exact_values(write_spec):
+    body = """
+    inputs: {x: [H, H, 8]}
+    sizes: {H: {min: 4, max: 40, default: 14}}
+    layers:
+      - {op: shifted_window_attention, heads: 2, window: 7, shift: 3}
+      - {op: shifted_window_attention, heads: 2, window: 7}
+    """
+    analysis = analyze(write_spec, body)
+    total = analysis.graph.total_macs
+    assert str(total) == "f(H)"  # window padding rounds up: no polynomial fits
+    for h in (4, 14, 15, 40):
+        padded = -(-h // 7) * 7
+        assert total.at({"H": h}) == 2 * padded * padded * 8 * (4 * 8 + 2 * 49)
+
+
+def test_a_group_sees_only_its_own_layers_and_the_diagnostic_says_how_to_pass_more(write_spec):
+    body = """
+    inputs: {x: [8]}
+    layers:
+      - {id: a, op: linear, out: 8}
+      - id: g
+        layers:
+          - {op: linear, out: 8}
+          - {op: add, from: [input, a]}
+    """
+    analysis = analyze(write_spec, body)
+    assert codes(analysis) == ["E0303"]
+    assert "declare `inputs: [input, a]`" in analysis.diagnostics[0].hint
+    passed = body.replace("      - id: g\n", "      - id: g\n        inputs: [input, a]\n        from: [a, a]\n")
+    passed = passed.replace("from: [input, a]}", "from: [0, a]}")
+    analysis = analyze(write_spec, passed)
+    assert analysis.ok, analysis.diagnostics
+    assert reads(analysis, "g.1") == ["g.0", "a"]

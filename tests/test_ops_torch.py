@@ -15,12 +15,20 @@ from conftest import check_fx_shapes
 from torch.fx.passes.shape_prop import ShapeProp
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
+from torchvision.models.swin_transformer import ShiftedWindowAttention
 
 import compiler
 
 
 def _layers(text: str) -> str:
     return textwrap.indent(textwrap.dedent(text).strip(), "  ") + "\n"
+
+
+def _torchvision_window_attention(ours: torch.nn.Module, x: torch.Tensor, window: list[int], shift: list[int]) -> torch.Tensor:
+    """torchvision's ShiftedWindowAttention holding `ours`'s tensors (strictly: the same names), applied to x."""
+    reference = ShiftedWindowAttention(x.shape[-1], window, shift, ours.num_heads).eval()
+    reference.load_state_dict(ours.state_dict(), strict=True)
+    return reference(x)
 
 
 CASES = {
@@ -84,6 +92,21 @@ CASES = {
         "{q: [5, 8], kv: [7, 6]}",
         "- {id: attn, op: multihead_attention, heads: 4, from: [q, kv, kv]}",
         lambda m, q, kv: m.attn(q, kv, kv, need_weights=False)[0],
+    ),
+    "shifted_window_attention": (
+        "{x: [9, 10, 8]}",  # padded to 14 x 14, shifted by 3 both ways
+        "- {id: attn, op: shifted_window_attention, heads: 2, window: 7, shift: 3}",
+        lambda m, x: _torchvision_window_attention(m.attn, x, [7, 7], [3, 3]),
+    ),
+    "window_attention_rectangular": (
+        "{x: [9, 10, 6]}",
+        "- {id: attn, op: shifted_window_attention, heads: 3, window: [5, 4], shift: [2, 1]}",
+        lambda m, x: _torchvision_window_attention(m.attn, x, [5, 4], [2, 1]),
+    ),
+    "window_attention_one_window": (
+        "{x: [4, 6, 8]}",  # the padded map is one window: no shift, as in Swin's last stage at 224
+        "- {id: attn, op: shifted_window_attention, heads: 2, window: 7, shift: 3}",
+        lambda m, x: _torchvision_window_attention(m.attn, x, [7, 7], [3, 3]),
     ),
     "split": (
         "{x: [12, 3]}",

@@ -95,6 +95,7 @@ IMAGE_NETS = (
     "regnet_y_400mf",
     "convnext_tiny",
     "vit_b_16",
+    "swin_t",
 )
 
 SMALLER = {

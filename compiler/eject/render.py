@@ -17,7 +17,7 @@ from .instances import Instance, Line, Member, identifier
 from .optional import line_path, top
 
 RESERVED = {"self", "torch", "nn", "F", "Tensor", "l", "O", "I"}
-HELPER_NAMES = {"reshape", "cat", "positions", "Attention", "LayerNorm2d", "StochasticDepth"}
+HELPER_NAMES = {"reshape", "cat", "positions", "Attention", "LayerNorm2d", "StochasticDepth", "ShiftedWindowAttention"}
 
 
 @dataclass
@@ -57,7 +57,8 @@ def _kinds(tree: Tree, top: bool) -> None:
             _kinds(child, top=False)
     numbered = list(tree.children) == [str(i) for i in range(len(tree.children))]
     holds_tensors = any(c.member is not None and c.member.text is not None for c in tree.children.values())
-    tree.kind = "list" if numbered and not holds_tensors and not top else "plain"
+    holds_namespaces = any(c.member is None and c.kind == "plain" for c in tree.children.values())  # no list item
+    tree.kind = "list" if numbered and not holds_tensors and not holds_namespaces and not top else "plain"
 
 
 def collapse(cls: Class, tree: Tree) -> dict[str, str]:

@@ -1,5 +1,6 @@
-"""Attention: matmul between two values, scaled_dot_product_attention, and multihead_attention
-(exactly `nn.MultiheadAttention`, batch first).
+"""Attention: matmul between two values, scaled_dot_product_attention, multihead_attention
+(exactly `nn.MultiheadAttention`, batch first), and Swin's shifted_window_attention (exactly
+torchvision's `ShiftedWindowAttention`).
 
 MACs count attention's two matrix products (queries × keys, weights × values), `L·S·E + L·S·Ev` per
 head and sample, also where torch's FlopCounterMode does not see them (SDPA on CPU, the fused
@@ -14,6 +15,7 @@ from .core import (
     Float,
     FunctionEmit,
     Int,
+    IntOrPair,
     ModuleEmit,
     OpDef,
     Param,
@@ -22,6 +24,8 @@ from .core import (
     broadcast,
     broadcast_shapes,
     expect_float,
+    expect_rank,
+    pair,
     same_dtype,
 )
 from .geometry import volume
@@ -173,4 +177,61 @@ MULTIHEAD_ATTENTION = OpDef(
     category="attention",
 )
 
-OPS = (MATMUL, SCALED_DOT_PRODUCT_ATTENTION, MULTIHEAD_ATTENTION)
+
+def _window_infer(call: Call) -> TensorType:
+    expect_rank(call.x, (3,), "[H, W, channels]")
+    expect_float(call.x)
+    if call.x.shape[2] % call.args["heads"]:
+        raise ShapeError(f"heads={call.args['heads']} must divide the {call.x.shape[2]} channels", "heads")
+    if any(shift >= window for shift, window in zip(pair(call.args["shift"]), pair(call.args["window"]))):
+        raise ShapeError(f"the shift {call.args['shift']} must be smaller than the window {call.args['window']}", "shift")
+    return call.x
+
+
+def _window_params(call: Call) -> int:
+    c, (wh, ww) = call.x.shape[2], pair(call.args["window"])
+    biases = 3 * c * call.args["qkv_bias"] + c * call.args["proj_bias"]
+    return 4 * c * c + biases + (2 * wh - 1) * (2 * ww - 1) * call.args["heads"]
+
+
+def _window_macs(call: Call, y: TensorType) -> int:
+    """Over the map padded to whole windows: the qkv and output projections, and attention's two
+    products within each window of n tokens (2·n·C per token)."""
+    (h, w, c), (wh, ww) = call.x.shape, pair(call.args["window"])
+    tokens = (h + wh - 1) // wh * wh * ((w + ww - 1) // ww * ww)
+    return tokens * c * (4 * c + 2 * wh * ww)
+
+
+SHIFTED_WINDOW_ATTENTION = OpDef(
+    name="shifted_window_attention",
+    doc="Swin's window attention over [H, W, C] with a relative position bias table, windows shifted by `shift`; "
+    "exactly torchvision's ShiftedWindowAttention (qkv, proj, relative_position_bias_table, relative_position_index)",
+    params=(
+        Int("heads", minimum=1, doc="number of heads; must divide the channels"),
+        IntOrPair("window", minimum=1, doc="window size (torchvision's window_size)"),
+        IntOrPair("shift", 0, doc="cyclic shift, smaller than the window; 0 where the padded map fits one window"),
+        Float("attention_dropout", 0.0, minimum=0, maximum=1, doc="on the attention weights, while training"),
+        Float("dropout", 0.0, minimum=0, maximum=1, doc="on the output, while training"),
+        Bool("qkv_bias", True),
+        Bool("proj_bias", True),
+    ),
+    infer=_window_infer,
+    emit=ModuleEmit(
+        "compiler.nn:ShiftedWindowAttention",
+        lambda call: {
+            "dim": call.x.shape[2],
+            "window_size": list(pair(call.args["window"])),
+            "shift_size": list(pair(call.args["shift"])),
+            "num_heads": call.args["heads"],
+            "qkv_bias": call.args["qkv_bias"],
+            "proj_bias": call.args["proj_bias"],
+            "attention_dropout": call.args["attention_dropout"],
+            "dropout": call.args["dropout"],
+        },
+    ),
+    count_params=_window_params,
+    count_macs=_window_macs,
+    category="attention",
+)
+
+OPS = (MATMUL, SCALED_DOT_PRODUCT_ATTENTION, MULTIHEAD_ATTENTION, SHIFTED_WINDOW_ATTENTION)
