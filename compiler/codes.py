@@ -115,4 +115,9 @@ CODES: dict[str, Code] = {
     "E0505": Code("train", "DeviceUnavailable", "the requested device is not available"),
     "E0506": Code("train", "NoTrainSection", "the spec has no train section"),
     "W0301": Code("resolve", "Unused", "a layer's output, a learnable tensor or a model input is never used"),
+    "W0401": Code(
+        "infer",
+        "PositionGap",
+        "an unnamed layer skipped by a condition that reads shapes keeps its position, so later unnamed layers skip a number",
+    ),
 }

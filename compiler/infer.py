@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from . import expr
-from .diagnostics import Diagnostic, Span, UsageError, sort_key
+from .diagnostics import Diagnostic, Severity, Span, UsageError, sort_key
 from .dims import Dim, SymbolicError, Undecided, at, is_symbolic, show_point
 from .ir import ALL, OUTPUT, Deferred, Graph, Kind, Node, Ref, TypedGraph, TypedNode
 from .ops import BUILTIN, Call, ModuleEmit, OpDef, Registry, ShapeError, TensorType
@@ -50,6 +50,8 @@ class _Inference:
         """Skipped nodes: the value each passes through."""
         self.failed: set[str] = set()
         self.memo: dict[int, Any] = {}
+        self.gaps: set[Span] = set()
+        """Conditions already warned about for the gap their skipped layer leaves (W0401)."""
 
     def run(self) -> tuple[TypedGraph | None, list[Diagnostic]]:
         for node in self.graph.nodes.values():
@@ -156,7 +158,16 @@ class _Inference:
 
     def _decide(self, node: Node, guard: Deferred) -> bool:
         """Guards are shared by every node of a conditional group: each is decided once."""
-        return bool(self._evaluate(node, guard))
+        decided = bool(self._evaluate(node, guard))
+        if not decided and guard.gap is not None and guard.span not in self.gaps:
+            self.gaps.add(guard.span)
+            message = (
+                f"layer '{guard.gap}' has no id and is skipped by a condition that reads shapes, so it keeps its "
+                "position: the unnamed layers after it are numbered as if it were there"
+            )
+            hint = "a conditional `append` in PyTorch numbers on without it: decide the condition from parameters, or give ids"
+            self.diagnostics.append(Diagnostic("W0401", message, guard.span, hint, Severity.WARNING))
+        return decided
 
     def _value(self, node: Node, op: OpDef, key: str, value: Any) -> Any:
         if isinstance(value, list) and any(isinstance(v, Deferred) for v in value):

@@ -66,6 +66,9 @@ class Deferred:
     params: Mapping[str, Any]
     refs: Mapping[str, Any]
     span: Span
+    gap: str | None = None
+    """For a condition on an unnamed layer followed by other unnamed layers in its list: the position
+    name it keeps when skipped (the next ones are numbered after it), for warning W0401."""
 
 
 @dataclass(frozen=True)

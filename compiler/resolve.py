@@ -125,10 +125,13 @@ class _Resolver:
     def _expand_layers(self, layers: list, doc_path: JsonPath, scope: _Scope, previous: list[Source]) -> list[Source]:
         """Expand a layer list; each layer consumes the previous one by default. Returns the last output."""
         for index, layer in enumerate(layers):
-            previous = self._expand_layer(layer, (*doc_path, index), scope, previous)
+            numbered_after = any(isinstance(later, dict) and "id" not in later for later in layers[index + 1 :])
+            previous = self._expand_layer(layer, (*doc_path, index), scope, previous, numbered_after)
         return previous
 
-    def _expand_layer(self, layer: dict, doc_path: JsonPath, scope: _Scope, previous: list[Source]) -> list[Source]:
+    def _expand_layer(
+        self, layer: dict, doc_path: JsonPath, scope: _Scope, previous: list[Source], numbered_after: bool = False
+    ) -> list[Source]:
         local = layer.get("id")
         sources = previous if "repeat" in layer and _templated(layer.get("from")) else self._sources(layer, doc_path, scope, previous)
         guard = self.values.condition(layer, doc_path, scope.params, scope.lookup)
@@ -138,10 +141,12 @@ class _Resolver:
         repeat = self._repeat(layer, doc_path, scope)
         if repeat is None and _is_inline(kind):
             return self._expand_inline(kind, layer, doc_path, scope, local, sources, guard, None)
-        if isinstance(guard, Deferred):
-            scope = dataclasses.replace(scope, guards=(*scope.guards, guard))
         flat = repeat is not None and repeat.names == "flat"
         position = None if flat else scope.positions.take()
+        if isinstance(guard, Deferred):
+            if local is None and position is not None and numbered_after:
+                guard = dataclasses.replace(guard, gap=scope.prefix + position)
+            scope = dataclasses.replace(scope, guards=(*scope.guards, guard))
         if repeat is None:
             name = scope.prefix + (local if local is not None else position)
             if kind is None:

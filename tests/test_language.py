@@ -505,3 +505,28 @@ def test_a_group_sees_only_its_own_layers_and_the_diagnostic_says_how_to_pass_mo
     analysis = analyze(write_spec, passed)
     assert analysis.ok, analysis.diagnostics
     assert reads(analysis, "g.1") == ["g.0", "a"]
+
+
+def test_a_skipped_unnamed_layer_that_keeps_its_position_is_warned_about(write_spec):
+    body = """
+    inputs: {x: [8, 4, 4]}
+    blocks:
+      mb:
+        params: {hidden: int}
+        layers:
+          - {op: conv2d, out: $hidden, kernel: 1, when: $hidden != channels(input)}
+          - {op: conv2d, out: 8, kernel: 1}
+    layers:
+      - {op: mb, hidden: 8}
+      - {op: mb, hidden: 16}
+    """
+    analysis = analyze(write_spec, body)
+    assert codes(analysis) == ["W0401"]
+    assert "'0.0'" in analysis.diagnostics[0].message
+    assert [name for name in analysis.graph.layers if name.startswith("0.")] == ["0.1"]  # the gap it warns of
+    by_parameter = body.replace("params: {hidden: int}", "params: {hidden: int, width: 8}").replace("channels(input)", "$width")
+    assert codes(analyze(write_spec, by_parameter)) == []
+    last = body.replace("          - {op: conv2d, out: 8, kernel: 1}\n", "").replace(
+        "      - {op: mb, hidden: 16}\n", ""
+    )  # nothing numbered after it: no gap to warn of
+    assert codes(analyze(write_spec, last)) == []
