@@ -204,7 +204,7 @@ def summary_text(summary: Summary) -> str:
         f"Non-trainable params: {totals['frozen_params']:,}",
         f"Total MACs: {_macs(graph)} per sample",
         rule,
-        f"At batch {summary.batch} (float32 weights; symbolic sizes at their defaults):",
+        f"At batch {summary.batch} (float32 weights{'; symbolic sizes at their defaults' if graph.sizes else ''}):",
         f"Input size (MiB): {_mib(memory['inputs'])}",
         f"Forward pass size (MiB): {_mib(memory['forward'])}",
         f"Params size (MiB): {_mib(memory['params'])}",

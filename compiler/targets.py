@@ -19,6 +19,7 @@ from .ops.core import pair
 SUFFIXES = {".pt": "torchscript", ".pt2": "export", ".onnx": "onnx"}
 TARGETS = tuple(SUFFIXES.values())
 """`--target` names: TorchScript (.pt), torch.export (.pt2), ONNX (.onnx)."""
+TARGET_NAMES = {"torchscript": "TorchScript (.pt)", "export": "torch.export (.pt2)", "onnx": "ONNX (.onnx)"}
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,6 @@ def export_limits(graph: TypedGraph, target: str) -> list[Diagnostic]:
             continue
         for limit in LIMITS:
             if limit.target == target and node.node.op in limit.ops and limit.applies(node):
-                message = f"layer '{node.name}' ({node.node.op}) would not export to {target}: {limit.reason}"
+                message = f"layer '{node.name}' ({node.node.op}) would not export to {TARGET_NAMES[target]}: {limit.reason}"
                 found.append(Diagnostic("E0409", message, node.node.span))
     return found

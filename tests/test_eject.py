@@ -264,3 +264,15 @@ def test_every_helper_name_is_kept_free_in_forward():
 
     defined = {name for name, value in vars(helpers).items() if inspect.getmodule(value) is helpers and not name.startswith("_")}
     assert defined - {"initialize"} == HELPER_NAMES
+
+
+@pytest.mark.parametrize(
+    ("spec", "copied", "left_out"),
+    [("gpt", {"Attention", "reshape", "positions"}, {"cat"}), ("swin_t", {"ShiftedWindowAttention"}, {"Attention", "cat"})],
+)
+def test_only_the_helpers_the_model_calls_are_copied(spec: str, copied: set[str], left_out: set[str]):
+    analysis = analyze(ROOT / "specs" / "zoo" / f"{spec}.yaml")
+    text = eject(analysis.graph, analysis.registry, analysis.document, "nncompile build")
+    defined = set(re.findall(r"^(?:class|def) (\w+)", text, re.MULTILINE))
+    assert copied <= defined
+    assert not left_out & defined

@@ -49,7 +49,7 @@ def test_check_target_reports_located_errors(write_spec, capsys):
     assert main(["check", str(path), "--target", "torchscript", "--target", "export"]) == 0
     assert main(["check", str(path), "--target", "onnx"]) == 1
     out = capsys.readouterr().out
-    assert "spec.yaml:7:5: error[E0409]: layer '0' (adaptive_avgpool2d) would not export to onnx: adaptive pooling" in out
+    assert "spec.yaml:7:5: error[E0409]: layer '0' (adaptive_avgpool2d) would not export to ONNX (.onnx): adaptive pooling" in out
     assert main(["check", str(path), "--target", "onnx", "--set", "T=16"]) == 0
 
 

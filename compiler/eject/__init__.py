@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
+import re
 import shutil
 import subprocess
 from collections.abc import Mapping
@@ -111,7 +112,7 @@ def _helpers(found: list[Class], body: str) -> str:
 
     used = []
     for name, value in vars(helpers).items():
-        if getattr(value, "__module__", None) == helpers.__name__ and f"{name}(" in body and name != "initialize":
+        if getattr(value, "__module__", None) == helpers.__name__ and re.search(rf"(?<![\w.]){name}\(", body) and name != "initialize":
             used.append(inspect.getsource(value).rstrip())
     return "\n\n\n".join(used)
 
