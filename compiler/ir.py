@@ -116,16 +116,6 @@ class Graph:
     nodes: Mapping[str, Node]
     edges: tuple[tuple[str, str], ...]
 
-    @functools.cached_property
-    def dag(self) -> nx.DiGraph:
-        """The graph as a networkx DAG (built on first use: `check` does not need networkx's import)."""
-        import networkx
-
-        dag = networkx.DiGraph()
-        dag.add_nodes_from(self.nodes)
-        dag.add_edges_from(self.edges)
-        return dag
-
     def of_kind(self, kind: Kind) -> list[Node]:
         return [node for node in self.nodes.values() if node.kind is kind]
 
@@ -183,6 +173,18 @@ class TypedGraph:
 
     name: str
     nodes: Mapping[str, TypedNode]
+
+    @functools.cached_property
+    def dag(self) -> nx.DiGraph:
+        """The model as a networkx DAG: its present nodes (attributes `kind`, `op`, `shapes`) and data
+        edges. Built on first use: `check` does not import networkx."""
+        import networkx
+
+        dag = networkx.DiGraph()
+        for name, node in self.nodes.items():
+            dag.add_node(name, kind=node.kind.value, op=node.node.op, shapes=[t.full_shape for t in node.outputs])
+        dag.add_edges_from((ref.node, name) for name, node in self.nodes.items() for ref in node.inputs)
+        return dag
 
     def type_of(self, ref: Ref) -> TensorType:
         return self.nodes[ref.node].outputs[ref.index or 0]

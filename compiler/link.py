@@ -1,12 +1,13 @@
 """Link: the last step of resolve. Expansion leaves each node's inputs as the paths the spec wrote and
 some paths as aliases of others (a block's name for its last layer, a skipped layer for its input, a
 layer for its activation); linking follows them to values (`Ref`s, picking outputs with `x.1` and every
-copy or output with `x.*`), collects the edges, orders the nodes (with networkx, only where the written
-order is not already topological; a cycle is found there), and warns about values nobody reads."""
+copy or output with `x.*`), collects the edges, orders the nodes (by a sort only where the written order is not
+already topological; a cycle is found there), and warns about values nobody reads."""
 
 from __future__ import annotations
 
 import dataclasses
+import heapq
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,17 +79,12 @@ class _Linker:
         if all(order[source] < order[target] for source, target in edges):
             ordered = nodes  # already in order: the sort below would return it unchanged
         else:
-            import networkx as nx
-
-            dag = nx.DiGraph()
-            dag.add_nodes_from(nodes)
-            dag.add_edges_from(edges)
-            if not nx.is_directed_acyclic_graph(dag):
-                cycle = [edge[0] for edge in nx.find_cycle(dag)]
+            sorted_paths, cycle = _topological(list(nodes), edges)
+            if cycle:
                 message = f"layers form a cycle: {' → '.join([*cycle, cycle[0]])}"
                 self.diagnostics.append(Diagnostic("E0308", message, nodes[cycle[0]].span, "a layer cannot depend on its own output"))
                 return None, self.diagnostics
-            ordered = {path: nodes[path] for path in nx.lexicographical_topological_sort(dag, key=order.get)}
+            ordered = {path: nodes[path] for path in sorted_paths}
         graph = Graph(name, ordered, edges)
         graph.lint()
         self._warn_unused(graph)
@@ -204,6 +200,45 @@ class _Linker:
                 continue
             what = {Kind.INPUT: "input", Kind.TENSOR: "learnable tensor"}.get(node.kind, "output of layer")
             self.diagnostics.append(Diagnostic("W0301", f"{what} '{node.name}' is never used", node.span, severity=Severity.WARNING))
+
+
+def _topological(paths: list[str], edges: tuple[tuple[str, str], ...]) -> tuple[list[str], list[str]]:
+    """The paths in dependency order, each as early as the written order allows (Kahn's sort, taking
+    the earliest written of the ready paths); or, if the edges hold a cycle, ([], one cycle in order)."""
+    index = {path: i for i, path in enumerate(paths)}
+    readers: dict[str, list[str]] = {path: [] for path in paths}
+    waiting = dict.fromkeys(paths, 0)
+    for source, target in edges:
+        readers[source].append(target)
+        waiting[target] += 1
+    ready = [index[path] for path in paths if not waiting[path]]
+    heapq.heapify(ready)
+    result = []
+    while ready:
+        path = paths[heapq.heappop(ready)]
+        result.append(path)
+        for reader in readers[path]:
+            waiting[reader] -= 1
+            if not waiting[reader]:
+                heapq.heappush(ready, index[reader])
+    if len(result) == len(paths):
+        return result, []
+    return [], _cycle({path for path, count in waiting.items() if count}, edges)
+
+
+def _cycle(stuck: set[str], edges: tuple[tuple[str, str], ...]) -> list[str]:
+    """A cycle among `stuck` (paths left with unsorted inputs, each of which has a stuck source):
+    walking from one to a stuck source of it, and on, must come back to a path already seen."""
+    sources: dict[str, str] = {}
+    for source, target in edges:
+        if source in stuck and target in stuck:
+            sources.setdefault(target, source)
+    walk, seen = [min(stuck)], set()
+    while walk[-1] not in seen:
+        seen.add(walk[-1])
+        walk.append(sources[walk[-1]])
+    loop = walk[walk.index(walk[-1]) : -1]
+    return loop[::-1]
 
 
 def _edges(nodes: dict[str, Node]) -> list[tuple[str, str]]:

@@ -153,3 +153,29 @@ def test_unused_layers_and_inputs_warn(write_spec):
 def test_expansion_is_bounded(write_spec):
     body = "inputs: {x: [4]}\nblocks:\n  wide:\n    layers: [{op: relu, repeat: 1000}]\nlayers:\n  - {op: wide, repeat: 1000}\n"
     assert "E0310" in codes(analyze(write_spec, body))
+
+
+def test_forward_references_are_sorted_as_early_as_written_and_a_longer_cycle_is_named_in_order(write_spec):
+    body = "inputs: {x: [4]}\noutputs: [d]\nlayers:\n  - {id: d, op: add, from: [b, c]}\n  - {id: b, op: relu, from: x}\n"
+    body += "  - {id: e, op: sigmoid, from: x}\n  - {id: c, op: tanh, from: b}\n"
+    analysis = analyze(write_spec, body)
+    assert codes(analysis) == ["W0301"]  # e is never read
+    assert layers(analysis) == ["b", "e", "c", "d"]
+    loop = "inputs: {x: [4]}\nlayers:\n  - {id: p, op: relu, from: x}\n  - {id: a, op: add, from: [p, c]}\n"
+    loop += "  - {id: b, op: relu, from: a}\n  - {id: c, op: tanh, from: b}\n"
+    analysis = analyze(write_spec, loop)
+    assert codes(analysis) == ["E0308"]
+    message = analysis.diagnostics[0].message
+    cycle = message.split(": ", 1)[1].split(" → ")
+    assert sorted(cycle[:-1]) == ["a", "b", "c"] and cycle[0] == cycle[-1]
+    assert " → ".join(cycle[:2]) in "a → b → c → a → b"  # in the direction data flows
+
+
+def test_the_typed_graph_is_a_networkx_dag(write_spec):
+    import networkx as nx
+
+    analysis = analyze(write_spec, "inputs: {x: [4]}\nlayers:\n  - {id: a, op: linear, out: 3}\n  - {op: relu, from: [a]}\n")
+    dag = analysis.graph.dag
+    assert nx.is_directed_acyclic_graph(dag)
+    assert list(nx.topological_sort(dag)) == list(analysis.graph.nodes)
+    assert dag.nodes["a"] == {"kind": "call", "op": "linear", "shapes": [("B", 3)]}
