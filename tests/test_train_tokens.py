@@ -1,5 +1,6 @@
-"""Next-token prediction: a nanoGPT-style spec trained from a file of token ids (`.npy`, `.pt`, `.bin`),
-its perplexity falling; the classes-last loss and the per-token tally against torch's own functions."""
+"""Transformers train: a nanoGPT-style spec from a file of token ids (`.npy`, `.pt`, `.bin`), its
+perplexity falling, and the zoo's ViT on digits as patches; the classes-last loss and the per-token
+tally against torch's own functions."""
 
 from __future__ import annotations
 
@@ -105,3 +106,21 @@ def test_the_tally_scores_tokens_and_skips_ignored_ones():
     result = tally.result("val")
     assert result["val_accuracy"] == 0.5  # one of the two scored tokens; the ignored one not counted
     assert math.isclose(result["val_perplexity"], math.exp(loss.item()), rel_tol=1e-6)
+
+
+@pytest.mark.slow
+def test_a_vit_spec_learns_digits_as_patches(tmp_path: Path):
+    """The zoo's ViT, made small, on scikit-learn's 8x8 digits cut into 2x2 patches."""
+    config = tmp_path / "train.yaml"
+    config.write_text(
+        "epochs: 10\nbatch_size: 64\ndata: {dataset: digits}\n"
+        "optimizer: {type: adamw, lr: 2.0e-3, weight_decay: 0.05}\nschedule: {type: cosine, warmup_epochs: 1}\n"
+    )
+    small = {"channels": 1, "image_size": 8, "patch_size": 2, "num_layers": 2, "num_heads": 4, "hidden_dim": 64, "mlp_dim": 128}
+    flags = [part for key, value in (small | {"num_classes": 10}).items() for part in ("--set", f"{key}={value}")]
+    out = tmp_path / "run"
+    vit = str(ROOT / "specs" / "zoo" / "vit_b_16.yaml")
+    assert main(["train", vit, "--config", str(config), *flags, "--out", str(out)]) == 0
+    history = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    accuracy = [record["val_accuracy"] for record in history]
+    assert accuracy[0] < 0.7 < 0.85 < max(accuracy), accuracy
