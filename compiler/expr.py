@@ -54,7 +54,7 @@ PLAIN_FUNCTIONS: dict[str, Callable[..., Any]] = {
     "floor": math.floor,
     "make_divisible": make_divisible,
     "sum": lambda values: sum(_numbers(values)),
-    "len": lambda values: len(_numbers(values)),
+    "len": lambda values: len(_list(values)),
 }
 
 _BINARY = {
@@ -333,8 +333,14 @@ def _power(base: Any, exponent: Any) -> Any:
 
 
 def _numbers(values: Any) -> list:
-    if not isinstance(values, list) or not all(_is_number(v) for v in values):
-        raise ExprError(f"sum() and len() take a list of numbers, got {_short(values)}")
+    if not isinstance(_list(values), list) or not all(_is_number(v) for v in values):
+        raise ExprError(f"sum() takes a list of numbers, got {_short(values)}")
+    return values
+
+
+def _list(values: Any) -> list:
+    if not isinstance(values, list):
+        raise ExprError(f"len() and sum() take a list, got {_short(values)}")
     return values
 
 

@@ -173,6 +173,16 @@ def cat(tensors: list[Tensor], dim: int, batched: list[bool]) -> Tensor:
     return torch.cat(expanded, dim)
 
 
+def pad_to(x: Tensor, like: Tensor, value: float = 0.0) -> Tensor:
+    """x padded with `value` to like's sizes in every dim after the channels, half of each difference
+    before (rounded down) and the rest after, as U-Net's up blocks pad to their skip connection."""
+    amounts: list[int] = []
+    for dim in range(x.dim() - 1, 1, -1):
+        difference = like.size(dim) - x.size(dim)
+        amounts.extend([difference // 2, difference - difference // 2])
+    return F.pad(x, amounts, value=value)
+
+
 def positions(x: Tensor, dim: int) -> Tensor:
     """`torch.arange(x.size(dim))` on x's device: the positions 0..T-1 of a sequence (no batch dimension)."""
     return torch.arange(x.size(dim), dtype=torch.long, device=x.device)

@@ -99,7 +99,8 @@ class Values:
         """A name template such as `denselayer{$i + 1}`: each `{…}` is an expression."""
 
         def part(match: re.Match) -> str:
-            value = self.resolved(match.group(1).strip(), params, "a repeat name", span)
+            inner = match.group(1).strip()
+            value = self.resolved(inner if expr.is_expression(inner) else f"${inner}", params, "a repeat name", span)
             return "?" if value is INVALID else str(value)
 
         return _TEMPLATE_PART.sub(part, text)
@@ -131,7 +132,10 @@ class Values:
             span = spans[key] = self.doc.span((*doc_path, key))
             picked = self._per_repetition(raw, scalar_of(key), rep, key, span)
             path = (*doc_path, key, rep[0]) if rep is not None and picked is not raw else (*doc_path, key)
-            values[key] = INVALID if picked is INVALID else self.evaluate(picked, params, lookup, span, path)
+            value = INVALID if picked is INVALID else self.evaluate(picked, params, lookup, span, path)
+            if picked is raw and isinstance(value, list) and not isinstance(raw, list):  # `out: $widths`: a list parameter
+                value = self._per_repetition(value, scalar_of(key), rep, key, span)
+            values[key] = value
         return values, spans
 
     def _per_repetition(self, value: Any, scalar: bool, rep: Repetition, key: str, span: Span) -> Any:

@@ -42,6 +42,7 @@ SAMPLES: dict[str, tuple[str, str]] = {
     "identity": ("{x: [T, 8]}", "- {op: identity}"),
     "select": ("{x: [T, 8]}", "- {op: select, dim: 1, index: 0}"),
     "slice": ("{x: [T, 8]}", "- {op: slice, dim: 1, start: 1, step: 2}"),
+    "pad": ("{x: [3, T, T]}", "- {op: pad, amounts: [1, 1, 2, 0], mode: reflect}"),
     "split": ("{x: [T, 8]}", "- {id: s, op: split, size: 3, dim: 2}\n- {op: concat, from: [s.0, s.2], dim: 2}"),
     "chunk": ("{x: [T, 8]}", "- {id: c, op: chunk, chunks: 2, dim: 2}\n- {op: mul, from: [c.0, c.1]}"),
     "mean": ("{x: [3, T, T]}", "- {op: mean, dims: [2, 3]}"),
@@ -77,6 +78,11 @@ EDGES: dict[str, tuple[str, str]] = {
     "upsample_nearest": ("{x: [3, T]}", "- {op: upsample, scale: 2}"),
     "upsample_pairs": ("{x: [3, T, T]}", "- {op: upsample, scale: [2, 3]}\n- {op: upsample, size: [4, 5]}"),
     "mha_no_bias": ("{x: [T, 8]}", "- {op: multihead_attention, heads: 2, bias: false}"),
+    "pad_to": (
+        "{x: [3, T, T]}",
+        "- {id: d, op: maxpool2d, kernel: 2}\n- {id: u, op: upsample, scale: 2}\n- {op: pad, from: [u, x], value: 1.0}",
+    ),
+    "pad_constant": ("{x: [T, 8]}", "- {op: pad, amounts: [-1, 2, 0, 1], value: -2.0}"),
     "window_at_its_size": ("{x: [T, T, 8]}", "- {op: shifted_window_attention, heads: 2, window: 16, shift: 8}"),
 }
 """Constructs beside the export table's limits (some inside, some just outside)."""

@@ -282,6 +282,21 @@ def _window(a: dict, xs: list[torch.Tensor], mods: list) -> list[torch.Tensor]:
     return [_module(mods, module)(xs[0])]
 
 
+def _pad(a: dict, xs: list[torch.Tensor], mods: list) -> list[torch.Tensor]:
+    x, mode, value = xs[0], a.get("mode", "constant"), a.get("value", 0.0)
+    if len(xs) == 2:  # to the second's sizes after the channels, as U-Net's up blocks (which never crop)
+        if a.get("amounts") is not None or mode != "constant" or x.dim() != xs[1].dim() or x.dim() < 3:
+            raise Refused("pad to a size needs two [C, …] values of one rank, no amounts, a constant")
+        differences = [xs[1].shape[d] - x.shape[d] for d in range(x.dim() - 1, 1, -1)]
+        if min(differences) < 0:
+            raise Refused("pad to a smaller size would crop")
+        return [F.pad(x, [n for d in differences for n in (d // 2, d - d // 2)], value=value)]
+    amounts = a.get("amounts")
+    if amounts is None or len(amounts) // 2 >= x.dim():
+        raise Refused("no amounts, or amounts that would pad the batch")
+    return [F.pad(x, amounts, mode=mode, **({"value": value} if mode == "constant" else {}))]
+
+
 def _two(value: Any) -> list[int]:
     return [value, value] if isinstance(value, int) else list(value)
 
@@ -318,6 +333,7 @@ ORACLE: dict[str, Callable] = {
     "scaled_dot_product_attention": _sdpa,
     "multihead_attention": _mha,
     "shifted_window_attention": _window,
+    "pad": _pad,
 }
 """Ops whose torch result depends only on their arguments and input tensors (concat, positions and
 parameter, which need to know which inputs have a batch dimension, are run by the case itself)."""
@@ -580,11 +596,11 @@ def draw_single(rng: random.Random, x: Value, wild: bool) -> tuple[str, dict]:
         ],
     }
     generic = [*ACTIVATIONS, "softmax", "log_softmax", "dropout", "stochastic_depth", "identity", "flatten", "reshape", "unflatten"]
-    generic += ["permute", "transpose", "select", "slice", "mean", "sum", "add", "mul", "sub", "div"]
+    generic += ["permute", "transpose", "select", "slice", "pad", "mean", "sum", "add", "mul", "sub", "div"]
     if wild:
         choices = [op for ops in by_rank.values() for op in ops] + generic + ["embedding"]
     elif not floating:
-        choices = ["embedding"] * 6 + ["relu", "identity", "flatten", "reshape", "permute", "select", "add", "mul"]
+        choices = ["embedding"] * 6 + ["relu", "identity", "flatten", "reshape", "permute", "select", "pad", "add", "mul"]
     else:
         choices = by_rank.get(rank, []) * 2 + generic
     op = rng.choice(choices)
@@ -624,7 +640,21 @@ def draw_single(rng: random.Random, x: Value, wild: bool) -> tuple[str, dict]:
         return op, {"value": rng.choice([2, 0.5, -1, 3.0])}
     if op in ACTIVATIONS or op in ("softmax", "log_softmax", "identity"):
         return op, _activation_args(rng, op, rank, wild)
+    if op == "pad":
+        return op, _pad_args(rng, shape, wild)
     return op, _shape_args(rng, op, shape, wild)
+
+
+def _pad_args(rng: random.Random, shape: tuple, wild: bool) -> dict:
+    dims = rng.randint(1, max(min(len(shape), 3), 1)) if not wild else rng.randint(1, 4)
+    low = -2 if wild or rng.random() < 0.2 else 0
+    args: dict = {"amounts": [rng.randint(low, 4) for _ in range(2 * dims)]}
+    _maybe(rng, args, "mode", rng.choice(["reflect", "replicate", "circular"]), 0.5)
+    if args.get("mode", "constant") == "constant":
+        _maybe(rng, args, "value", rng.choice([1.0, -0.5, 2.0, 70000.0 if wild else 0.0]), 0.3)
+    if wild and rng.random() < 0.3:
+        args["amounts"] = args["amounts"][:-1] or None
+    return args
 
 
 # --- writing a case ------------------------------------------------------------------------------------
@@ -913,8 +943,10 @@ class _Builder:
         rng, x = self.rng, frame.previous
         keys = frame.singles()
         wild = rng.random() < self.wild
-        op = rng.choice(["add", "add", "mul", "sub", "div", "concat", "concat", "matmul"])
-        if op == "matmul":
+        op = rng.choice(["add", "add", "mul", "sub", "div", "concat", "concat", "matmul", "pad"])
+        if op == "pad":
+            fits = [k for k in keys if len(frame.env[k].shape) == len(x.shape) and frame.env[k].shape[1:] >= x.shape[1:]]
+        elif op == "matmul":
             fits = [k for k in keys if len(frame.env[k].shape) >= 2 and len(x.shape) >= 2 and frame.env[k].shape[-2] == x.shape[-1]]
         elif op == "concat":
             fits = [k for k in keys if len(frame.env[k].shape) == len(x.shape)]
@@ -924,7 +956,7 @@ class _Builder:
         sources = [frame.last, other]
         if op in ("add", "mul") and rng.random() < 0.2:
             sources.append(rng.choice(fits or keys))
-        if rng.random() < 0.3:
+        if rng.random() < (0.3 if op != "pad" else 0.05):
             sources.reverse()
         args: dict = {}
         if op == "concat":

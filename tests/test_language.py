@@ -530,3 +530,18 @@ def test_a_skipped_unnamed_layer_that_keeps_its_position_is_warned_about(write_s
         "      - {op: mb, hidden: 16}\n", ""
     )  # nothing numbered after it: no gap to warn of
     assert codes(analyze(write_spec, last)) == []
+
+
+def test_a_list_parameter_gives_each_copy_its_item_and_len_counts_table_rows(write_spec):
+    body = """
+    params: {widths: [4, 8, 16], rows: [[1, 2], [3, 4], [5, 6]]}
+    inputs: {x: [3, 8, 8]}
+    layers:
+      - {op: conv2d, out: $widths, kernel: 3, padding: 1, repeat: {count: '$len($rows)', names: 'conv{["a", "b", "c"][$i]}'}}
+    """
+    analysis = analyze(write_spec, body)
+    assert analysis.ok, analysis.diagnostics
+    assert {name: shape[0] for name, shape in shapes(analysis).items()} == {"conva": 4, "convb": 8, "convc": 16}
+    unrepeated = body.replace(', repeat: {count: \'$len($rows)\', names: \'conv{["a", "b", "c"][$i]}\'}', "")
+    assert codes(analyze(write_spec, unrepeated)) == ["E0306"]
+    assert codes(analyze(write_spec, body.replace("'$len($rows)'", "2"))) == ["E0306"]  # 3 values for 2 copies

@@ -108,6 +108,21 @@ CASES = {
         "- {id: attn, op: shifted_window_attention, heads: 2, window: 7, shift: 3}",
         lambda m, x: _torchvision_window_attention(m.attn, x, [7, 7], [3, 3]),
     ),
+    "pad": (
+        "{x: [3, 5, 7]}",
+        "- {id: a, op: pad, amounts: [1, 2, -1, 3], value: 0.5}\n- {op: pad, amounts: [2, 2, 1, 1], mode: reflect}",
+        lambda m, x: F.pad(F.pad(x, [1, 2, -1, 3], value=0.5), [2, 2, 1, 1], mode="reflect"),
+    ),
+    "pad_replicate_circular": (
+        "{x: [3, 5]}",
+        "- {id: a, op: pad, amounts: [3, 0], mode: replicate}\n- {op: pad, amounts: [5, 8], mode: circular}",
+        lambda m, x: F.pad(F.pad(x, [3, 0], mode="replicate"), [5, 8], mode="circular"),
+    ),
+    "pad_to": (  # U-Net's Up: the upsampled map padded to its skip connection's size
+        "{x: [3, 11, 9]}",
+        "- {id: down, op: maxpool2d, kernel: 2}\n- {id: up, op: upsample, scale: 2}\n- {op: pad, from: [up, x]}",
+        lambda m, x: F.pad(F.interpolate(F.max_pool2d(x, 2), scale_factor=2), [0, 1, 0, 1]),
+    ),
     "split": (
         "{x: [12, 3]}",
         "- {id: parts, op: split, sizes: [2, 2, 8]}\n- {op: add, from: [parts.0, parts.1]}",

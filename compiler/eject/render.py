@@ -17,7 +17,7 @@ from .instances import Instance, Line, Member, identifier
 from .optional import line_path, top
 
 RESERVED = {"self", "torch", "nn", "F", "Tensor", "l", "O", "I"}
-HELPER_NAMES = {"reshape", "cat", "positions", "Attention", "LayerNorm2d", "StochasticDepth", "ShiftedWindowAttention"}
+HELPER_NAMES = {"reshape", "cat", "positions", "Attention", "LayerNorm2d", "StochasticDepth", "ShiftedWindowAttention", "pad_to"}
 
 
 @dataclass
