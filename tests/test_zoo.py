@@ -122,3 +122,18 @@ def test_exports_reload_in_a_clean_process(name, tmp_path):
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "ok"
+
+
+def test_the_unet_pads_like_its_reference_where_the_poolings_round_down(write_spec):
+    """At 50x70 (no multiple of 16) each up block pads its upsampled map to the skip's size."""
+    from references.unet import UNet
+
+    text = (ZOO_DIR / "unet.yaml").read_text().replace("inputs: {image: [$n_channels, H, W]}", "inputs: {image: [$n_channels, 50, 70]}")
+    text = text.split("sizes:")[0] + "blocks:" + text.split("blocks:", 1)[1]
+    ours = compiler.build(write_spec(text), base=8).eval()
+    torch.manual_seed(0)
+    reference = UNet(n_channels=3, n_classes=2, base=8).eval()
+    ours.load_state_dict(reference.state_dict(), strict=True)
+    x = torch.randn(2, 3, 50, 70)
+    with torch.no_grad():
+        assert (ours(x) - reference(x)).abs().max().item() <= 1e-5
