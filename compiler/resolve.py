@@ -124,9 +124,9 @@ class _Resolver:
 
     def _expand_layers(self, layers: list, doc_path: JsonPath, scope: _Scope, previous: list[Source]) -> list[Source]:
         """Expand a layer list; each layer consumes the previous one by default. Returns the last output."""
+        last_unnamed = max((i for i, layer in enumerate(layers) if isinstance(layer, dict) and "id" not in layer), default=-1)
         for index, layer in enumerate(layers):
-            numbered_after = any(isinstance(later, dict) and "id" not in later for later in layers[index + 1 :])
-            previous = self._expand_layer(layer, (*doc_path, index), scope, previous, numbered_after)
+            previous = self._expand_layer(layer, (*doc_path, index), scope, previous, index < last_unnamed)
         return previous
 
     def _expand_layer(
