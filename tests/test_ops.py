@@ -148,6 +148,7 @@ BAD = [
     ("pad", [(3, 5)], {"amounts": [1, 2, 3]}, "in pairs"),
     ("pad", [(3, 5)], {"amounts": [1, 1, 1, 1, 1, 1]}, "the batch is never padded"),
     ("pad", [(3, 5)], {"amounts": [-3, -2]}, "leave nothing"),
+    ("pad", [(3, 1)], {"amounts": [3, -2]}, "crops more than the size"),
     ("pad", [(3, 5)], {"amounts": [5, 0], "mode": "reflect"}, "smaller than the size"),
     ("pad", [(3, 5)], {"amounts": [6, 0], "mode": "circular"}, "wrap around once"),
     ("pad", [(3, 4, 5, 6)], {"amounts": [1, 1], "mode": "replicate"}, "samples of 1 or 2 dims"),

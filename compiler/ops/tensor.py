@@ -232,6 +232,8 @@ def _pad_infer(call: Call) -> TensorType:
             raise ShapeError(f"reflect padding must be smaller than the size it reflects ({size}), got {before} and {after}", "amounts")
         if mode == "circular" and (before > size or after > size):
             raise ShapeError(f"circular padding may wrap around once: at most the size ({size}), got {before} and {after}", "amounts")
+        if mode == "constant" and size + min(before, 0) + min(after, 0) < 0:
+            raise ShapeError(f"negative padding {before} and {after} crops more than the size ({size})", "amounts")
         shape[axis] = size + before + after
         if shape[axis] < 1:
             raise ShapeError(f"padding {before} and {after} leave nothing of size {size}", "amounts")
