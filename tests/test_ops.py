@@ -157,6 +157,7 @@ BAD = [
     ("pad", [(3, 5, 7), (4, 9, 8)], {"mode": "reflect"}, "takes no amounts"),
     ("pad", [(3, 5)], {"amounts": [1, 1], "value": 70000.0, "dtype": "float16"}, "does not fit"),
     ("shifted_window_attention", [(7, 8)], {"heads": 2, "window": 7}, "rank 3"),
+    ("shifted_window_attention", [(7, 7, 8)], {"heads": 2, "window": [300, 200]}, "relative position index of 3,600,000,000"),
     ("shifted_window_attention", [(7, 7, 8)], {"heads": 2, "window": [7, 4], "shift": [3, 4]}, "smaller than the window"),
     ("multihead_attention", [(5, 8, 2)], {"heads": 2}, "length, features"),
     ("multihead_attention", [(5, 8), (7, 6), (6, 4)], {"heads": 2}, "same length"),

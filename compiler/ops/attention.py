@@ -10,6 +10,7 @@ nn.MultiheadAttention path under no_grad).
 from __future__ import annotations
 
 from .core import (
+    MAX_SIZE,
     Bool,
     Call,
     Float,
@@ -185,6 +186,9 @@ def _window_infer(call: Call) -> TensorType:
         raise ShapeError(f"heads={call.args['heads']} must divide the {call.x.shape[2]} channels", "heads")
     if any(shift >= window for shift, window in zip(pair(call.args["shift"]), pair(call.args["window"]))):
         raise ShapeError(f"the shift {call.args['shift']} must be smaller than the window {call.args['window']}", "shift")
+    tokens = volume(pair(call.args["window"]))
+    if tokens * tokens > MAX_SIZE:  # the module holds a relative position index of tokens² entries
+        raise ShapeError(f"a window of {tokens:,} tokens needs a relative position index of {tokens * tokens:,} entries", "window")
     return call.x
 
 
