@@ -333,7 +333,7 @@ def _power(base: Any, exponent: Any) -> Any:
 
 
 def _numbers(values: Any) -> list:
-    if not isinstance(_list(values), list) or not all(_is_number(v) for v in values):
+    if not all(_is_number(v) for v in _list(values)):
         raise ExprError(f"sum() takes a list of numbers, got {_short(values)}")
     return values
 

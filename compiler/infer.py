@@ -50,8 +50,8 @@ class _Inference:
         """Skipped nodes: the value each passes through."""
         self.failed: set[str] = set()
         self.memo: dict[int, Any] = {}
-        self.gaps: set[Span] = set()
-        """Conditions already warned about for the gap their skipped layer leaves (W0401)."""
+        self.gaps: dict[Span, str] = {}
+        """Conditions that skipped a layer keeping its position: the first such position of each."""
 
     def run(self) -> tuple[TypedGraph | None, list[Diagnostic]]:
         for node in self.graph.nodes.values():
@@ -59,6 +59,7 @@ class _Inference:
                 self._visit(node)
             except _Failed:
                 self.failed.add(node.name)
+        self._warn_gaps()
         typed = TypedGraph(self.graph.name, self.typed)
         if typed.total_params > self.max_params:
             gib = typed.total_params * 4 / 2**30
@@ -159,15 +160,39 @@ class _Inference:
     def _decide(self, node: Node, guard: Deferred) -> bool:
         """Guards are shared by every node of a conditional group: each is decided once."""
         decided = bool(self._evaluate(node, guard))
-        if not decided and guard.gap is not None and guard.span not in self.gaps:
-            self.gaps.add(guard.span)
-            message = (
-                f"layer '{guard.gap}' has no id and is skipped by a condition that reads shapes, so it keeps its "
-                "position: the unnamed layers after it are numbered as if it were there"
-            )
-            hint = "a conditional `append` in PyTorch numbers on without it: decide the condition from parameters, or give ids"
-            self.diagnostics.append(Diagnostic("W0401", message, guard.span, hint, Severity.WARNING))
+        if not decided and guard.gap is not None:
+            self.gaps.setdefault(guard.span, guard.gap)
         return decided
+
+    def _holds_state(self, node: TypedNode) -> bool:
+        if node.kind is Kind.TENSOR:
+            return True
+        if node.kind is not Kind.CALL:
+            return False
+        op = self.registry.get(node.node.op)
+        return op.float32_state(Call(node.args, node.input_types)) if op.float32_state is not None else node.params > 0
+
+    def _warn_gaps(self) -> None:
+        """W0401 where a skipped layer kept its position and a later position of its list holds tensors
+        (whose state_dict keys the gap renumbers)."""
+        last: dict[str, int] = {}
+        for name, node in self.typed.items():
+            if not self._holds_state(node):
+                continue
+            parts = name.split(".")
+            for index, part in enumerate(parts):
+                if part.isdigit():
+                    prefix = ".".join(parts[:index])
+                    last[prefix] = max(last.get(prefix, -1), int(part))
+        for span, gap in self.gaps.items():
+            prefix, _, position = gap.rpartition(".")
+            if last.get(prefix, -1) > int(position):
+                message = (
+                    f"position '{gap}' is skipped by a condition that reads shapes, and keeps its number: the "
+                    "unnamed layers after it are numbered as if it were there"
+                )
+                hint = "a conditional `append` in PyTorch numbers on without it: decide the condition from parameters, or give ids"
+                self.diagnostics.append(Diagnostic("W0401", message, span, hint, Severity.WARNING))
 
     def _value(self, node: Node, op: OpDef, key: str, value: Any) -> Any:
         if isinstance(value, list) and any(isinstance(v, Deferred) for v in value):

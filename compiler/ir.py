@@ -67,8 +67,8 @@ class Deferred:
     refs: Mapping[str, Any]
     span: Span
     gap: str | None = None
-    """For a condition on an unnamed layer followed by other unnamed layers in its list: the position
-    name it keeps when skipped (the next ones are numbered after it), for warning W0401."""
+    """For a layer's own condition: the first position name its layers take (`features.3`), which they
+    keep when it is skipped; a present later position of that list makes a gap (warning W0401)."""
 
 
 @dataclass(frozen=True)

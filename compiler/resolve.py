@@ -1,5 +1,5 @@
 """Resolve: expand blocks, groups, repeats and conditions; substitute parameters; name every node; then
-`link` follows the references and builds the networkx DAG. What is left open are the values that read
+`link` follows the references and orders the graph. What is left open are the values that read
 inferred shapes (`Deferred`), which infer answers.
 
 Naming, the one rule set that makes `state_dict` keys come out as a hand-written module's:
@@ -124,14 +124,11 @@ class _Resolver:
 
     def _expand_layers(self, layers: list, doc_path: JsonPath, scope: _Scope, previous: list[Source]) -> list[Source]:
         """Expand a layer list; each layer consumes the previous one by default. Returns the last output."""
-        last_unnamed = max((i for i, layer in enumerate(layers) if isinstance(layer, dict) and "id" not in layer), default=-1)
         for index, layer in enumerate(layers):
-            previous = self._expand_layer(layer, (*doc_path, index), scope, previous, index < last_unnamed)
+            previous = self._expand_layer(layer, (*doc_path, index), scope, previous)
         return previous
 
-    def _expand_layer(
-        self, layer: dict, doc_path: JsonPath, scope: _Scope, previous: list[Source], numbered_after: bool = False
-    ) -> list[Source]:
+    def _expand_layer(self, layer: dict, doc_path: JsonPath, scope: _Scope, previous: list[Source]) -> list[Source]:
         local = layer.get("id")
         sources = previous if "repeat" in layer and _templated(layer.get("from")) else self._sources(layer, doc_path, scope, previous)
         guard = self.values.condition(layer, doc_path, scope.params, scope.lookup)
@@ -139,13 +136,13 @@ class _Resolver:
             return self._skip(local, doc_path, scope, sources, previous)
         kind = self._kind(layer, doc_path, scope.prefix + (local or "?"))
         repeat = self._repeat(layer, doc_path, scope)
+        if isinstance(guard, Deferred):  # its layers keep their positions even when it is skipped
+            guard = dataclasses.replace(guard, gap=f"{scope.prefix}{scope.positions.next}")
         if repeat is None and _is_inline(kind):
             return self._expand_inline(kind, layer, doc_path, scope, local, sources, guard, None)
         flat = repeat is not None and repeat.names == "flat"
         position = None if flat else scope.positions.take()
         if isinstance(guard, Deferred):
-            if local is None and position is not None and numbered_after:
-                guard = dataclasses.replace(guard, gap=scope.prefix + position)
             scope = dataclasses.replace(scope, guards=(*scope.guards, guard))
         if repeat is None:
             name = scope.prefix + (local if local is not None else position)

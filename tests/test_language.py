@@ -545,3 +545,38 @@ def test_a_list_parameter_gives_each_copy_its_item_and_len_counts_table_rows(wri
     unrepeated = body.replace(', repeat: {count: \'$len($rows)\', names: \'conv{["a", "b", "c"][$i]}\'}', "")
     assert codes(analyze(write_spec, unrepeated)) == ["E0306"]
     assert codes(analyze(write_spec, body.replace("'$len($rows)'", "2"))) == ["E0306"]  # 3 values for 2 copies
+
+
+@pytest.mark.parametrize(
+    ("layers", "warned"),
+    [
+        # an inline call skipped by shapes: its spliced layer keeps position 0, the next conv is '1'
+        ("  - {op: one_conv, when: channels(x) != 8}\n  - {op: conv2d, out: 8, kernel: 1}\n", True),
+        # a flat repeat skipped by shapes keeps positions 0 and 1
+        (
+            "  - {op: conv2d, out: 8, kernel: 1, when: channels(x) != 8, repeat: {count: 2, names: flat}}\n"
+            "  - {op: conv2d, out: 8, kernel: 1}\n",
+            True,
+        ),
+        # the conditional layer last in an inline body, a conv after the call in the caller's list
+        ("  - {op: relu_then_conv}\n  - {op: conv2d, out: 8, kernel: 1}\n", True),
+        # copies named by a template take no positions: nothing is renumbered
+        (
+            "  - {op: conv2d, out: 8, kernel: 1, when: channels(x) != 8}\n"
+            "  - {op: conv2d, out: 8, kernel: 1, repeat: {count: 2, names: 'c{$i}'}}\n",
+            False,
+        ),
+        # only layers without tensors come after it (ResNet's downsample, then the add): no key moves
+        ("  - {id: down, op: conv2d, out: 8, kernel: 1, when: channels(x) != 8}\n  - {op: add, from: [x, down]}\n", False),
+    ],
+)
+def test_position_gaps_are_warned_where_keys_would_be_renumbered(write_spec, layers: str, warned: bool):
+    blocks = """blocks:
+  one_conv: {inline: true, layers: [{op: conv2d, out: 8, kernel: 1}]}
+  relu_then_conv:
+    inline: true
+    layers: [{op: relu}, {op: conv2d, out: 8, kernel: 1, when: channels(input) != 8}]
+"""
+    analysis = compiler.analyze(write_spec(f"{HEADER}inputs: {{x: [8, 4, 4]}}\n{blocks}layers:\n{layers}"))
+    assert analysis.ok, analysis.diagnostics
+    assert codes(analysis) == (["W0401"] if warned else [])

@@ -10,7 +10,6 @@ nn.MultiheadAttention path under no_grad).
 from __future__ import annotations
 
 from .core import (
-    MAX_SIZE,
     Bool,
     Call,
     Float,
@@ -179,6 +178,11 @@ MULTIHEAD_ATTENTION = OpDef(
 )
 
 
+MAX_WINDOW_TOKENS = 4096
+"""The largest window (64 x 64 tokens; Swin uses 7 x 7, Swin V2 up to 24 x 24): its relative position
+index, built with the module, holds 16,777,216 int64 entries (128 MiB)."""
+
+
 def _window_infer(call: Call) -> TensorType:
     expect_rank(call.x, (3,), "[H, W, channels]")
     expect_float(call.x)
@@ -187,8 +191,12 @@ def _window_infer(call: Call) -> TensorType:
     if any(shift >= window for shift, window in zip(pair(call.args["shift"]), pair(call.args["window"]))):
         raise ShapeError(f"the shift {call.args['shift']} must be smaller than the window {call.args['window']}", "shift")
     tokens = volume(pair(call.args["window"]))
-    if tokens * tokens > MAX_SIZE:  # the module holds a relative position index of tokens² entries
-        raise ShapeError(f"a window of {tokens:,} tokens needs a relative position index of {tokens * tokens:,} entries", "window")
+    if tokens > MAX_WINDOW_TOKENS:  # the module holds a relative position index of tokens² int64 entries
+        raise ShapeError(
+            f"a window of {tokens:,} tokens is over the {MAX_WINDOW_TOKENS:,} whose relative position index "
+            f"({tokens * tokens:,} entries) nncompile builds",
+            "window",
+        )
     return call.x
 
 

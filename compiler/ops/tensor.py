@@ -202,14 +202,23 @@ SLICE = OpDef(
 )
 
 
-_DTYPE_LIMITS = {"float16": 65504.0, "int32": 2.0**31, "int64": 2.0**63}
-"""The largest magnitude a fill value may have to fit the padded tensor's dtype (torch refuses more)."""
+_FILL_RANGES = {
+    "float16": (-65504.0, 65504.0),
+    "bfloat16": (-3.3895313892515355e38, 3.3895313892515355e38),
+    "float32": (-3.4028234663852886e38, 3.4028234663852886e38),
+    "int32": (-(2.0**31), 2.0**31 - 1),
+    "int64": (-(2.0**63), 2.0**63 - 1),
+}
+"""The fill values each dtype holds (torch refuses a constant it would overflow)."""
 
 
 def _pad_infer(call: Call) -> TensorType:
-    x, amounts, mode = call.x, call.args["amounts"], call.args["mode"]
-    if abs(call.args["value"]) >= _DTYPE_LIMITS.get(x.dtype, float("inf")):
-        raise ShapeError(f"the fill value {call.args['value']} does not fit the input's {x.dtype}", "value")
+    x, amounts, mode, value = call.x, call.args["amounts"], call.args["mode"], call.args["value"]
+    low, high = _FILL_RANGES.get(x.dtype, (-float("inf"), float("inf")))
+    if not low <= value <= high:
+        raise ShapeError(f"the fill value {value} does not fit the input's {x.dtype}", "value")
+    if mode != "constant" and value != 0:
+        raise ShapeError(f"{mode} padding takes no fill value", "value")
     if len(call.inputs) == 2:
         return _pad_to_infer(call)
     if amounts is None:
@@ -224,13 +233,13 @@ def _pad_infer(call: Call) -> TensorType:
             wanted = f"{dims} or {dims + 1}" if dims <= 3 else "at most 4"
             raise ShapeError(f"{mode} padding of {dims} dim(s) takes samples of {wanted} dims, got {list(x.shape)}", "amounts")
         if mode != "circular" and x.dtype == "bool":
-            raise ShapeError(f"{mode} padding does not take bool values")
+            raise ShapeError(f"{mode} padding does not take bool values", "mode")
     shape = list(x.shape)
     for axis, (before, after) in zip(range(x.rank - 1, -1, -1), zip(amounts[::2], amounts[1::2])):
         size = shape[axis]
         if mode == "reflect" and (before >= size or after >= size):
             raise ShapeError(f"reflect padding must be smaller than the size it reflects ({size}), got {before} and {after}", "amounts")
-        if mode == "circular" and (before > size or after > size):
+        if mode == "circular" and (abs(before) > size or abs(after) > size):
             raise ShapeError(f"circular padding may wrap around once: at most the size ({size}), got {before} and {after}", "amounts")
         if mode == "constant" and size + min(before, 0) + min(after, 0) < 0:
             raise ShapeError(f"negative padding {before} and {after} crops more than the size ({size})", "amounts")
