@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable, Iterator
 
-from . import activation, attention, conv, dense, merge, pool, tensor
+from . import activation, attention, conv, dense, merge, padding, pool, tensor
 from .core import REQUIRED, Call, FunctionEmit, ModuleEmit, OpDef, Param, ShapeError, TensorEmit, TensorType
 
 __all__ = [
@@ -55,4 +55,4 @@ class Registry:
         return [op.name for op in self if op.category == "activation" and not any(p.required for p in op.params)]
 
 
-BUILTIN = Registry([*conv.OPS, *pool.OPS, *dense.OPS, *activation.OPS, *tensor.OPS, *merge.OPS, *attention.OPS])
+BUILTIN = Registry([*conv.OPS, *pool.OPS, *dense.OPS, *activation.OPS, *tensor.OPS, *padding.OPS, *merge.OPS, *attention.OPS])
