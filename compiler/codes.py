@@ -118,6 +118,6 @@ CODES: dict[str, Code] = {
     "W0401": Code(
         "infer",
         "PositionGap",
-        "an unnamed layer skipped by a condition that reads shapes keeps its position, so later unnamed layers skip a number",
+        "a layer skipped by a condition that reads shapes keeps its position, so a later layer with weights in its list skips a number",
     ),
 }
