@@ -12,6 +12,7 @@ import warnings
 
 import pytest
 import torch
+import torchvision
 from zoo import ZOO, ZOO_DIR, counted_macs, inputs_for, macs_at, pair
 
 import compiler
@@ -77,6 +78,7 @@ CLEAN_PROCESS = """
 import json, sys
 sys.modules["compiler"] = None  # what nncompile exported must run without it
 import torch
+import torchvision
 import onnxruntime
 for item in json.load(open(sys.argv[1])):
     inputs, expected = torch.load(item["io"])
@@ -137,3 +139,27 @@ def test_the_unet_pads_like_its_reference_where_the_poolings_round_down(write_sp
     x = torch.randn(2, 3, 50, 70)
     with torch.no_grad():
         assert (ours(x) - reference(x)).abs().max().item() <= 1e-5
+
+
+@pytest.mark.parametrize(
+    ("spec", "variant", "overrides"),
+    [
+        ("swin_t", "swin_s", {"depths": [2, 2, 18, 2], "stochastic_depth_prob": 0.3}),
+        ("convnext_tiny", "convnext_small", {"depths": [3, 3, 27, 3], "stochastic_depth_prob": 0.4}),
+    ],
+)
+def test_a_larger_variant_is_the_same_spec_with_other_parameters(spec: str, variant: str, overrides: dict):
+    """The stages are a loop over `depths`, as in torchvision: its larger variant is a --set away, exactly,
+    down to each block's stochastic depth."""
+    reference = torchvision.models.get_model(variant).eval()
+    ours = compiler.build(ZOO_DIR / f"{spec}.yaml", H=64, W=64, **overrides).eval()
+    assert list(ours.state_dict()) == list(reference.state_dict())
+    ours.load_state_dict(reference.state_dict(), strict=True)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert (ours(x) - reference(x)).abs().max().item() <= 1e-5
+
+    def depths(model: torch.nn.Module) -> list[float]:
+        return [m.p for m in model.modules() if type(m).__name__ == "StochasticDepth"]
+
+    assert depths(ours)[:: 2 if spec == "swin_t" else 1] == depths(reference)  # Swin's block calls its one module twice
