@@ -35,6 +35,7 @@ from .values import integral
 MAX_NODES = 100_000
 MAX_BLOCK_DEPTH = 32
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*\Z")
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
 class _Abort(Exception):
@@ -129,7 +130,7 @@ class _Resolver:
         return previous
 
     def _expand_layer(self, layer: dict, doc_path: JsonPath, scope: _Scope, previous: list[Source]) -> list[Source]:
-        local = layer.get("id")
+        local = self._local_id(layer, doc_path, scope)
         sources = previous if "repeat" in layer and _templated(layer.get("from")) else self._sources(layer, doc_path, scope, previous)
         guard = self.values.condition(layer, doc_path, scope.params, scope.lookup)
         if guard is False:
@@ -230,6 +231,17 @@ class _Resolver:
             self._alias(scope.prefix + local, last.path)
             self._lookup_alias(scope, local, scope.prefix + local, doc_path)
         return [last]
+
+    def _local_id(self, layer: dict, doc_path: JsonPath, scope: _Scope) -> str | None:
+        """The layer's id; a template (`denseblock{$s + 1}`) evaluated with the parameters in scope."""
+        local = layer.get("id")
+        if local is None or "{" not in local:
+            return local
+        span = self.doc.span((*doc_path, "id"))
+        name = self.values.template(local, scope.params, span)
+        if not _IDENTIFIER.match(name):
+            self._error("E0311", f"id template '{local}' gives '{name}': an id is a letter or '_', then letters, digits and '_'", span)
+        return name
 
     def _id_span(self, layer: dict, doc_path: JsonPath) -> Span:
         return self.doc.span((*doc_path, "id")) if "id" in layer else self.doc.span(doc_path)

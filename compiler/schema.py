@@ -116,6 +116,11 @@ def generate(registry: Registry, dispatch_ops: bool = True) -> dict[str, Any]:
 def _defs(registry: Registry, dispatch_ops: bool) -> dict[str, Any]:
     defs: dict[str, Any] = {
         "identifier": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
+        "layer_id": {
+            "type": "string",
+            "pattern": "^(?:[A-Za-z_]|\\{[^{}]+\\})(?:[A-Za-z0-9_]|\\{[^{}]+\\})*$",
+            "description": "a name (`conv1`), or a template whose `{…}` are expressions (`denseblock{$s + 1}`)",
+        },
         "reference": {
             "anyOf": [
                 {"type": "string", "pattern": "^(?:[A-Za-z0-9_-]|\\{[^{}]+\\})+(?:\\.(?:[A-Za-z0-9_-]|\\{[^{}]+\\})+)*(?:\\.\\*)?$"},
@@ -199,7 +204,7 @@ def _block_schema() -> dict[str, Any]:
 
 def _common_properties(registry: Registry) -> dict[str, Any]:
     return {
-        "id": {"$ref": "#/$defs/identifier"},
+        "id": {"$ref": "#/$defs/layer_id"},
         "op": {
             "title": "an op or block name",
             "anyOf": [{"enum": registry.names}, {"$ref": "#/$defs/identifier"}],

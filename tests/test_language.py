@@ -580,3 +580,24 @@ def test_position_gaps_are_warned_where_keys_would_be_renumbered(write_spec, lay
     analysis = compiler.analyze(write_spec(f"{HEADER}inputs: {{x: [8, 4, 4]}}\n{blocks}layers:\n{layers}"))
     assert analysis.ok, analysis.diagnostics
     assert codes(analysis) == (["W0401"] if warned else [])
+
+
+def test_an_id_may_be_a_template_so_a_loop_names_its_siblings(write_spec):
+    body = """
+    params: {block_config: [2, 3]}
+    inputs: {x: [8]}
+    blocks:
+      stage:
+        inline: true
+        params: {s: int}
+        layers:
+          - {id: 'dense{$s + 1}', op: linear, out: 8, repeat: {count: '$block_config[$s]', names: 'layer{$i + 1}'}}
+          - {id: 'transition{$s + 1}', op: linear, out: 8, when: '$s < len($block_config) - 1'}
+    layers:
+      - {op: stage, repeat: {count: '$len($block_config)', names: flat}, s: $i}
+    """
+    analysis = analyze(write_spec, body)
+    assert analysis.ok, analysis.diagnostics
+    assert list(shapes(analysis)) == ["dense1.layer1", "dense1.layer2", "transition1", "dense2.layer1", "dense2.layer2", "dense2.layer3"]
+    assert codes(analyze(write_spec, body.replace("'dense{$s + 1}'", "'dense{$s - 1}'"))) == ["E0311"]  # 'dense-1'
+    assert codes(analyze(write_spec, body.replace("'transition{$s + 1}'", "'dense{$s + 1}'"))) == ["E0302", "E0302"]  # in each copy

@@ -146,6 +146,7 @@ def test_the_unet_pads_like_its_reference_where_the_poolings_round_down(write_sp
     [
         ("swin_t", "swin_s", {"depths": [2, 2, 18, 2], "stochastic_depth_prob": 0.3}),
         ("convnext_tiny", "convnext_small", {"depths": [3, 3, 27, 3], "stochastic_depth_prob": 0.4}),
+        ("densenet121", "densenet169", {"block_config": [6, 12, 32, 32]}),
     ],
 )
 def test_a_larger_variant_is_the_same_spec_with_other_parameters(spec: str, variant: str, overrides: dict):
