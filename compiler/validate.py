@@ -277,13 +277,15 @@ def _diagnose(error: jsonschema.ValidationError, prefix_path: JsonPath, document
         return [Diagnostic("E0203", f"{prefix}{name} must be {describe(error.schema)}, got {error.instance!r}", span, hint)]
     if kind is False or error.schema is False:
         return [Diagnostic("E0201", f"{prefix}{name} is not allowed here", span)]
-    if kind == "pattern" and error.schema.get("pattern", "").startswith("^[A-Za-z_]"):
+    if kind == "pattern" and error.schema.get("pattern", "").startswith(("^[A-Za-z_]", "^(?:[A-Za-z_]")):
         message = f"{prefix}{error.instance!r} is not a valid name: use letters, digits and '_', not starting with a digit"
         return [Diagnostic("E0203", message, span)]
     message = f"{prefix}{name} must be {describe(error.schema)}, got {_show(error.instance)}"
     hint = did_you_mean(error.instance, _enum_values(error.schema)) if isinstance(error.instance, str) else None
     if isinstance(error.instance, str) and "$" in error.instance.strip()[1:] and not error.instance.strip().startswith("$"):
         hint = f"an expression starts with '$': write '${error.instance.strip()}'"
+    if error.instance is None and path and isinstance(path[-1], str) and _EXPRESSION_TAIL.search(path[-1]):
+        hint = _CUT  # `{when: $f($a, 8) != $b}` read as a key `8) != $b` without a value
     return [Diagnostic("E0203", message, span, hint)]
 
 
@@ -296,9 +298,14 @@ def _type_const(schema: Any) -> Any:
     return schema.get("properties", {}).get("type", {}).get("const") if isinstance(schema, dict) else None
 
 
+_CUT = "inside {…}, a comma ends the value: quote an expression that holds one, as in out: '$max($w, 8)'"
+_EXPRESSION_TAIL = re.compile(r"[)\]]")
+"""What the rest of an expression cut at a comma inside a call or list holds (`8) != $cin`)."""
+
+
 def _unknown_key_hint(key: str, allowed: list[str]) -> str | None:
-    if key.rstrip().endswith((")", "]")):
-        return "inside {…}, a comma ends the value: quote an expression that holds one, as in out: '$max($w, 8)'"
+    if _EXPRESSION_TAIL.search(key):
+        return _CUT
     return did_you_mean(key, allowed) or (f"allowed keys: {', '.join(allowed)}" if allowed else None)
 
 
