@@ -78,6 +78,10 @@ EDGES: dict[str, tuple[str, str]] = {
     "upsample_nearest": ("{x: [3, T]}", "- {op: upsample, scale: 2}"),
     "upsample_pairs": ("{x: [3, T, T]}", "- {op: upsample, scale: [2, 3]}\n- {op: upsample, size: [4, 5]}"),
     "mha_no_bias": ("{x: [T, 8]}", "- {op: multihead_attention, heads: 2, bias: false}"),
+    "mha_padding_mask": (
+        "{x: [T, 8], pad: {shape: [T], dtype: bool}}",
+        "- {op: multihead_attention, heads: 2, from: [x, x, x, pad]}",
+    ),
     "pad_to": (
         "{x: [3, T, T]}",
         "- {id: d, op: maxpool2d, kernel: 2}\n- {id: u, op: upsample, scale: 2}\n- {op: pad, from: [u, x], value: 1.0}",

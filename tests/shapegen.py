@@ -259,7 +259,10 @@ def _sdpa(a: dict, xs: list[torch.Tensor], mods: list) -> list[torch.Tensor]:
 
 
 def _mha(a: dict, xs: list[torch.Tensor], mods: list) -> list[torch.Tensor]:
-    q, k, v = xs if len(xs) == 3 else xs * 3
+    if len(xs) == 2:
+        raise Refused("two inputs to multihead attention mean nothing (one, three, or three and a mask)")
+    q, k, v = xs[:3] if len(xs) >= 3 else xs * 3
+    mask = xs[3] if len(xs) == 4 else None
     module = _module(
         mods,
         nn.MultiheadAttention(
@@ -268,7 +271,10 @@ def _mha(a: dict, xs: list[torch.Tensor], mods: list) -> list[torch.Tensor]:
     )
     if q.dim() != 3 or k.dim() != 3 or v.dim() != 3:
         raise Refused("multihead attention needs [L, E] per sample")
-    return [module(q, k, v, need_weights=True)[0]]  # need_weights: the explicit path, whose products the counter sees
+    if mask is not None and mask.dim() != 2:
+        raise Refused("a key padding mask is [S] per sample")  # torch also reads other shapes, which a spec cannot mean
+    # need_weights: the explicit path, whose products the counter sees
+    return [module(q, k, v, key_padding_mask=mask, need_weights=True)[0]]
 
 
 def _window(a: dict, xs: list[torch.Tensor], mods: list) -> list[torch.Tensor]:
@@ -1045,6 +1051,9 @@ class _Builder:
             sources = None if rng.random() < 0.5 or last is None else [last, rng.choice(others), rng.choice(others)]
             if sources and rng.random() < 0.5:
                 sources[2] = sources[1]
+            if sources and rng.random() < 0.3:  # an additive key padding mask made from the keys
+                mask = self.write(frame, written, steps, "sum", {"dims": [-1]}, [sources[1]], named=True)
+                sources.append(mask.local)
             self.write(frame, written, steps, "multihead_attention", args, sources)
         elif kind == "sdpa":
             args: dict = {}

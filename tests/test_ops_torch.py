@@ -88,6 +88,11 @@ CASES = {
         "- {id: attn, op: multihead_attention, heads: 2}",
         lambda m, x: m.attn(x, x, x, need_weights=False)[0],
     ),
+    "padded_attention": (
+        "{x: [5, 8], pad: {shape: [5], dtype: bool}}",
+        "- {id: attn, op: multihead_attention, heads: 2, from: [x, x, x, pad]}",
+        lambda m, x, pad: m.attn(x, x, x, key_padding_mask=pad, need_weights=False)[0],
+    ),
     "cross_attention": (
         "{q: [5, 8], kv: [7, 6]}",
         "- {id: attn, op: multihead_attention, heads: 4, from: [q, kv, kv]}",

@@ -23,6 +23,7 @@ from .core import (
     TensorType,
     broadcast,
     broadcast_shapes,
+    describe_shape,
     expect_float,
     expect_rank,
     pair,
@@ -116,12 +117,21 @@ SCALED_DOT_PRODUCT_ATTENTION = OpDef(
 
 
 def _mha_types(call: Call) -> tuple[TensorType, TensorType, TensorType]:
-    q, k, v = call.inputs if len(call.inputs) == 3 else call.inputs * 3
+    q, k, v = call.inputs[:3] if len(call.inputs) >= 3 else call.inputs[:1] * 3
     return q, k, v
 
 
 def _mha_infer(call: Call) -> TensorType:
+    if len(call.inputs) == 2:
+        raise ShapeError("takes one input (self-attention), or query, key and value, and then a key padding mask")
     q, k, v = _mha_types(call)
+    if len(call.inputs) == 4:
+        mask = call.inputs[3]
+        if mask.dtype not in ("bool", q.dtype) or not mask.batched or mask.shape != (k.shape[0],):
+            raise ShapeError(
+                f"the key padding mask must be bool (True: ignore that key) or {q.dtype}, [length of the keys] per sample: "
+                f"[{k.shape[0]}], got {describe_shape(mask)} {mask.dtype}"
+            )
     for t, name in ((q, "query"), (k, "key"), (v, "value")):
         expect_float(t)
         if t.rank != 2:
@@ -149,7 +159,8 @@ def _mha_macs(call: Call, y: TensorType) -> int:
 
 MULTIHEAD_ATTENTION = OpDef(
     name="multihead_attention",
-    doc="multi-head attention, exactly nn.MultiheadAttention (batch first); one input is self-attention, three are query, key, value",
+    doc="multi-head attention, exactly nn.MultiheadAttention (batch first); one input is self-attention, three are query, "
+    "key, value, and a fourth is a key padding mask ([S] per sample, True where a key is padding)",
     params=(
         Int("heads", minimum=1, doc="number of heads; must divide the features"),
         Float("dropout", 0.0, minimum=0, maximum=1, doc="on the attention weights, while training"),
@@ -173,7 +184,7 @@ MULTIHEAD_ATTENTION = OpDef(
     ),
     count_params=_mha_params,
     count_macs=_mha_macs,
-    arity=(1, 3),
+    arity=(1, 4),
     category="attention",
 )
 
