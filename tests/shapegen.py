@@ -938,7 +938,7 @@ class _Builder:
         if op not in ACTIVATIONS and x.tensor.dtype.is_floating_point and self.rng.random() < 0.15:
             activation = self.rng.choice(_SHORTHANDS)
         extra = None
-        if "out" in args and frame.subject is not None and self.rng.random() < 0.1:  # an argument that reads a shape
+        if "out" in args and frame.subject is not None and self.rng.random() < 0.15:  # an argument that reads a shape
             subject = frame.value(frame.subject)
             if subject.shape:  # in a block, a placeholder: each copy reads its own input
                 args["out"] = _P("", "channels") if frame.subject == "input" else subject.shape[0]
