@@ -175,6 +175,8 @@ class _Inference:
     def _warn_gaps(self) -> None:
         """W0401 where a skipped layer kept its position and a later position of its list holds tensors
         (whose state_dict keys the gap renumbers)."""
+        if not self.gaps:
+            return
         last: dict[str, int] = {}
         for name, node in self.typed.items():
             if not self._holds_state(node):
