@@ -16,7 +16,6 @@ Naming, the one rule set that makes `state_dict` keys come out as a hand-written
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -34,8 +33,6 @@ from .values import integral
 
 MAX_NODES = 100_000
 MAX_BLOCK_DEPTH = 32
-_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*\Z")
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
 class _Abort(Exception):
@@ -213,9 +210,7 @@ class _Resolver:
         if repeat.names == "flat":
             return scope.prefix + scope.positions.take()
         span = self.doc.span((*doc_path, "repeat", "names"))
-        name = self.values.template(repeat.names, {**scope.params, "i": rep}, span)
-        if not _NAME.match(name):
-            self._error("E0311", f"repeat names copy {rep} '{name}': a name is letters, digits, '_' and '-'", span)
+        name = self.values.templated_name(repeat.names, {**scope.params, "i": rep}, span, copy=rep)
         return f"{base}.{name}" if has_id else scope.prefix + name
 
     def _expand_inline(self, kind, layer, doc_path, scope: _Scope, local: str | None, sources, guard, rep) -> list[Source]:
@@ -237,11 +232,7 @@ class _Resolver:
         local = layer.get("id")
         if local is None or "{" not in local:
             return local
-        span = self.doc.span((*doc_path, "id"))
-        name = self.values.template(local, scope.params, span)
-        if not _IDENTIFIER.match(name):
-            self._error("E0311", f"id template '{local}' gives '{name}': an id is a letter or '_', then letters, digits and '_'", span)
-        return name
+        return self.values.templated_name(local, scope.params, self.doc.span((*doc_path, "id")))
 
     def _id_span(self, layer: dict, doc_path: JsonPath) -> Span:
         return self.doc.span((*doc_path, "id")) if "id" in layer else self.doc.span(doc_path)

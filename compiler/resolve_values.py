@@ -28,6 +28,8 @@ _SCOPE_HINT = (
 )
 
 _TEMPLATE_PART = re.compile(r"\{([^{}]*)\}")
+_COPY_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*\Z")
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 
 Repetition = tuple[int, int] | None
 """(index, count) of a repeat's copy, or None outside a repeat."""
@@ -104,6 +106,15 @@ class Values:
             return "?" if value is INVALID else str(value)
 
         return _TEMPLATE_PART.sub(part, text)
+
+    def templated_name(self, text: str, params: Mapping[str, Any], span: Span, copy: int | None = None) -> str:
+        """A repeat copy's name (`copy` its index) or a layer id made from a template; E0311 if it is no name."""
+        name = self.template(text, params, span)
+        if copy is not None and not _COPY_NAME.match(name):
+            self._error("E0311", f"repeat names copy {copy} '{name}': a name is letters, digits, '_' and '-'", span)
+        elif copy is None and not _IDENTIFIER.match(name):
+            self._error("E0311", f"id template '{text}' gives '{name}': an id is a letter or '_', then letters, digits and '_'", span)
+        return name
 
     def condition(self, layer: dict, doc_path: JsonPath, params: Mapping[str, Any], lookup: str) -> bool | Deferred | None:
         """None without `when`; else True, False, or a Deferred to decide once shapes are known."""

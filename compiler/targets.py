@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from .diagnostics import Diagnostic
 from .dims import Undecided, is_symbolic
 from .ir import Kind, TypedGraph, TypedNode
+from .ops.attention import windows_along
 from .ops.core import pair
 
 SUFFIXES = {".pt": "torchscript", ".pt2": "export", ".onnx": "onnx"}
@@ -45,7 +46,7 @@ def _one_window_somewhere(node: TypedNode) -> bool:
     module then shifts or not, a branch the ONNX graph keeps as traced)."""
     for size, window in zip(node.input_types[0].shape[:2], pair(node.args["window"])):
         try:
-            bool((size + window - 1) // window <= 1)
+            bool(windows_along(size, window) <= 1)
         except Undecided:
             return True
     return False

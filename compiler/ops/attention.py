@@ -9,6 +9,8 @@ nn.MultiheadAttention path under no_grad).
 
 from __future__ import annotations
 
+from typing import Any
+
 from .core import (
     Bool,
     Call,
@@ -217,11 +219,16 @@ def _window_params(call: Call) -> int:
     return 4 * c * c + biases + (2 * wh - 1) * (2 * ww - 1) * call.args["heads"]
 
 
+def windows_along(size: Any, window: int) -> Any:
+    """How many windows cover `size` once it is padded to whole windows (a Dim for a symbolic size)."""
+    return (size + window - 1) // window
+
+
 def _window_macs(call: Call, y: TensorType) -> int:
     """Over the map padded to whole windows: the qkv and output projections, and attention's two
     products within each window of n tokens (2·n·C per token)."""
     (h, w, c), (wh, ww) = call.x.shape, pair(call.args["window"])
-    tokens = (h + wh - 1) // wh * wh * ((w + ww - 1) // ww * ww)
+    tokens = windows_along(h, wh) * wh * windows_along(w, ww) * ww
     return tokens * c * (4 * c + 2 * wh * ww)
 
 
