@@ -64,12 +64,17 @@ CODES: dict[str, Code] = {
     "E0312": Code(
         "resolve",
         "ReservedName",
-        "an id or input name that every module already has as an attribute (`training`, `forward`, `half`, …) or a Python keyword",
+        "an id or input name that every module already has as an attribute (`training`, `forward`, `half`, …), a Python keyword, or a special name (`__init__`, `__class__`, …)",
     ),
     "E0313": Code(
         "resolve",
         "BadSize",
         "an input size that names no declared size, or a size whose range is empty, too large (over 4,096 values) or whose default is outside it",
+    ),
+    "E0314": Code(
+        "resolve",
+        "SkippedTensor",
+        "a reference to a learnable tensor (`op: parameter`) that its condition skips: it has no input to pass through",
     ),
     "E0401": Code(
         "infer",

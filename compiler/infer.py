@@ -17,6 +17,7 @@ from . import expr
 from .diagnostics import Diagnostic, Severity, Span, UsageError, sort_key
 from .dims import Dim, SymbolicError, Undecided, at, is_symbolic, show_point
 from .ir import ALL, OUTPUT, Deferred, Graph, Kind, Node, Ref, TypedGraph, TypedNode
+from .link import SKIPPED_TENSOR_HINT
 from .ops import BUILTIN, Call, ModuleEmit, OpDef, Registry, ShapeError, TensorType
 from .ops.core import FLOAT_DTYPES
 from .ops.geometry import volume
@@ -48,6 +49,8 @@ class _Inference:
         self.typed: dict[str, TypedNode] = {}
         self.passed: dict[str, Ref] = {}
         """Skipped nodes: the value each passes through."""
+        self.absent: dict[str, Span] = {}
+        """Skipped learnable tensors (nothing to pass through): the condition that skipped each."""
         self.failed: set[str] = set()
         self.memo: dict[int, Any] = {}
         self.gaps: dict[Span, str] = {}
@@ -81,9 +84,12 @@ class _Inference:
         if node.kind is Kind.OUTPUT:
             self.typed[node.name] = TypedNode(node, dict(node.args), inputs, self._types(inputs), ())
             return
-        if not all(self._decide(node, guard) for guard in node.guards):
+        skipped_by = next((guard for guard in node.guards if not self._decide(node, guard)), None)
+        if skipped_by is not None:
             if inputs:
                 self.passed[node.name] = inputs[0]
+            else:
+                self.absent[node.name] = skipped_by.span
             return
         op = self.registry.get(node.op)
         args = {key: as_declared(op.param_index[key].schema, self._value(node, op, key, value)) for key, value in node.args.items()}
@@ -119,6 +125,13 @@ class _Inference:
     def _expand(self, node: Node, ref: Ref) -> list[Ref]:
         if ref.node in self.passed:
             return [self.passed[ref.node]]
+        if ref.node in self.absent:
+            line = self.absent[ref.node].line
+            message = (
+                f"layer '{node.name}' reads '{ref.node}', a learnable tensor that its condition (line {line}) skips: "
+                "it has no value to pass through"
+            )
+            self._fail("E0314", message, node.span, SKIPPED_TENSOR_HINT)
         if ref.node not in self.typed:
             raise _Failed
         source = self.typed[ref.node]

@@ -49,7 +49,12 @@ class Expansion:
     lookups: dict[str, Span] = field(default_factory=dict)
     repeats: dict[str, list[str]] = field(default_factory=dict)
     skipped: set[str] = field(default_factory=set)
+    absent: dict[str, Span] = field(default_factory=dict)
+    """Learnable tensors skipped by their condition (no input to pass through), with the condition's span."""
     block_outputs: list[Source] = field(default_factory=list)
+
+
+SKIPPED_TENSOR_HINT = "give the layers that read it the same condition, or read it only where it exists"
 
 
 class _AliasCycle(Exception):
@@ -155,6 +160,11 @@ class _Linker:
     def _resolve(self, source: Source) -> list[Ref] | None:
         """The values a written reference denotes, or None after reporting an unknown reference."""
         local = source.path[len(source.lookup) :]
+        if local.isdigit() and source.path not in self.x.defined and source.path not in self.x.aliases:
+            self.diagnostics.append(
+                Diagnostic("E0303", f"unknown reference '{local}': no layer of this list has position {local}", source.span)
+            )
+            return None
         try:
             found = self._values(source.path)
         except _AliasCycle:
@@ -163,6 +173,12 @@ class _Linker:
             return None
         if found is not None:
             return found
+        end = self._follow(source.path)
+        if end in self.x.absent:
+            line = self.x.absent[end].line
+            message = f"'{local}' is a learnable tensor that its condition (line {line}) skips: it has no value to pass through"
+            self.diagnostics.append(Diagnostic("E0314", message, source.span, SKIPPED_TENSOR_HINT))
+            return None
         candidates = [p[len(source.lookup) :] for p in [*self.x.defined, *self.x.lookups] if p.startswith(source.lookup)]
         hint = did_you_mean(local, candidates) or self._outside_hint(source, local)
         self.diagnostics.append(Diagnostic("E0303", f"unknown reference '{local}'", source.span, hint))

@@ -139,6 +139,8 @@ def reserved(name: str) -> str | None:
     """Why `name` cannot name a layer, group or input, or None if it can."""
     if keyword.iskeyword(name):
         return "a Python keyword"
+    if len(name) > 4 and name.startswith("__") and name.endswith("__"):
+        return "a Python special name (`__…__`), which Python and torch look up on every object"
     if name in MODULE_ATTRIBUTES or name in OWN_ATTRIBUTES:
         return "an attribute every torch module already has"
     return None

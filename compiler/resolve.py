@@ -131,7 +131,7 @@ class _Resolver:
         sources = previous if "repeat" in layer and _templated(layer.get("from")) else self._sources(layer, doc_path, scope, previous)
         guard = self.values.condition(layer, doc_path, scope.params, scope.lookup)
         if guard is False:
-            return self._skip(local, doc_path, scope, sources, previous)
+            return self._skip(layer, local, doc_path, scope, sources, previous)
         kind = self._kind(layer, doc_path, scope.prefix + (local or "?"))
         repeat = self._repeat(layer, doc_path, scope)
         if isinstance(guard, Deferred):  # its layers keep their positions even when it is skipped
@@ -186,15 +186,23 @@ class _Resolver:
             self.x.lookups[scope.lookup + local] = self.doc.span(doc_path)
             self._alias(scope.lookup + local, name)
 
-    def _skip(self, local: str | None, doc_path: JsonPath, scope: _Scope, sources: list[Source], previous: list[Source]) -> list[Source]:
-        """A layer whose condition is false: it is its first input, and takes no position."""
-        passed = sources[:1] or previous[:1]
+    def _skip(
+        self, layer: dict, local: str | None, doc_path: JsonPath, scope: _Scope, sources: list[Source], previous: list[Source]
+    ) -> list[Source]:
+        """A layer whose condition is false: it is its first input, and takes no position. A learnable
+        tensor has no input: the flow passes over it, and a reference to it is an error (E0314)."""
+        op = self.registry.get(layer.get("op", ""))
+        tensor = op is not None and op.makes_tensor
+        passed = previous[:1] if tensor else sources[:1] or previous[:1]
         if local is None:
             return passed
         name = scope.prefix + local
         self._define(name, self.doc.span((*doc_path, "id")))
         self._lookup_alias(scope, local, name, doc_path)
         self.x.skipped.add(name)
+        if tensor:
+            self.x.absent[name] = self.doc.span((*doc_path, "when"))
+            return passed
         if passed:
             self._alias(name, passed[0].path)
         return [Source(name, self.doc.span(doc_path), scope.lookup)]
