@@ -97,7 +97,7 @@ CODES: dict[str, Code] = {
     "E0407": Code(
         "infer",
         "TooLarge",
-        "the model is absurdly large: more parameters than `--max-params`, or a value of more than 2³¹ elements per sample",
+        "the model is absurdly large: more parameters than `--max-params`, a value of more than 2³¹ elements per sample, or (when building) more memory for its weights and one forward pass than this process may allocate",
     ),
     "E0408": Code("infer", "OverBudget", "the model exceeds a budget the spec declares (`budgets`: params, MACs, training-step memory)"),
     "E0409": Code("infer", "NotExportable", "with `check --target`, a layer that would not export to that target (the export table)"),

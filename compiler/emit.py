@@ -3,18 +3,21 @@ ids, registered in the order the spec writes them (as a hand-written `__init__` 
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import keyword
 import operator
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
 from torch import fx
 
+from .diagnostics import Diagnostic, SpecError
 from .dims import Size
 from .ir import Kind, TypedGraph, TypedNode
+from .memory import unaffordable
 from .ops import Call, FunctionEmit, ModuleEmit, OpDef, Registry
 
 LAYER_KEY = "nncompile_layer"
@@ -26,6 +29,9 @@ def emit(typed: TypedGraph, registry: Registry) -> fx.GraphModule:
     The fx node holding each node's output carries the node's name in `node.meta[LAYER_KEY]` (and its
     output index, for an op with several), so passes and tests can line fx nodes up with the typed graph.
     """
+    problems = unaffordable(typed)
+    if problems:
+        raise SpecError(problems)
     graph = fx.Graph()
     values: dict[str, list[fx.Node]] = {}
     owned: list[tuple[int, str, torch.nn.Module | torch.nn.Parameter]] = []
@@ -33,11 +39,13 @@ def emit(typed: TypedGraph, registry: Registry) -> fx.GraphModule:
         if node.kind is Kind.INPUT:
             values[name] = [graph.placeholder(name)]
         elif node.kind is Kind.TENSOR:
-            owned.append((node.node.order, name, _tensor(node)))
+            with _allocating(node):
+                owned.append((node.node.order, name, _tensor(node)))
             values[name] = [graph.get_attr(name)]
         elif node.kind is Kind.CALL:
             args = [values[ref.node][ref.index or 0] for ref in node.inputs]
-            values[name] = _call(graph, owned, node, registry.get(node.node.op), args)
+            with _allocating(node):
+                values[name] = _call(graph, owned, node, registry.get(node.node.op), args)
         else:
             outputs = [values[ref.node][ref.index or 0] for ref in node.inputs]
             graph.output(outputs[0] if len(outputs) == 1 else tuple(outputs))
@@ -54,6 +62,18 @@ def emit(typed: TypedGraph, registry: Registry) -> fx.GraphModule:
     module.nncompile_sizes = {name: _size_record(size) for name, size in typed.sizes.items()}
     module.nncompile_outputs = list(typed.outputs)
     return module
+
+
+@contextlib.contextmanager
+def _allocating(node: TypedNode) -> Iterator[None]:
+    """A layer whose weights the allocator refuses is E0407 at the layer, not a crash."""
+    try:
+        yield
+    except (MemoryError, RuntimeError) as error:
+        if isinstance(error, RuntimeError) and "can't allocate memory" not in str(error):
+            raise
+        message = f"layer '{node.name}' ({node.node.op}): its weights cannot be allocated: {str(error).splitlines()[0][:200]}"
+        raise SpecError([Diagnostic("E0407", message, node.node.span)]) from None
 
 
 def _call(graph: fx.Graph, owned: list, node: TypedNode, op: OpDef, args: list[fx.Node]) -> list[fx.Node]:

@@ -10,7 +10,7 @@ import traceback
 from typing import Any
 
 from compiler import Analysis, analyze
-from compiler.diagnostics import Diagnostic, UsageError, printable, render_text
+from compiler.diagnostics import Diagnostic, SpecError, UsageError, printable, render_text
 from compiler.infer import MAX_PARAMS
 from compiler.load import MAX_DEPTH, load_text, read_limited
 
@@ -44,6 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.command(args)
+    except SpecError as error:  # found while building: a model this machine cannot allocate
+        print_diagnostics(error.diagnostics, None)
+        return EXIT_SPEC_ERRORS
     except UsageError as error:
         print("nncompile: error: " + "\n".join(printable(line) for line in str(error).splitlines()), file=sys.stderr)
         return EXIT_USAGE
@@ -135,10 +138,10 @@ def analyze_spec(args: argparse.Namespace, spec: str) -> Analysis:
     return analyze(spec, parse_overrides(args.set), tuple(args.plugin), args.config, args.max_params)
 
 
-def source_lines(analysis: Analysis, file: str) -> list[str]:
+def source_lines(analysis: Analysis | None, file: str) -> list[str]:
     """The lines of a file a diagnostic points into: the spec, a --config file, the --set flags, or
     (read anew, within the size limit) another file; none if it cannot be read."""
-    source = analysis.document.source(file) if analysis.document else None
+    source = analysis.document.source(file) if analysis is not None and analysis.document else None
     if source is None:
         try:
             data = read_limited(file)
@@ -148,7 +151,7 @@ def source_lines(analysis: Analysis, file: str) -> list[str]:
     return source.splitlines()
 
 
-def print_diagnostics(diagnostics: list[Diagnostic], analysis: Analysis, stream: Any = None) -> None:
+def print_diagnostics(diagnostics: list[Diagnostic], analysis: Analysis | None, stream: Any = None) -> None:
     """Diagnostics with the source line each points at; each file is read and split once. `stream`
     defaults to stdout; commands whose stdout is data (JSON, Markdown) pass stderr."""
     lines: dict[str, list[str]] = {}
