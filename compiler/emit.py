@@ -18,7 +18,7 @@ from .diagnostics import Diagnostic, SpecError
 from .dims import Size
 from .ir import Kind, TypedGraph, TypedNode
 from .memory import unaffordable
-from .ops import Call, FunctionEmit, ModuleEmit, OpDef, Registry
+from .ops import Call, FunctionEmit, ModuleEmit, OpDef, Registry, plugin_failure
 
 LAYER_KEY = "nncompile_layer"
 
@@ -70,17 +70,21 @@ def _allocating(node: TypedNode) -> Iterator[None]:
     try:
         yield
     except (MemoryError, RuntimeError) as error:
-        if isinstance(error, RuntimeError) and "can't allocate memory" not in str(error):
+        if not _out_of_memory(error):
             raise
         message = f"layer '{node.name}' ({node.node.op}): its weights cannot be allocated: {str(error).splitlines()[0][:200]}"
         raise SpecError([Diagnostic("E0407", message, node.node.span)]) from None
+
+
+def _out_of_memory(error: Exception) -> bool:
+    return isinstance(error, MemoryError) or (isinstance(error, RuntimeError) and "can't allocate memory" in str(error))
 
 
 def _call(graph: fx.Graph, owned: list, node: TypedNode, op: OpDef, args: list[fx.Node]) -> list[fx.Node]:
     spec = op.emit
     call = Call(node.args, node.input_types)
     if isinstance(spec, ModuleEmit):
-        owned.append((node.node.order, node.name, resolve_target(spec.target)(**spec.kwargs(call))))
+        owned.append((node.node.order, node.name, _construct(node, op, spec, call)))
         if spec.self_inputs and len(args) == 1:
             args = args * spec.self_inputs
         value = graph.call_module(node.name, tuple(args), dict(spec.call_kwargs))
@@ -91,6 +95,19 @@ def _call(graph: fx.Graph, owned: list, node: TypedNode, op: OpDef, args: list[f
     if not node.tuple_valued:
         return [value]
     return [graph.call_function(operator.getitem, (value, index)) for index in range(len(node.outputs))]
+
+
+def _construct(node: TypedNode, op: OpDef, spec: ModuleEmit, call: Call) -> torch.nn.Module:
+    """The layer's module; a plugin's target that does not import, or a constructor that raises, is
+    E0406 at the layer (the plugin's bug), not a crash."""
+    try:
+        return resolve_target(spec.target)(**spec.kwargs(call))
+    except Exception as error:
+        failure = plugin_failure(op, error, " to build")
+        if failure is None or _out_of_memory(error):
+            raise
+        hint = f"its module '{spec.target}' must be importable where nncompile runs (a plugin file's folder is on the path)"
+        raise SpecError([Diagnostic("E0406", f"layer '{node.name}': {failure}", node.node.span, hint)]) from None
 
 
 def _function(graph: fx.Graph, spec: FunctionEmit, call: Call, args: list[fx.Node]) -> fx.Node:

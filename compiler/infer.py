@@ -18,7 +18,7 @@ from .diagnostics import Diagnostic, Severity, Span, UsageError, sort_key
 from .dims import Dim, SymbolicError, Undecided, at, is_symbolic, show_point
 from .ir import ALL, OUTPUT, Deferred, Graph, Kind, Node, Ref, TypedGraph, TypedNode
 from .link import SKIPPED_TENSOR_HINT
-from .ops import BUILTIN, Call, ModuleEmit, OpDef, Registry, ShapeError, TensorType
+from .ops import Call, ModuleEmit, OpDef, Registry, ShapeError, TensorType, plugin_failure
 from .ops.core import FLOAT_DTYPES
 from .ops.geometry import volume
 from .values import as_declared, check_value, integral
@@ -231,9 +231,9 @@ class _Inference:
         """Check each tensor this layer shares against its owner's; returns how many parameters the
         sharing saves (they are counted once, with the owner)."""
         saved = 0
-        mine = op.weights(call) if op.weights else {}
+        mine = self._guarded(node, op, op.weights, call) if op.weights else {}
         for attribute, ref in node.shares.items():
-            theirs = self._weights(self.typed.get(ref.node))
+            theirs = self._weights(node, self.typed.get(ref.node))
             if attribute not in mine or attribute not in theirs:
                 who = node.name if attribute not in mine else ref.node
                 self._fail("E0405", f"layer '{node.name}': '{who}' has no learnable tensor '{attribute}' to share", node.span)
@@ -243,14 +243,15 @@ class _Inference:
             saved += volume(mine[attribute])
         return saved
 
-    def _weights(self, typed: TypedNode | None) -> dict[str, tuple[int, ...]]:
+    def _weights(self, reader: Node, typed: TypedNode | None) -> dict[str, tuple[int, ...]]:
+        """The learnable tensors of `typed`, which `reader` shares (a plugin's failure is reported there)."""
         if typed is None or typed.kind is not Kind.CALL:
             return {}
         op = self.registry.get(typed.node.op)
-        return op.weights(Call(typed.args, typed.input_types)) if op.weights else {}
+        return self._guarded(reader, op, op.weights, Call(typed.args, typed.input_types)) if op.weights else {}
 
     def _check_inputs(self, node: Node, op: OpDef, call: Call) -> None:
-        low, high = op.arity_for(call.args)
+        low, high = self._guarded(node, op, lambda c: op.arity_for(c.args), call)
         count = len(call.inputs)
         if node.kind is Kind.CALL and not low <= count <= (high or count):
             want = f"{low}" if low == high else f"at least {low}" if high is None else f"{low} to {high}"
@@ -280,7 +281,11 @@ class _Inference:
         """A module with float32 tensors takes float32 inputs (norms also half precision), as torch does."""
         if not isinstance(op.emit, ModuleEmit):
             return
-        holds = op.float32_state(call) if op.float32_state is not None else self._guarded(node, op, op.count_params, call) != 0
+        holds = (
+            self._guarded(node, op, op.float32_state, call)
+            if op.float32_state is not None
+            else self._guarded(node, op, op.count_params, call) != 0
+        )
         allowed = ("float32", "float16", "bfloat16") if op.half_inputs else ("float32",)
         for t in call.inputs if holds else ():
             if t.dtype in FLOAT_DTYPES and t.dtype not in allowed:
@@ -325,10 +330,10 @@ class _Inference:
         except (ShapeError, SymbolicError, Undecided):
             raise
         except Exception as error:
-            if op.name in BUILTIN and BUILTIN.get(op.name) is op:
+            failure = plugin_failure(op, error)
+            if failure is None:
                 raise
-            message = f"layer '{node.name}': the plugin op '{op.name}' failed: {type(error).__name__}: {str(error)[:300]}"
-            self._fail("E0406", message, node.span, "this is a bug in the plugin that defines the op")
+            self._fail("E0406", f"layer '{node.name}': {failure}", node.span, "this is a bug in the plugin that defines the op")
 
     def _shape_error(self, node: Node, op: OpDef, error: ShapeError, where: str) -> None:
         span = node.arg_spans.get(error.param) if error.param else None
@@ -343,9 +348,10 @@ def _symbolic_macs(node: Node, op: OpDef, call: Call, output: TensorType) -> Any
     try:
         return op.count_macs(call, output)
     except Exception as error:
-        if BUILTIN.get(op.name) is op:
+        failure = plugin_failure(op, error, " to count MACs")
+        if failure is None:
             raise
-        raise UsageError(f"layer '{node.name}': the plugin op '{op.name}' failed to count MACs: {type(error).__name__}: {error}") from None
+        raise UsageError(f"layer '{node.name}': {failure}") from None
 
 
 def _call_at(call: Call, point: Mapping[str, int]) -> Call:

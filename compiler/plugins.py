@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import importlib
 import importlib.util
+import sys
 from collections.abc import Iterable
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -40,12 +41,17 @@ def registry_with(plugins: tuple[str, ...] = (), installed: bool = True) -> Regi
 
 
 def _import(name: str) -> Any:
+    """A module by name, or a `.py` file run as Python runs a script: its folder first on the import
+    path, so the modules beside it (which its ops' targets may name) import too."""
     path = Path(name)
     if path.suffix != ".py":
         return importlib.import_module(name)
     spec = importlib.util.spec_from_file_location(path.stem, path)
     if spec is None or spec.loader is None or not path.is_file():
         raise ImportError(f"no such file: {name}")
+    folder = str(path.resolve().parent)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

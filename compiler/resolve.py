@@ -26,7 +26,7 @@ from .ir import Deferred, Kind, Node, Ref, Scope
 from .link import Expansion, PendingNode, Source, link
 from .load import Document, JsonPath
 from .names import reserved
-from .ops import OpDef, Registry
+from .ops import OpDef, Registry, plugin_failure
 from .params import ModelValues, model_values
 from .resolve_values import INVALID, Values
 from .values import integral
@@ -387,7 +387,14 @@ class _Resolver:
             raise _Abort
 
     def _check_arity(self, op: OpDef, args: dict, name: str, count: int, doc_path: JsonPath) -> None:
-        low, high = op.arity_for(args)
+        try:
+            low, high = op.arity_for(args)
+        except Exception as error:
+            failure = plugin_failure(op, error, " to count its inputs")
+            if failure is None:
+                raise
+            self._error("E0406", f"layer '{name}': {failure}", self.doc.span(doc_path), "this is a bug in the plugin that defines the op")
+            return
         if not low <= count <= (high or count):
             want = f"{low}" if low == high else f"at least {low}" if high is None else f"{low} to {high}"
             self._error("E0307", f"layer '{name}' ({op.name}): takes {want} input(s), got {count}", self.doc.span(doc_path))

@@ -20,6 +20,7 @@ __all__ = [
     "ShapeError",
     "TensorEmit",
     "TensorType",
+    "plugin_failure",
 ]
 
 
@@ -56,3 +57,11 @@ class Registry:
 
 
 BUILTIN = Registry([*conv.OPS, *pool.OPS, *dense.OPS, *activation.OPS, *tensor.OPS, *padding.OPS, *merge.OPS, *attention.OPS])
+
+
+def plugin_failure(op: OpDef, error: Exception, what: str = "") -> str | None:
+    """The message for a plugin op's code that raised `error` (while doing `what`: ' to build'); None
+    for a builtin op, whose failure is nncompile's own bug (an internal error)."""
+    if BUILTIN.get(op.name) is op:
+        return None
+    return f"the plugin op '{op.name}' failed{what}: {type(error).__name__}: {str(error)[:300]}"
