@@ -96,3 +96,66 @@ def sample_spec(name: str) -> str:
     inputs, layers = SAMPLES.get(name) or EDGES[name]
     body = "\n".join(f"  {line}" for line in layers.splitlines())
     return f"nncompile: 1\nname: sample_{name}\ninputs: {inputs}\n{SIZES}layers:\n{body}\n"
+
+
+DTYPE_RULES: list[tuple[str, tuple[str, ...], dict, str | None]] = [
+    ("add", ("bool", "bool"), {}, "bool"),
+    ("add", ("bool",), {"value": 1}, "int64"),
+    ("add", ("bool",), {"value": 0.5}, "float32"),
+    ("add", ("bool", "int32"), {}, "int32"),
+    ("add", ("bool", "int32", "float16"), {}, "float16"),
+    ("add", ("int32",), {"value": 1}, "int32"),
+    ("add", ("int32",), {"value": 2.0}, "float32"),
+    ("add", ("float16",), {"value": 0.5}, "float16"),
+    ("add", ("float16", "bfloat16"), {}, "float32"),
+    ("add", ("int64", "bfloat16"), {}, "bfloat16"),
+    ("mul", ("bool", "bool"), {}, "bool"),
+    ("mul", ("bool",), {"value": 2}, "int64"),
+    ("mul", ("bool", "int32"), {}, "int32"),
+    ("mul", ("bool", "float64"), {}, "float64"),
+    ("sub", ("bool", "bool"), {}, None),
+    ("sub", ("bool", "float32"), {}, None),
+    ("sub", ("int64", "bool"), {}, None),
+    ("sub", ("bool",), {"value": 1}, None),
+    ("sub", ("int32", "int64"), {}, "int64"),
+    ("div", ("bool", "bool"), {}, "float32"),
+    ("div", ("bool",), {"value": 2}, "float32"),
+    ("div", ("int64",), {"value": 2}, "float32"),
+    ("div", ("float64", "int32"), {}, "float64"),
+    ("concat", ("bool", "int32"), {}, "int32"),
+    ("concat", ("bool", "bool"), {}, "bool"),
+    ("concat", ("bool", "float16"), {}, "float16"),
+    ("concat", ("int32", "int64", "bool"), {}, "int64"),
+    ("relu", ("bool",), {}, None),
+    ("relu6", ("bool",), {}, None),
+    ("relu", ("int32",), {}, "int32"),
+    ("relu6", ("int64",), {}, "int64"),
+    ("sigmoid", ("bool",), {}, "float32"),
+    ("tanh", ("int64",), {}, "float32"),
+    ("gelu", ("int64",), {}, None),
+    ("softmax", ("bool",), {}, None),
+    ("matmul", ("bool", "bool"), {}, None),
+    ("matmul", ("int64", "int64"), {}, "int64"),
+    ("matmul", ("int32", "int64"), {}, None),
+    ("embedding", ("bool",), {"num": 10, "dim": 4}, None),
+    ("embedding", ("int32",), {"num": 10, "dim": 4}, "float32"),
+    ("embedding", ("float32",), {"num": 10, "dim": 4}, None),
+    ("sum", ("bool",), {"dims": [1]}, "int64"),
+    ("sum", ("int32",), {"dims": [1]}, "int64"),
+    ("sum", ("float16",), {"dims": [1]}, "float16"),
+    ("mean", ("int64",), {"dims": [1]}, None),
+    ("mean", ("bool",), {"dims": [1]}, None),
+    ("pad", ("bool",), {"amounts": [1, 1]}, "bool"),
+    ("pad", ("bool",), {"amounts": [1, 1], "mode": "reflect"}, None),
+    ("pad", ("bool",), {"amounts": [1, 1], "mode": "circular"}, "bool"),
+    ("select", ("bool",), {"dim": 1, "index": 0}, "bool"),
+    ("dropout", ("bool",), {"p": 0.5}, None),
+    ("linear", ("int64",), {"out": 3}, None),
+    ("layernorm", ("bool",), {}, None),
+]
+"""Dtype rules as torch 2.14 has them, on batched inputs of `DTYPE_SHAPES` (default [4, 4]): an op,
+its inputs' dtypes, its arguments and the output's dtype (None: torch refuses). `test_ops` holds
+the shape rules to it, `test_ops_torch` holds it to torch."""
+
+DTYPE_SHAPES = {"embedding": (5,)}
+DTYPE_IDS = [f"{op}-{'-'.join(dtypes)}-{i}" for i, (op, dtypes, _, _) in enumerate(DTYPE_RULES)]

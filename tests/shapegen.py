@@ -28,6 +28,7 @@ from torchvision.models.swin_transformer import ShiftedWindowAttention
 
 BATCH = 2
 FLOATS = ("float32", "float64", "float16", "bfloat16")
+DTYPES = (*FLOATS, "int64", "int32", "bool")
 ACTIVATIONS = ("relu", "sigmoid", "tanh", "gelu", "silu", "leaky_relu", "elu", "hardswish", "hardsigmoid", "relu6", "mish", "softplus")
 _SHORTHANDS = ("relu", "gelu", "silu", "tanh", "sigmoid", "hardswish", "relu6")
 
@@ -163,7 +164,7 @@ def _embedding(a: dict, xs: list[torch.Tensor], mods: list) -> list[torch.Tensor
 
 def _data_indices(x: torch.Tensor, num: int) -> torch.Tensor:
     """Token ids are data, not shape: keep them in range (positions are not: they are checked)."""
-    return x.clamp(0, num - 1) if not x.dtype.is_floating_point and num > 0 else x
+    return x.clamp(0, num - 1) if x.dtype in (torch.int32, torch.int64) and num > 0 else x  # a clamped bool would be int64
 
 
 def _dropout(a: dict, xs: list[torch.Tensor], mods: list) -> list[torch.Tensor]:
@@ -378,6 +379,8 @@ def oracle(op: str, args: dict, values: list[Value], modules: list[nn.Module]) -
         raise Refused("matmul would contract the batch dimension")
     if op == "scaled_dot_product_attention" and any(v.batched and v.tensor.dim() < 3 for v in values[:3]):
         raise Refused("attention would run along the batch dimension")
+    if "pool" in op and not values[0].tensor.dtype.is_floating_point:
+        raise Refused(f"{op} of integers: torch's CPU kernels take some, its CUDA kernels none (a model must run on both)")
     if op in ("upsample", "multihead_attention") and rank < 3:
         raise Refused(f"{op} needs a batch and at least 2 dims per sample")
     tensors = [v.tensor for v in values]
@@ -605,8 +608,9 @@ def draw_single(rng: random.Random, x: Value, wild: bool) -> tuple[str, dict]:
     generic += ["permute", "transpose", "select", "slice", "pad", "mean", "sum", "add", "mul", "sub", "div"]
     if wild:
         choices = [op for ops in by_rank.values() for op in ops] + generic + ["embedding"]
-    elif not floating:
-        choices = ["embedding"] * 6 + ["relu", "identity", "flatten", "reshape", "permute", "select", "pad", "add", "mul"]
+    elif not floating:  # integers and bools: lookups, the activations and arithmetic that take them, shape ops
+        choices = ["embedding"] * 4 + ["relu", "relu6", "sigmoid", "tanh", "sum", "add", "mul", "sub", "div"]
+        choices += ["identity", "flatten", "reshape", "permute", "transpose", "select", "slice", "pad"]
     else:
         choices = by_rank.get(rank, []) * 2 + generic
     op = rng.choice(choices)
@@ -892,13 +896,15 @@ class _Builder:
             "tokens": [rng.randint(2, 8)],
             "vector": [rng.randint(1, 12)],
         }[kind]
-        dtype = ("int64" if rng.random() < 0.85 else "int32") if kind == "tokens" else "float32"
-        if kind != "tokens" and rng.random() < 0.15:
-            dtype = rng.choice(FLOATS[1:])
+        draw = rng.random()
+        if kind == "tokens":
+            dtype = "int64" if draw < 0.7 else "int32" if draw < 0.88 else "bool"
+        else:
+            dtype = "float32" if draw < 0.7 else rng.choice(FLOATS[1:]) if draw < 0.82 else rng.choice(DTYPES[4:]) if draw < 0.9 else "bool"
         declared = {"x": (shape, dtype)}
         if rng.random() < 0.2:
             other = list(shape) if rng.random() < 0.7 else [rng.randint(1, 8) for _ in shape]
-            declared["extra"] = (other, dtype if rng.random() < 0.7 else rng.choice(FLOATS))
+            declared["extra"] = (other, dtype if rng.random() < 0.6 else rng.choice(DTYPES))
         spec_inputs, env = {}, {}
         for name, (dims, kind_of) in declared.items():
             written = [self.sugar(size) if self.rng.random() < 0.5 else size for size in dims]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from op_samples import DTYPE_IDS, DTYPE_RULES, DTYPE_SHAPES
 
 from compiler.ops import BUILTIN, Call, ShapeError, TensorType
 
@@ -191,3 +192,17 @@ def test_shape_error(op, shapes, args, message):
 
 def test_embedding_on_indices():
     assert infer("embedding", (6,), dtype="int64", num=10, dim=4) == (6, 4)
+
+
+@pytest.mark.parametrize(("op", "dtypes", "args", "expected"), DTYPE_RULES, ids=DTYPE_IDS)
+def test_dtype_rule(op, dtypes, args, expected):
+    """Each op's output dtype, or its refusal, is torch's (op_samples.DTYPE_RULES, itself held to torch)."""
+    definition = BUILTIN.get(op)
+    values = {p.name: args.get(p.name, p.default) for p in definition.params}
+    shape = DTYPE_SHAPES.get(op, (4, 4))
+    call = Call(values, tuple(TensorType(shape, dtype) for dtype in dtypes))
+    if expected is None:
+        with pytest.raises(ShapeError):
+            definition.infer(call)
+    else:
+        assert definition.infer(call).dtype == expected

@@ -12,6 +12,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 from conftest import check_fx_shapes
+from op_samples import DTYPE_IDS, DTYPE_RULES, DTYPE_SHAPES
+from shapegen import Refused, Value, oracle
 from torch.fx.passes.shape_prop import ShapeProp
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
@@ -164,6 +166,11 @@ CASES = {
         "- {id: wte, op: embedding, num: 10, dim: 4, from: tokens}\n- {op: add, from: [wte, wpe]}",
         lambda m, t: m.wte(t) + m.wpe(torch.arange(6)),
     ),
+    "bool_lookup": (  # bools add as a logical or; times 2 they are int64, indices of a lookup
+        "{keep: {shape: [6], dtype: bool}, drop: {shape: [6], dtype: bool}}",
+        "- {op: add, from: [keep, drop]}\n- {op: mul, value: 2}\n- {id: table, op: embedding, num: 3, dim: 4}",
+        lambda m, keep, drop: m.table((keep | drop).long() * 2),
+    ),
     "class_token": (
         "{x: [4, 8]}",
         "- {id: token, op: parameter, shape: [1, 1, 8], init: ones}\n"
@@ -237,3 +244,16 @@ def test_symbolic_reshape_scripts_and_exports(write_spec, tmp_path):
     model = compiler.build(path).eval()
     for suffix in (".pt", ".pt2", ".onnx"):
         export(model, example_inputs(model), tmp_path / f"r{suffix}")  # verified at T=6 and T=7
+
+
+@pytest.mark.parametrize(("op", "dtypes", "args", "expected"), DTYPE_RULES, ids=DTYPE_IDS)
+def test_dtype_rules_are_torchs(op, dtypes, args, expected):
+    """The dtype table the shape rules are tested against (op_samples.DTYPE_RULES) is torch's own."""
+    shape = DTYPE_SHAPES.get(op, (4, 4))
+    values = [Value(torch.zeros(2, *shape, dtype=getattr(torch, dtype)), f"x{i}", f"x{i}") for i, dtype in enumerate(dtypes)]
+    try:
+        (result, _), *_ = oracle(op, dict(args), values, [])
+    except Refused:
+        assert expected is None, f"torch refused {op} of {dtypes}"
+    else:
+        assert str(result.dtype).removeprefix("torch.") == expected

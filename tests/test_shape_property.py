@@ -1,6 +1,7 @@
 """The two-way shape proof over generated specs (see `shapegen`): `check` accepts exactly the specs
 torch runs, and where it accepts, every layer's shape, dtype, parameter count and MAC count is
-torch's. `benchmarks/shape_property.py` runs the same comparison over many more seeds."""
+torch's; inputs are floats, integers and bools, sometimes two of them. `benchmarks/shape_property.py`
+runs the same comparison over many more seeds."""
 
 from __future__ import annotations
 
@@ -59,7 +60,19 @@ def test_the_generator_covers_the_language(verdicts):
         assert sum(feature in text for text in texts) >= 5, feature
     assert sum(bool(case.overrides) for case, _ in verdicts) >= 5, "--set overrides"
     dtypes = {t["dtype"] for case, _ in verdicts for t in case.spec["inputs"].values() if isinstance(t, dict)}
-    assert dtypes >= {"int64", "int32", "float64", "float16", "bfloat16"}, dtypes
+    assert dtypes >= {"int64", "int32", "float64", "float16", "bfloat16", "bool"}, dtypes
+    mixed = [case for case, _ in verdicts if len({node["outputs"][0][1] for node in case.nodes.values() if node["op"] == "input"}) > 1]
+    assert sum(case.accepted for case in mixed) >= 5 and sum(not case.accepted for case in mixed) >= 5, "inputs of two dtypes"
+    for dtype in ("bool", "int32", "int64"):  # layers make values of each in specs torch runs; some specs with them it refuses
+        made = sum(case.accepted and _holds(case, dtype, layers_only=True) for case, _ in verdicts)
+        refused = sum(not case.accepted and _holds(case, dtype) for case, _ in verdicts)
+        assert made >= 5 and refused >= 5, (dtype, made, refused)
+
+
+def _holds(case: Case, dtype: str, layers_only: bool = False) -> bool:
+    """Whether a value of `dtype` is among the case's inputs (unless `layers_only`) or layer outputs."""
+    nodes = [node for node in case.nodes.values() if not (layers_only and node["op"] == "input")]
+    return any(dtype == output[1] for node in nodes for output in node["outputs"])
 
 
 def test_accepted_specs_build_and_run_with_the_checked_shapes(verdicts):
@@ -67,6 +80,9 @@ def test_accepted_specs_build_and_run_with_the_checked_shapes(verdicts):
     assert len(accepted) == BUILT
     for case, analysis in accepted:
         model = emit(analysis.graph, analysis.registry)
+        for module in model.modules():  # token ids are data, not shape: kept in range, as the oracle keeps them
+            if isinstance(module, torch.nn.Embedding):
+                module.register_forward_pre_hook(lambda m, args: (args[0].clamp(0, m.num_embeddings - 1),))
         torch.manual_seed(0)
         ShapeProp(model).propagate(*example_inputs(model, batch=BATCH))
         assert check_fx_shapes(model, analysis.graph, batch=BATCH) > 0, case.spec["name"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .core import FLOAT_DTYPES, Call, Choice, Float, FunctionEmit, Int, OpDef, Param, TensorType, axis_of, expect_float
+from .core import FLOAT_DTYPES, Call, Choice, Float, FunctionEmit, Int, OpDef, Param, TensorType, axis_of, expect_float, expect_no_bool
 
 
 def _elementwise(call: Call) -> TensorType:
@@ -11,7 +11,8 @@ def _elementwise(call: Call) -> TensorType:
 
 
 def _integers_kept(call: Call) -> TensorType:
-    """relu and relu6 take integers too, and keep their dtype."""
+    """relu and relu6 take integers too, and keep their dtype (not bools)."""
+    expect_no_bool(call.x)
     return call.x
 
 

@@ -27,6 +27,7 @@ from .core import (
     broadcast_shapes,
     describe_shape,
     expect_float,
+    expect_no_bool,
     expect_rank,
     pair,
     same_dtype,
@@ -41,6 +42,7 @@ def _matrix(t: TensorType, what: str) -> None:
 
 def _matmul_infer(call: Call) -> TensorType:
     a, b = (t.full_shape for t in call.inputs)
+    expect_no_bool(call.x)
     same_dtype(call)
     described = f"{list(a)} @ {list(b)}"
     if len(a) < 2 or len(b) < 2:

@@ -279,18 +279,34 @@ def describe_shape(t: TensorType) -> str:
 _FLOAT_ORDER = {"float16": 1, "bfloat16": 1, "float32": 2, "float64": 3}
 
 
+def _category(dtype: str) -> int:
+    """torch's dtype categories, in promotion order: bool, integer, floating point."""
+    return 0 if dtype == "bool" else 1 if dtype in INT_DTYPES else 2
+
+
 def result_dtype(dtypes: list[str], scalar: float | None = None, true_division: bool = False) -> str:
-    """The dtype torch's type promotion gives tensors of `dtypes` (and a Python number `scalar`):
-    within a kind the wider wins (float16 with bfloat16 is float32), a float beats an integer, a
-    float scalar makes an integer tensor float32, and true division of integers is float32."""
-    floats = [d for d in dtypes if d in FLOAT_DTYPES]
-    if floats:
-        widest = max(floats, key=_FLOAT_ORDER.__getitem__)
-        mixed_halves = {"float16", "bfloat16"} <= set(floats) and _FLOAT_ORDER[widest] == 1
-        return "float32" if mixed_halves else widest
-    if (scalar is not None and not float(scalar).is_integer()) or isinstance(scalar, float) or true_division:
-        return "float32"
-    return "int64" if "int64" in dtypes else dtypes[0]
+    """The dtype torch's type promotion gives tensors of `dtypes` (and a Python number `scalar`): the
+    highest category wins (bool, then integers, then floats); within it the wider (float16 with
+    bfloat16 is float32); a scalar of a higher category gives its default dtype (bool + 1 is int64,
+    an integer + 0.5 is float32), and true division of integers or bools is float32."""
+    top = max(_category(d) for d in dtypes)
+    kept = [d for d in dtypes if _category(d) == top]
+    if top == 2:
+        widest = max(kept, key=_FLOAT_ORDER.__getitem__)
+        mixed_halves = {"float16", "bfloat16"} <= set(kept) and _FLOAT_ORDER[widest] == 1
+        dtype = "float32" if mixed_halves else widest
+    else:
+        dtype = "int64" if "int64" in kept else kept[0]
+    scalar_category = -1 if scalar is None or isinstance(scalar, bool) else 2 if isinstance(scalar, float) else 1
+    if scalar_category > top:
+        dtype, top = ("float32" if scalar_category == 2 else "int64"), scalar_category
+    return "float32" if true_division and top < 2 else dtype
+
+
+def expect_no_bool(x: TensorType) -> None:
+    """Refuses a bool input where torch has no bool kernel (subtraction, relu, matrix products)."""
+    if x.dtype == "bool":
+        raise ShapeError("takes no bool values (torch has no bool kernel for it)")
 
 
 def axis_of(dim: int, t: TensorType, param: str) -> int:

@@ -2,13 +2,29 @@
 
 from __future__ import annotations
 
-from .core import Call, FunctionEmit, Int, OpDef, Param, ShapeError, TensorType, axis_of, broadcast, describe_shape, result_dtype
+from .core import (
+    Call,
+    FunctionEmit,
+    Int,
+    OpDef,
+    Param,
+    ShapeError,
+    TensorType,
+    axis_of,
+    broadcast,
+    describe_shape,
+    expect_no_bool,
+    result_dtype,
+)
 
 _VALUE = Param("value", {"type": ["number", "null"]}, None, "a constant operand, for a single input")
 
 
 def _arithmetic_infer(name: str):
     def infer(call: Call) -> TensorType:
+        if name == "sub":
+            for x in call.inputs:
+                expect_no_bool(x)
         t = broadcast(call.inputs)
         dtype = result_dtype([x.dtype for x in call.inputs], call.args["value"], true_division=name == "div")
         return TensorType(t.shape, dtype, t.batched)
