@@ -202,22 +202,22 @@ SLICE = OpDef(
 
 def _pieces(call: Call) -> tuple[int, list[Any]]:
     """The split dim and the size of each piece, as torch.split / torch.chunk make them."""
-    dim = normalize_dim(call.args["dim"], call.x.rank, "dim")
+    args = call.args
+    if "chunks" not in args and (args["size"] is None) == (args["sizes"] is None):
+        given = "sizes" if args["sizes"] is not None else "size"  # both: at 'sizes'; neither: at the layer
+        raise ShapeError("give exactly one of 'size' (the size of each piece) and 'sizes' (one per piece)", given)
+    dim = normalize_dim(args["dim"], call.x.rank, "dim")
     total = call.x.shape[dim]
     if is_symbolic(total):
         raise ShapeError(f"the number of pieces depends on a symbolic size ({total}); split along a fixed dim", "dim")
-    if "chunks" in call.args:
-        step = -(-total // call.args["chunks"])
-    elif call.args["sizes"] is not None:
-        if sum(call.args["sizes"]) != total:
-            raise ShapeError(
-                f"sizes {call.args['sizes']} add up to {sum(call.args['sizes'])}, not the {total} of dim {call.args['dim']}", "sizes"
-            )
-        return dim, list(call.args["sizes"])
-    elif call.args["size"] is not None:
-        step = call.args["size"]
+    if "chunks" in args:
+        step = -(-total // args["chunks"])
+    elif args["sizes"] is not None:
+        if sum(args["sizes"]) != total:
+            raise ShapeError(f"sizes {args['sizes']} add up to {sum(args['sizes'])}, not the {total} of dim {args['dim']}", "sizes")
+        return dim, list(args["sizes"])
     else:
-        raise ShapeError("give 'size' (the size of each piece) or 'sizes' (one per piece)", "size")
+        step = args["size"]
     return dim, [min(step, total - start) for start in range(0, total, step)]
 
 
