@@ -9,7 +9,7 @@ from . import expr
 from .diagnostics import Diagnostic, Span, did_you_mean
 from .dims import Dim
 from .load import Document, JsonPath
-from .ops import Registry, TensorType
+from .ops import TensorType
 from .params import ModelValues
 from .schema import BLOCK_PARAM_TYPES, LAYER_KEYS
 
@@ -54,15 +54,11 @@ def _size(document: Document, values: ModelValues, item: Any, path: JsonPath, di
     return value
 
 
-def check_blocks(document: Document, registry: Registry) -> list[Diagnostic]:
-    """What a block definition may not be: named like an op, or with parameters named like layer keys,
-    `i` (the copy index), or typed with a capitalised type name."""
+def check_blocks(document: Document) -> list[Diagnostic]:
+    """What a block definition may not be: with parameters named like layer keys, `i` (the copy index),
+    or typed with a capitalised type name. (A block named like an op is refused by validate.)"""
     diagnostics = []
     for name, block in document.data.get("blocks", {}).items():
-        if name in registry:
-            diagnostics.append(
-                Diagnostic("E0309", f"block '{name}' has the name of a builtin op", document.key_span(("blocks", name)), "rename the block")
-            )
         for param, declared in block.get("params", {}).items():
             where = document.span(("blocks", name, "params", param))
             if param in LAYER_KEYS:

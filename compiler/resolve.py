@@ -94,7 +94,7 @@ class _Resolver:
         self.serial = 0
 
     def run(self):
-        self.diagnostics += check_blocks(self.doc, self.registry)
+        self.diagnostics += check_blocks(self.doc)
         types, spans, problems = inputs(self.doc, self.values_of_model)
         self.diagnostics += problems
         for name, span in spans.items():
@@ -132,7 +132,7 @@ class _Resolver:
         guard = self.values.condition(layer, doc_path, scope.params, scope.lookup)
         if guard is False:
             return self._skip(layer, local, doc_path, scope, sources, previous)
-        kind = self._kind(layer, doc_path, scope.prefix + (local or "?"))
+        kind = self._kind(layer, doc_path, scope.prefix + (local or str(scope.positions.next)))
         repeat = self._repeat(layer, doc_path, scope)
         if isinstance(guard, Deferred):  # its layers keep their positions even when it is skipped
             guard = dataclasses.replace(guard, gap=f"{scope.prefix}{scope.positions.next}")
@@ -160,11 +160,12 @@ class _Resolver:
         base = scope.prefix + key if key is not None else ""
         if key is not None:
             self._define(base, self._id_span(layer, doc_path))
-        if kind is None:
+        names = self._copy_names(repeat, base, has_id, scope, doc_path)
+        if kind is None or names is None:
             return self._alias_to(base, sources)
         copies: list[Source] = []
         spliced = repeat.names == "flat" and _is_inline(kind)
-        for rep in range(repeat.count):
+        for rep, name in enumerate(names):
             if not repeat.chain:
                 copy_sources = self._sources(layer, doc_path, scope, sources, (rep, repeat.count))
             else:
@@ -172,8 +173,9 @@ class _Resolver:
             if spliced:
                 copies.append(self._expand_inline(kind, layer, doc_path, scope, None, copy_sources, None, (rep, repeat.count))[0])
                 continue
-            name = self._copy_name(repeat, rep, base, has_id, scope, doc_path)
-            copies.append(self._expand_instance(kind, layer, doc_path, scope, name, copy_sources, (rep, repeat.count)))
+            copies.append(
+                self._expand_instance(kind, layer, doc_path, scope, name or self._flat_name(scope), copy_sources, (rep, repeat.count))
+            )
         if key is not None:
             self.x.repeats[scope.lookup + key] = [c.path for c in copies]
             self._alias(base, copies[-1].path)
@@ -212,14 +214,31 @@ class _Resolver:
             self._alias(path, sources[0].path)
         return [Source(path, sources[0].span if sources else Span(self.doc.path, 1, 1), "")]
 
-    def _copy_name(self, repeat: _Repeat, rep: int, base: str, has_id: bool, scope: _Scope, doc_path: JsonPath) -> str:
+    def _copy_names(self, repeat: _Repeat, base: str, has_id: bool, scope: _Scope, doc_path: JsonPath) -> list[str | None] | None:
+        """Each copy's name (None: the next flat position, taken as it is expanded); None after reporting a
+        template that gives a copy no valid name, or two copies one name (nothing is expanded then, so
+        no cascade of duplicates follows)."""
         if repeat.names is None:
-            return f"{base}.{rep}"
+            return [f"{base}.{rep}" for rep in range(repeat.count)]
         if repeat.names == "flat":
-            return scope.prefix + scope.positions.take()
+            return [None] * repeat.count
         span = self.doc.span((*doc_path, "repeat", "names"))
-        name = self.values.templated_name(repeat.names, {**scope.params, "i": rep}, span, copy=rep)
-        return f"{base}.{name}" if has_id else scope.prefix + name
+        names: list[str | None] = []
+        for rep in range(repeat.count):
+            reported = len(self.diagnostics)
+            name = self.values.templated_name(repeat.names, {**scope.params, "i": rep}, span, copy=rep)
+            if len(self.diagnostics) > reported:
+                return None
+            full = f"{base}.{name}" if has_id else scope.prefix + name
+            if full in names:
+                message = f"repeat names '{repeat.names}' gives copies {names.index(full)} and {rep} the same name '{name}'"
+                self._error("E0311", message, span, "make each copy's name differ, for instance with its index: '{$i}'")
+                return None
+            names.append(full)
+        return names
+
+    def _flat_name(self, scope: _Scope) -> str:
+        return scope.prefix + scope.positions.take()
 
     def _expand_inline(self, kind, layer, doc_path, scope: _Scope, local: str | None, sources, guard, rep) -> list[Source]:
         """A call of an inline block: its layers take names and positions in the caller's list; its
@@ -276,7 +295,11 @@ class _Resolver:
         if len(names) != len(sources):
             what = f"block '{block}'" if block else "a group"
             message = f"layer '{inner.prefix.rstrip('.') or layer.get('id', '')}': {what} takes {len(names)} input(s), got {len(sources)}"
-            self._error("E0307", message, self.doc.span(doc_path))
+            chained = rep is not None and rep[0] > 0 and len(sources) == 1
+            hint = "a chained repeat feeds each copy only the previous copy: give copies inputs with a `from` template, or `chain: false`"
+            self._error("E0307", message, self.doc.span(doc_path), hint if chained else None)
+            if sources:  # its layers would only report references to the missing inputs
+                return sources[0]
         for input_name, source in zip(names, sources):
             self._define(inner.lookup + input_name, source.span)
             self._alias(inner.lookup + input_name, source.path)

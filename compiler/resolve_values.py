@@ -109,7 +109,10 @@ class Values:
 
     def templated_name(self, text: str, params: Mapping[str, Any], span: Span, copy: int | None = None) -> str:
         """A repeat copy's name (`copy` its index) or a layer id made from a template; E0311 if it is no name."""
+        reported = len(self.diagnostics)
         name = self.template(text, params, span)
+        if len(self.diagnostics) > reported:  # a part that failed is reported already
+            return name
         if copy is not None and not _COPY_NAME.match(name):
             self._error("E0311", f"repeat names copy {copy} '{name}': a name is letters, digits, '_' and '-'", span)
         elif copy is None and not _IDENTIFIER.match(name):

@@ -55,8 +55,12 @@ def validate(document: Document, registry: Registry) -> list[Diagnostic]:
     data = document.data
     diagnostics = [d for error in validators.skeleton.iter_errors(_thinned(data)) for d in _diagnose(error, (), document)]
     builtin_only = isinstance(data, dict) and "blocks" not in data
+    clashing = _blocks_named_like_ops(document, registry)
+    diagnostics += clashing.values()
     memo: dict[Any, list[tuple[JsonPath, jsonschema.ValidationError]]] = {}
     for path, layer in _listed_layers(data):
+        if isinstance(layer, dict) and isinstance(layer.get("op"), str) and layer["op"] in clashing:
+            continue  # which of the two it means is unknown: its keys cannot be judged
         if not isinstance(layer, dict):
             common = validators.builtin_layer if builtin_only else validators.layer
             diagnostics += [d for error in common.iter_errors(layer) for d in _diagnose(error, path, document)]
@@ -71,6 +75,18 @@ def validate(document: Document, registry: Registry) -> list[Diagnostic]:
             errors = _layer_errors(layer, validators, builtin_only)
         diagnostics += [d for inner, error in errors for d in _diagnose(error, (*path, *inner), document)]
     return sorted(set(diagnostics), key=sort_key)
+
+
+def _blocks_named_like_ops(document: Document, registry: Registry) -> dict[str, Diagnostic]:
+    """E0309 for each block named like an op, by name."""
+    blocks = document.data.get("blocks") if isinstance(document.data, dict) else None
+    if not isinstance(blocks, dict):
+        return {}
+    return {
+        name: Diagnostic("E0309", f"block '{name}' has the name of an op", document.key_span(("blocks", name)), "rename the block")
+        for name in blocks
+        if isinstance(name, str) and name in registry
+    }
 
 
 def _layer_errors(layer: dict, validators: _Validators, builtin_only: bool) -> list[tuple[JsonPath, jsonschema.ValidationError]]:
