@@ -94,12 +94,14 @@ def sort_key(diagnostic: Diagnostic) -> tuple:
     return (*where, diagnostic.code, diagnostic.message)
 
 
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u200e\u200f\u2028-\u202e\u2066-\u2069\ud800-\udfff]")
 
 
 def printable(text: str) -> str:
-    """Control characters (newlines, ANSI escapes) shown as escapes: a spec's keys and a file's name
-    can never start a line of output (a CI workflow command) or drive the terminal."""
+    """Control characters shown as escapes (`\\n`, `\\x85`, `\\u2028`): every line break (CR, LF, NEL,
+    the Unicode line and paragraph separators), ANSI escapes, bidirectional overrides, and the bytes of a
+    file name that is not UTF-8 (`\\udcff`). A spec's keys, a weights file's keys and a file's name can
+    never start a line of output (a CI workflow command), drive the terminal or fail to print."""
     return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
 
 

@@ -1,17 +1,21 @@
 """Export: TorchScript (.pt), torch.export (.pt2) and ONNX (.onnx), each verified by reloading the
-file and comparing its outputs with the eager module's. The batch dimension is dynamic in every format;
-so are symbolic sizes (`torch.export.Dim` with the declared range and multiple, ONNX dynamic axes), and a
-model with symbolic sizes is verified at two sizes."""
+file and comparing its outputs with the eager module's; only a verified file is renamed into place.
+The batch dimension is dynamic in every format; so are symbolic sizes (`torch.export.Dim` with the
+declared range and multiple, ONNX dynamic axes), and a model with symbolic sizes is verified at two sizes."""
 
 from __future__ import annotations
 
+import os
+import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from .files import replacing
 
 FORMATS = {".pt": "torchscript", ".pt2": "torch.export", ".onnx": "onnx"}
 TOLERANCE = 1e-4
@@ -33,28 +37,53 @@ def quiet_torchscript() -> Iterator[None]:
 
 
 def export(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], path: str | Path, kind: str | None = None) -> str:
-    """Write `module` to `path` in format `kind` (by default the one its suffix names); verify;
-    return the format's name."""
+    """Write `module` to `path` in format `kind` (by default the one its suffix names) through a
+    temporary file beside it, verify that file, and only then rename it onto `path` (a failed export
+    leaves `path` as it was; a link planted there is replaced, never written through); return the
+    format's name."""
     path = Path(path)
     kind = kind or FORMATS.get(path.suffix)
     if kind is None:
         raise ExportError(f"unknown output format '{path.suffix}': use one of {', '.join(FORMATS)}")
-    path.parent.mkdir(parents=True, exist_ok=True)
     module = module.eval()
     checks = [inputs, *_other_sizes(module, inputs)]
     with torch.no_grad():
         expected = [module(*each) for each in checks]
-        try:
-            run = {"torchscript": _torchscript, "torch.export": _torch_export, "onnx": _onnx}[kind](module, inputs, path)
-        except ExportError:
-            raise
-        except Exception as error:  # the exporter refuses the model: a failed export, reported as one
-            detail = str(error).strip().splitlines()
-            shown = next((line.strip() for line in detail if line.strip() and not line.startswith(" ")), type(error).__name__)
-            raise ExportError(f"{path}: {kind} cannot export this model: {shown[:300]}") from None
-        for each, want in zip(checks, expected):
-            _compare(want, _reloaded(run, each, path, kind), path, each)
+        with _staged(path, kind) as staged:
+            run = _written(module, inputs, staged, path, kind)
+            for each, want in zip(checks, expected):
+                _compare(want, _reloaded(run, each, path, kind), path, each)
     return kind
+
+
+def _written(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], staged: Path, path: Path, kind: str) -> Callable:
+    """Export to `staged`; return a function that runs the file reloaded. Errors name `path`."""
+    try:
+        return {"torchscript": _torchscript, "torch.export": _torch_export, "onnx": _onnx}[kind](module, inputs, staged)
+    except ExportError:
+        raise
+    except Exception as error:  # the exporter refuses the model: a failed export, reported as one
+        detail = str(error).strip().splitlines()
+        shown = next((line.strip() for line in detail if line.strip() and not line.startswith(" ")), type(error).__name__)
+        raise ExportError(f"{path}: {kind} cannot export this model: {shown[:300]}") from None
+
+
+@contextmanager
+def _staged(path: Path, kind: str) -> Iterator[Path]:
+    """A temporary path to export to, renamed onto `path` when the block succeeds. ONNX writes the
+    weights beside the model, in a file named after the one it writes (`model.onnx.data`), so it is
+    staged under `path`'s own name in a temporary folder beside it, and each file renamed into place."""
+    if kind != "onnx":
+        with replacing(path) as temporary:
+            yield temporary
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{path.name}.", dir=path.parent) as folder:
+        staged = Path(folder) / path.name
+        yield staged
+        for written in sorted(Path(folder).iterdir(), key=lambda file: file == staged):  # the model last
+            with replacing(path.parent / written.name) as temporary:
+                os.replace(written, temporary)
 
 
 def _reloaded(run, inputs: tuple[torch.Tensor, ...], path: Path, kind: str):

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import html
 import json
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .diagnostics import printable
 from .ir import OUTPUT, Kind, TypedGraph
 
 BOX_WIDTH, BOX_HEIGHT, COLUMN_GAP, ROW_GAP, MARGIN = 190, 50, 30, 42, 40
@@ -99,72 +102,120 @@ def _label(box: Box) -> list[str]:
     return [name, f"{box.op}{params}", box.shape]
 
 
+# -- nesting --------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Nesting:
+    """What each cluster holds, found in one pass over the boxes' scopes (None: the top level)."""
+
+    boxes: dict[str | None, list[str]]
+    """Cluster → the boxes directly inside it."""
+    clusters: dict[str | None, list[str]]
+    """Cluster → the clusters directly inside it, in the picture's order."""
+    members: dict[str, list[Box]]
+    """Cluster → every box inside it, at any depth."""
+    depth: dict[str, int]
+    """Cluster → how many clusters it lies in, itself included."""
+
+
+def _nesting(pic: Picture) -> _Nesting:
+    boxes: dict[str | None, list[str]] = {}
+    parents: dict[str, str | None] = {}
+    members: dict[str, list[Box]] = {}
+    depth: dict[str, int] = {}
+    for name, box in pic.boxes.items():
+        boxes.setdefault(box.scopes[-1] if box.scopes else None, []).append(name)
+        for level, scope in enumerate(box.scopes):
+            parents.setdefault(scope, box.scopes[level - 1] if level else None)
+            depth.setdefault(scope, level + 1)
+            members.setdefault(scope, []).append(box)
+    clusters: dict[str | None, list[str]] = {}
+    for path in pic.clusters:
+        clusters.setdefault(parents.get(path), []).append(path)
+    return _Nesting(boxes, clusters, members, depth)
+
+
+def _nested_lines(pic: Picture, box_line: Callable[[str, Box], str], opening: Callable[[str], list[str]], closing: str) -> list[str]:
+    """The boxes and clusters as nested text: a cluster's opening lines, its boxes, its clusters, its
+    closing line, each level indented by two more spaces. Walked with a stack, not recursion: clusters
+    nest as deep as the spec's blocks and groups do; each box and cluster is visited once."""
+    nesting = _nesting(pic)
+    lines: list[str] = []
+    stack: list[tuple[str | None, str, bool]] = [(None, "  ", False)]
+    while stack:
+        path, indent, done = stack.pop()
+        if done:
+            lines.append(indent + closing)
+            continue
+        inner = indent
+        if path is not None:
+            lines += [indent + line for line in opening(path)]
+            inner = indent + "  "
+            stack.append((path, indent, True))
+        lines += [inner + box_line(name, pic.boxes[name]) for name in nesting.boxes.get(path, [])]
+        stack += [(child, inner, False) for child in reversed(nesting.clusters.get(path, []))]
+    return lines
+
+
+# -- escaping: spec text (a file name, a source line) never becomes markup, script or syntax -----------
+
+
+def _dot_string(text: str) -> str:
+    """A quoted DOT string (`"` and `\\` escaped, control characters shown as escapes)."""
+    return json.dumps(printable(text))
+
+
+def _markup(text: str) -> str:
+    """Text for SVG or HTML, as text or a quoted attribute value."""
+    return html.escape(printable(text), quote=True)
+
+
+def _mermaid_text(text: str) -> str:
+    """Text inside a quoted Mermaid label: markup escaped, and no backtick to start a Markdown string."""
+    return _markup(text).replace("`", "#96;")
+
+
+def _script_json(data: Any) -> str:
+    """JSON to embed in a `<script>` element: `<`, `>` and `&` as `\\u003c`… (so `</script>` and `<!--` in
+    a spec's line cannot end or alter the element), and every non-ASCII character escaped."""
+    return json.dumps(data).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
 # -- DOT and Mermaid -----------------------------------------------------------------------------
 
 
 def to_dot(pic: Picture) -> str:
-    lines = [f"digraph {json.dumps(pic.title)} {{", "  node [shape=box, style=rounded, fontname=Helvetica];"]
-    lines += _dot_clusters(pic, None, "  ")
+    def node(name: str, box: Box) -> str:
+        label = "\\n".join(_dot_string(part)[1:-1] for part in _label(box))
+        return f'{_dot_string(name)} [label="{label}"];'
+
+    def cluster(path: str) -> list[str]:
+        return [f"subgraph {_dot_string('cluster_' + path)} {{", f"  label={_dot_string(pic.clusters[path])}; style=rounded; color=gray;"]
+
+    lines = [f"digraph {_dot_string(pic.title)} {{", "  node [shape=box, style=rounded, fontname=Helvetica];"]
+    lines += _nested_lines(pic, node, cluster, "}")
     for a, b, skips in pic.edges:
         style = f' [style=dashed, color="{SKIP}"]' if skips else ""
-        lines.append(f"  {json.dumps(a)} -> {json.dumps(b)}{style};")
+        lines.append(f"  {_dot_string(a)} -> {_dot_string(b)}{style};")
     lines.append("}")
     return "\n".join(lines) + "\n"
 
 
-def _dot_clusters(pic: Picture, parent: str | None, indent: str) -> list[str]:
-    lines = []
-    for name, box in pic.boxes.items():
-        if _innermost(box) == parent:
-            label = "\\n".join(json.dumps(part)[1:-1] for part in _label(box))
-            lines.append(f'{indent}{json.dumps(name)} [label="{label}"];')
-    for path, label in pic.clusters.items():
-        if _parent(pic, path) == parent:
-            lines.append(f'{indent}subgraph "cluster_{path}" {{')
-            lines.append(f"{indent}  label={json.dumps(label)}; style=rounded; color=gray;")
-            lines += _dot_clusters(pic, path, indent + "  ")
-            lines.append(f"{indent}}}")
-    return lines
-
-
-def _innermost(box: Box) -> str | None:
-    return box.scopes[-1] if box.scopes else None
-
-
-def _chain(pic: Picture, path: str) -> tuple[str, ...]:
-    """The scopes from the outermost to `path`."""
-    for box in pic.boxes.values():
-        if path in box.scopes:
-            return box.scopes[: box.scopes.index(path) + 1]
-    return (path,)
-
-
-def _parent(pic: Picture, path: str) -> str | None:
-    chain = _chain(pic, path)
-    return chain[-2] if len(chain) > 1 else None
-
-
 def to_mermaid(pic: Picture) -> str:
     ids = {name: f"n{i}" for i, name in enumerate(pic.boxes)}
-    lines = ["flowchart TD"]
-    lines += _mermaid_clusters(pic, None, ids, "  ")
+    clusters = {path: f"c{i}" for i, path in enumerate(pic.clusters)}
+
+    def node(name: str, box: Box) -> str:
+        return f'{ids[name]}["{"<br/>".join(_mermaid_text(part) for part in _label(box))}"]'
+
+    def cluster(path: str) -> list[str]:
+        return [f'subgraph {clusters[path]}["{_mermaid_text(pic.clusters[path])}"]']
+
+    lines = ["flowchart TD", *_nested_lines(pic, node, cluster, "end")]
     for a, b, skips in pic.edges:
         lines.append(f"  {ids[a]} {'-.->' if skips else '-->'} {ids[b]}")
     return "\n".join(lines) + "\n"
-
-
-def _mermaid_clusters(pic: Picture, parent: str | None, ids: dict[str, str], indent: str) -> list[str]:
-    lines = []
-    for name, box in pic.boxes.items():
-        if _innermost(box) == parent:
-            text = "<br/>".join(html.escape(part).replace('"', "#quot;") for part in _label(box))
-            lines.append(f'{indent}{ids[name]}["{text}"]')
-    for index, (path, label) in enumerate(pic.clusters.items()):
-        if _parent(pic, path) == parent:
-            lines.append(f'{indent}subgraph c{index}["{html.escape(label)}"]')
-            lines += _mermaid_clusters(pic, path, ids, indent + "  ")
-            lines.append(f"{indent}end")
-    return lines
 
 
 # -- SVG and HTML --------------------------------------------------------------------------------
@@ -176,14 +227,14 @@ def to_svg(pic: Picture) -> str:
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" viewBox="0 0 {width:.0f} {height:.0f}" '
         'font-family="Helvetica, Arial, sans-serif" font-size="12">',
-        f"<title>{html.escape(pic.title)}</title>",
+        f"<title>{_markup(pic.title)}</title>",
         '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse">'
         '<path d="M 0 0 L 10 5 L 0 10 z" fill="#555"/></marker></defs>',
         '<rect width="100%" height="100%" fill="white"/>',
     ]
     parts += _svg_clusters(pic)
-    for index, (a, b, skips) in enumerate(pic.edges):
-        parts.append(_svg_edge(pic.boxes[a], pic.boxes[b], skips, index, a, b))
+    for a, b, skips in pic.edges:
+        parts.append(_svg_edge(pic.boxes[a], pic.boxes[b], skips, a, b))
     for name, box in pic.boxes.items():
         parts.append(_svg_box(name, box))
     parts.append("</svg>")
@@ -191,24 +242,25 @@ def to_svg(pic: Picture) -> str:
 
 
 def _svg_clusters(pic: Picture) -> list[str]:
+    nesting = _nesting(pic)
     parts = []
     for path, label in pic.clusters.items():
-        members = [b for b in pic.boxes.values() if path in b.scopes]
-        depth = len(_chain(pic, path))
-        deepest = max((len(b.scopes) for b in members), default=depth)
+        members = nesting.members[path]
+        depth = nesting.depth[path]
+        deepest = max(len(b.scopes) for b in members)
         pad = 6 + 8 * (deepest - depth)
         left, top = min(b.x for b in members) - pad, min(b.y for b in members) - pad - 14
         right, bottom = max(b.x for b in members) + BOX_WIDTH + pad, max(b.y for b in members) + BOX_HEIGHT + pad
         fill = "#f3f6fb" if depth % 2 else "#fbf7ef"
         parts.append(
-            f'<g class="cluster" data-path="{html.escape(path)}"><rect x="{left:.0f}" y="{top:.0f}" width="{right - left:.0f}" '
+            f'<g class="cluster" data-path="{_markup(path)}"><rect x="{left:.0f}" y="{top:.0f}" width="{right - left:.0f}" '
             f'height="{bottom - top:.0f}" rx="8" fill="{fill}" stroke="#b8bcc8"/>'
-            f'<text class="cluster-label" x="{left + 8:.0f}" y="{top + 12:.0f}" fill="#555">{html.escape(label)}</text></g>'
+            f'<text class="cluster-label" x="{left + 8:.0f}" y="{top + 12:.0f}" fill="#555">{_markup(label)}</text></g>'
         )
     return parts
 
 
-def _svg_edge(a: Box, b: Box, skips: bool, index: int, source: str, target: str) -> str:
+def _svg_edge(a: Box, b: Box, skips: bool, source: str, target: str) -> str:
     x1, y1 = a.x + BOX_WIDTH / 2, a.y + BOX_HEIGHT
     x2, y2 = b.x + BOX_WIDTH / 2, b.y
     bend = BOX_WIDTH * 0.75 if skips else 0
@@ -216,18 +268,18 @@ def _svg_edge(a: Box, b: Box, skips: bool, index: int, source: str, target: str)
     style = f'stroke="{SKIP}" stroke-dasharray="5 3"' if skips else 'stroke="#555"'
     kind = "edge skip" if skips else "edge"
     return (
-        f'<path class="{kind}" data-from="{html.escape(source)}" data-to="{html.escape(target)}" d="{path}" fill="none" '
+        f'<path class="{kind}" data-from="{_markup(source)}" data-to="{_markup(target)}" d="{path}" fill="none" '
         f'{style} stroke-width="1.3" marker-end="url(#arrow)"/>'
     )
 
 
 def _svg_box(name: str, box: Box) -> str:
-    name_line, op_line, shape_line = (html.escape(text) for text in _label(box))
+    name_line, op_line, shape_line = (_markup(text) for text in _label(box))
     x, y = box.x, box.y
-    scopes = html.escape(" ".join(box.scopes))
+    scopes = _markup(" ".join(box.scopes))
     fill = {"input": "#e6f4ea", "output": "#fde8e8", "parameter": "#fff4d6"}.get(box.op, "#ffffff")
     return (
-        f'<g class="node" data-name="{html.escape(name)}" data-scopes="{scopes}"><title>{html.escape(box.name)}</title>'
+        f'<g class="node" data-name="{_markup(name)}" data-scopes="{scopes}"><title>{_markup(box.name)}</title>'
         f'<rect x="{x:.0f}" y="{y:.0f}" width="{BOX_WIDTH}" height="{BOX_HEIGHT}" rx="6" fill="{fill}" stroke="#333"/>'
         f'<text x="{x + 8:.0f}" y="{y + 15:.0f}" font-weight="bold">{name_line}</text>'
         f'<text x="{x + 8:.0f}" y="{y + 30:.0f}" fill="#333">{op_line}</text>'
@@ -249,8 +301,8 @@ def to_html(pic: Picture, source: str, file: str) -> str:
         }
         for name, box in pic.boxes.items()
     }
-    data = json.dumps(details).replace("</", "<\\/")
-    return _PAGE.replace("{{title}}", html.escape(pic.title)).replace("{{svg}}", to_svg(pic)).replace("{{data}}", data)
+    values = {"title": _markup(pic.title), "svg": to_svg(pic), "data": _script_json(details)}
+    return re.sub(r"\{\{(title|svg|data)\}\}", lambda match: values[match.group(1)], _PAGE)  # one pass: no value is read as a slot
 
 
 _PAGE = """<!DOCTYPE html>

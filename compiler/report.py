@@ -88,6 +88,13 @@ def _result(diagnostic: Diagnostic, rule_index: int | None) -> dict[str, Any]:
         region = {"startLine": span.line, "startColumn": span.col}
         if span.end_line:
             region |= {"endLine": span.end_line, "endColumn": max(span.end_col or span.col, span.col)}
-        uri = quote(PurePosixPath(span.file.replace("\\", "/")).as_posix(), safe="/")
+        uri = _uri(span.file)
         result["locations"] = [{"physicalLocation": {"artifactLocation": {"uri": uri}, "region": region}}]
     return result
+
+
+def _uri(file: str) -> str:
+    """A relative URI for a file name, its bytes percent-encoded: a name that is not UTF-8 (its bytes kept
+    by Python as surrogates) becomes `%FF.yaml`, not a crash."""
+    path = PurePosixPath(file.replace("\\", "/")).as_posix()
+    return quote(path.encode("utf-8", "surrogateescape"), safe="/")

@@ -10,7 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from compiler import analyze
-from compiler.diagnostics import UsageError, did_you_mean
+from compiler.diagnostics import UsageError, did_you_mean, printable
+from compiler.files import check_writable, write_atomic
 
 
 def add_parser(commands: argparse._SubParsersAction, add_spec_options: Callable[[argparse.ArgumentParser], None]) -> None:
@@ -26,18 +27,19 @@ def add_parser(commands: argparse._SubParsersAction, add_spec_options: Callable[
 def run(args: argparse.Namespace) -> int:
     from .cli import EXIT_OK, EXIT_SPEC_ERRORS, analyze_spec, print_diagnostics
 
+    python = args.emit == "python" or (args.emit is None and args.output is not None and args.output.suffix == ".py")
+    output = args.output or Path("build") / f"{Path(args.spec).stem}{'.py' if python else '.pt'}"
+    check_writable(output)  # a directory, or a path under a file: refused before any work
     analysis = analyze_spec(args, args.spec)
     print_diagnostics(analysis.diagnostics, analysis)
     if not analysis.ok:
         return EXIT_SPEC_ERRORS
-    python = args.emit == "python" or (args.emit is None and args.output is not None and args.output.suffix == ".py")
     if python:
-        return _eject(args, analysis)
+        return _eject(args, analysis, output)
     from compiler.emit import emit, example_inputs
     from compiler.export import ExportError, export
     from compiler.targets import SUFFIXES, export_limits
 
-    output = args.output or Path("build") / f"{Path(args.spec).stem}.pt"
     limits = export_limits(analysis.graph, SUFFIXES[output.suffix]) if output.suffix in SUFFIXES else []
     if limits:  # known not to export: say where, before trying
         print_diagnostics(limits, analysis)
@@ -50,18 +52,17 @@ def run(args: argparse.Namespace) -> int:
     except ExportError as error:
         raise UsageError(str(error)) from None
     weights = f" with the weights of {args.weights}" if args.weights else ""
-    print(f"wrote {output} ({kind}{weights}; reloaded and verified against the eager model)")
+    print(printable(f"wrote {output} ({kind}{weights}; reloaded and verified against the eager model)"))
     return EXIT_OK
 
 
-def _eject(args: argparse.Namespace, analysis) -> int:
+def _eject(args: argparse.Namespace, analysis, output: Path) -> int:
     from compiler.eject import EjectError, eject
 
     from .cli import EXIT_OK
 
     if args.weights:
         raise UsageError("--weights goes with .pt, .pt2 and .onnx; the ejected module loads a state_dict itself (load_state_dict)")
-    output = args.output or Path("build") / f"{Path(args.spec).stem}.py"
     command = (
         shlex.join(["nncompile", "build", *sys.argv[2:]]) if sys.argv[1:2] == ["build"] else f"nncompile build {args.spec} --emit python"
     )
@@ -80,9 +81,8 @@ def _eject(args: argparse.Namespace, analysis) -> int:
         text = eject(analysis.graph, analysis.registry, analysis.document, command, params, variant)
     except EjectError as error:
         raise UsageError(f"{args.spec}: cannot eject: {error}") from None
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(text)
-    print(f"wrote {output} (plain PyTorch; its state_dict keys are the compiled model's)")
+    write_atomic(output, text)
+    print(printable(f"wrote {output} (plain PyTorch; its state_dict keys are the compiled model's)"))
     return EXIT_OK
 
 
@@ -102,12 +102,12 @@ def load_weights(module, path: str) -> None:
         for k in own
         if k in weights and weights[k].shape != own[k].shape
     ]
-    if missing or unexpected or reshaped:
+    if missing or unexpected or reshaped:  # the file's keys are escaped: one holding a newline would start a line
         lines = [f"{path} does not fit the model:"]
         lines += [f"  missing: {k}" for k in missing]
         for key in unexpected:
             hint = _renamed(key, weights, own, missing)
-            lines.append(f"  unexpected: {key}" + (f" ({hint})" if hint else ""))
+            lines.append(f"  unexpected: {printable(key)}" + (f" ({hint})" if hint else ""))
         lines += [f"  wrong shape: {text}" for text in reshaped]
         raise UsageError("\n".join(lines))
     module.load_state_dict(weights, strict=True)

@@ -11,6 +11,7 @@ from typing import Any
 
 from compiler import Analysis, analyze
 from compiler.diagnostics import Diagnostic, SpecError, UsageError, printable, render_text
+from compiler.files import OutputError
 from compiler.infer import MAX_PARAMS
 from compiler.load import MAX_DEPTH, load_text, read_limited
 
@@ -47,8 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     except SpecError as error:  # found while building: a model this machine cannot allocate
         print_diagnostics(error.diagnostics, None)
         return EXIT_SPEC_ERRORS
-    except UsageError as error:
-        print("nncompile: error: " + "\n".join(printable(line) for line in str(error).splitlines()), file=sys.stderr)
+    except (UsageError, OutputError) as error:  # split at our own newlines only: every other line break is escaped
+        print("nncompile: error: " + "\n".join(printable(line) for line in str(error).split("\n")), file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
@@ -121,6 +122,8 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
     overrides = {}
     for pair in pairs:
         name, sep, text = pair.partition("=")
+        if _undecodable(pair):
+            raise UsageError(f"--set {printable(name[:80])}: not UTF-8 text (a byte the terminal could not decode)")
         if not sep or not name:
             raise UsageError(f"--set expects NAME=VALUE, got '{printable(pair[:80])}'")
         if name.count(".") >= MAX_DEPTH or len(pair) > MAX_SET_LENGTH:
@@ -132,6 +135,15 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
             raise UsageError(f"--set {name}: cannot read value '{text}': {diagnostics[0].message}")
         overrides[name] = document.data if document else ""
     return overrides
+
+
+def _undecodable(text: str) -> bool:
+    """Whether a command-line argument held bytes that are not UTF-8 (Python keeps them as surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def analyze_spec(args: argparse.Namespace, spec: str) -> Analysis:

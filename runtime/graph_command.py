@@ -6,7 +6,8 @@ import argparse
 from collections.abc import Callable
 from pathlib import Path
 
-from compiler.diagnostics import UsageError
+from compiler.diagnostics import UsageError, printable
+from compiler.files import check_writable, write_atomic
 
 
 def add_parser(commands: argparse._SubParsersAction, add_spec_options: Callable[[argparse.ArgumentParser], None]) -> None:
@@ -28,6 +29,8 @@ def run(args: argparse.Namespace) -> int:
     kind = "mermaid" if str(output) == "-" else WRITERS.get(output.suffix)
     if kind is None:
         raise UsageError(f"unknown picture format '{output.suffix}': use one of {', '.join(sorted(WRITERS))}")
+    if str(output) != "-":
+        check_writable(output)  # a directory, or a path under a file: refused before any work
     analysis = analyze_spec(args, args.spec)
     print_diagnostics(analysis.diagnostics, analysis)
     if not analysis.ok:
@@ -40,7 +43,6 @@ def run(args: argparse.Namespace) -> int:
     if str(output) == "-":
         print(text, end="")
         return EXIT_OK
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(text)
-    print(f"wrote {output} ({kind}, {len(pic.boxes)} nodes, {len(pic.edges)} edges)")
+    write_atomic(output, text)
+    print(printable(f"wrote {output} ({kind}, {len(pic.boxes)} nodes, {len(pic.edges)} edges)"))
     return EXIT_OK
