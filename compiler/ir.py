@@ -120,14 +120,16 @@ class Graph:
         return [node for node in self.nodes.values() if node.kind is kind]
 
     def lint(self) -> None:
-        """Assert the IR's invariants; a failure is a compiler bug, never a spec error."""
+        """Check the IR's invariants (raising IRError): a failure is a compiler bug, never a spec error."""
         _lint_order(self.nodes)
         position = {name: index for index, name in enumerate(self.nodes)}
-        assert all(position[a] < position[b] for a, b in self.edges), "an edge runs backwards: the order is not topological"
+        if any(position[a] >= position[b] for a, b in self.edges):
+            raise IRError("an edge runs backwards: the order is not topological")
         for node in self.nodes.values():
-            assert all(isinstance(ref, Ref) for ref in node.inputs), f"{node.name}: inputs must be Refs"
-            if node.kind is Kind.INPUT:
-                assert node.declared is not None, f"input {node.name} has no type"
+            if not all(isinstance(ref, Ref) for ref in node.inputs):
+                raise IRError(f"{node.name}: inputs must be Refs")
+            if node.kind is Kind.INPUT and node.declared is None:
+                raise IRError(f"input {node.name} has no type")
 
 
 @dataclass(frozen=True)
@@ -163,7 +165,8 @@ class TypedNode:
     @property
     def output(self) -> TensorType:
         """The only output (of a single-output node)."""
-        assert len(self.outputs) == 1, f"{self.name} has {len(self.outputs)} outputs"
+        if len(self.outputs) != 1:
+            raise IRError(f"{self.name} has {len(self.outputs)} outputs")
         return self.outputs[0]
 
 
@@ -224,17 +227,27 @@ class TypedGraph:
         return sum((n.macs for n in self.nodes.values()), 0)
 
     def lint(self) -> None:
-        """Assert the typed IR's invariants: order, picks in range, no guards, no open values."""
+        """Check the typed IR's invariants (raising IRError): order, picks in range, no guards, no open values."""
         _lint_order(self.nodes)
         for node in self.nodes.values():
-            assert not node.node.guards, f"{node.name}: guards left after infer"
-            assert not any(isinstance(v, Deferred) for v in node.args.values()), f"{node.name}: a Deferred value left"
-            assert len(node.input_types) == len(node.inputs), f"{node.name}: input types do not match inputs"
+            if node.node.guards:
+                raise IRError(f"{node.name}: guards left after infer")
+            if any(isinstance(v, Deferred) for v in node.args.values()):
+                raise IRError(f"{node.name}: a Deferred value left")
+            if len(node.input_types) != len(node.inputs):
+                raise IRError(f"{node.name}: input types do not match inputs")
             for ref, wanted in zip(node.inputs, node.input_types):
                 produced = self.nodes[ref.node].outputs
-                assert ref.index is None or 0 <= ref.index < len(produced), f"{node.name}: picks a missing output of {ref.node}"
-                assert produced[ref.index or 0] == wanted, f"{node.name}: input type of {ref} disagrees"
-            assert node.kind is Kind.OUTPUT or node.outputs, f"{node.name}: no outputs"
+                if ref.index is not None and not 0 <= ref.index < len(produced):
+                    raise IRError(f"{node.name}: picks a missing output of {ref.node}")
+                if produced[ref.index or 0] != wanted:
+                    raise IRError(f"{node.name}: input type of {ref} disagrees")
+            if node.kind is not Kind.OUTPUT and not node.outputs:
+                raise IRError(f"{node.name}: no outputs")
+
+
+class IRError(Exception):
+    """An invariant of the IR does not hold: a bug in the stage that made it (raised also under `python -O`)."""
 
 
 def _lint_order(nodes: Mapping[str, Any]) -> None:
@@ -244,16 +257,21 @@ def _lint_order(nodes: Mapping[str, Any]) -> None:
     items = list(nodes.items())
     last = items[-1][1] if items else None
     last_kind = (last.node if isinstance(last, TypedNode) else last).kind if last is not None else None
-    assert last_kind is Kind.OUTPUT, "exactly one output node, last"
+    if last_kind is not Kind.OUTPUT:
+        raise IRError("exactly one output node, last")
     for name, item in items:
         node = item.node if isinstance(item, TypedNode) else item
-        assert name == node.name, f"node {name} is stored under another name"
+        if name != node.name:
+            raise IRError(f"node {name} is stored under another name")
         kind = node.kind
-        assert kind is not Kind.OUTPUT or name == OUTPUT, "exactly one output node, last"
-        if kind is Kind.INPUT or kind is Kind.TENSOR:
-            assert not node.inputs, f"{name}: a {kind.value} node reads nothing"
+        if kind is Kind.OUTPUT and name != OUTPUT:
+            raise IRError("exactly one output node, last")
+        if (kind is Kind.INPUT or kind is Kind.TENSOR) and node.inputs:
+            raise IRError(f"{name}: a {kind.value} node reads nothing")
         for ref in item.inputs:
             target = ref.node
-            assert target in seen, f"{name} reads a node defined after it"
-            assert target != OUTPUT, f"{name} reads the output node"
+            if target not in seen:
+                raise IRError(f"{name} reads a node defined after it")
+            if target == OUTPUT:
+                raise IRError(f"{name} reads the output node")
         seen.add(name)
