@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import signal
 import subprocess
 import sys
-import time
+import threading
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,8 @@ from compiler.diagnostics import SpecError
 from runtime import train
 from runtime.checkpoint import load
 from runtime.cli import main
+from runtime.config import checked
+from runtime.data import load as load_data
 
 SMALL = """\
 nncompile: 1
@@ -54,7 +57,7 @@ def records(run: Path) -> list[dict]:
 
 
 class Probe(torch.nn.Module):
-    """Wraps a model and records what each forward call saw: the input's layout and the autocast dtype."""
+    """Wraps a model and records what each forward call saw: the inputs, their layout and the autocast dtype."""
 
     def __init__(self, model: torch.nn.Module):
         super().__init__()
@@ -65,6 +68,7 @@ class Probe(torch.nn.Module):
         output = self.model(inputs)
         self.seen.append(
             {
+                "inputs": inputs.detach().clone(),
                 "shape": tuple(inputs.shape),
                 "channels_last": inputs.dim() == 4
                 and inputs.is_contiguous(memory_format=torch.channels_last)
@@ -82,10 +86,65 @@ def section(spec_text: str) -> dict:
     return yaml.safe_load(spec_text)["train"]
 
 
-def cli(*argv: str, cwd: Path = ROOT, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "runtime.cli", *argv], capture_output=True, text=True, cwd=cwd, timeout=timeout)
+HANG = 1800
+"""Seconds after which a child process counts as hung: a guard against hangs, never a speed test (a
+busy machine runs these ten times slower than an idle one)."""
 
 
+def cli(*argv: str, cwd: Path = ROOT, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "runtime.cli", *argv]
+    return subprocess.run(command, capture_output=True, text=True, cwd=cwd, env=env, timeout=HANG)
+
+
+class Child:
+    """A process run in the background whose output is read line by line as it comes, so that a test
+    can wait for a line (an event) instead of polling files or sleeping."""
+
+    def __init__(self, command: list[str], cwd: Path = ROOT):
+        self.process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.lines: list[str] = []
+        self.errors: list[str] = []
+        self.ended = False
+        """Whether stdout has closed (the child ended)."""
+        self.changed = threading.Condition()
+        self.readers = [threading.Thread(target=self._read, args=args, daemon=True) for args in ((True,), (False,))]
+        for reader in self.readers:
+            reader.start()
+
+    def _read(self, output: bool) -> None:
+        """Collect the lines of stdout (`output`) or stderr; both are drained, so the child never blocks."""
+        for line in self.process.stdout if output else self.process.stderr:
+            with self.changed:
+                (self.lines if output else self.errors).append(line)
+                self.changed.notify_all()
+        if output:
+            with self.changed:
+                self.ended = True
+                self.changed.notify_all()
+
+    def wait_for(self, text: str) -> None:
+        """Return once the child has printed a line holding `text`; fail if it ends (or hangs) first."""
+
+        def seen() -> bool:
+            return any(text in line for line in self.lines)
+
+        with self.changed:
+            self.changed.wait_for(lambda: seen() or self.ended, timeout=HANG)
+            found = seen()
+        if not found:
+            self.process.kill()
+            status, output, errors = self.finish()
+            pytest.fail(f"the child never printed {text!r} (status {status}):\n{output[-2000:]}\n{errors[-2000:]}")
+
+    def finish(self) -> tuple[int, str, str]:
+        """Wait for the child to end: its status, output and error output."""
+        status = self.process.wait(timeout=HANG)
+        for reader in self.readers:
+            reader.join()
+        return status, "".join(self.lines), "".join(self.errors)
+
+
+@pytest.mark.slow
 def test_digits_spec_beats_sklearn_mlp(tmp_path):
     """Accuracy, not time: the wall-clock speed of training lives in benchmarks/ (a busy machine
     makes any time limit here fail for no reason)."""
@@ -133,55 +192,122 @@ def test_resume_is_bit_identical_to_a_straight_run(tmp_path, write_spec):
     assert [r["val_loss"] for r in split] == [r["val_loss"] for r in straight]
 
 
+KILLED_AT_STEP = """
+import os, signal, sys
+from runtime import loop
+from runtime.cli import main
+
+step, done, last = loop._optimizer_step, [0], int(sys.argv[3])
+
+def counted(state):
+    step(state)
+    done[0] += 1
+    if done[0] == last:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+loop._optimizer_step = counted
+sys.exit(main(["train", sys.argv[1], "--out", sys.argv[2]]))
+"""
+"""`nncompile train SPEC --out RUN` that SIGKILLs itself right after optimizer step N: a kill at a
+chosen point of an epoch, with no race against the clock."""
+
+
+@pytest.mark.slow
 def test_sigkill_mid_epoch_leaves_a_resumable_last_pt(tmp_path, write_spec):
-    spec = write_spec(SMALL.replace("epochs: 2", "epochs: 12").replace("batch_size: 64", "batch_size: 4"))
+    spec = write_spec(SMALL.replace("epochs: 2", "epochs: 4").replace("batch_size: 64", "batch_size: 16"))
     straight = tmp_path / "straight"
     assert main(["train", str(spec), "--out", str(straight)]) == 0
+    per_epoch = load(straight / "last.pt")["position"]["step"] // 4
     run = tmp_path / "killed"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "runtime.cli", "train", str(spec), "--out", str(run)], cwd=ROOT, stdout=subprocess.DEVNULL
-    )
-    deadline = time.monotonic() + 120
-    while not ((run / "metrics.jsonl").exists() and len(records(run)) >= 2) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    done = len(records(run))
-    assert 2 <= done < 12, "killed mid-run"
-    assert load(run / "last.pt")["position"]["epoch"] in (done, done - 1)
+    command = [sys.executable, "-c", KILLED_AT_STEP, str(spec), str(run), str(2 * per_epoch + per_epoch // 2)]
+    killed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=HANG)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    assert [r["epoch"] for r in records(run)] == [1, 2], "killed halfway through epoch 3"
+    assert load(run / "last.pt")["position"] == {"epoch": 2, "batch": 0, "step": 2 * per_epoch}
     assert main(["train", str(spec), "--out", str(run), "--resume", str(run / "last.pt")]) == 0
-    assert [r["epoch"] for r in records(run)] == list(range(1, 13))
+    assert [r["epoch"] for r in records(run)] == [1, 2, 3, 4]
     assert_identical(weights(straight / "last.pt"), weights(run / "last.pt"))
 
 
+@pytest.mark.slow
 def test_ctrl_c_saves_last_pt_and_exits_130(tmp_path, write_spec):
     spec = write_spec(SMALL.replace("epochs: 2", "epochs: 500").replace("batch_size: 64", "batch_size: 4"))
     run = tmp_path / "run"
     run.mkdir()
     (run / "model.ts").write_text("from an earlier run")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "runtime.cli", "train", str(spec), "--out", str(run)], cwd=ROOT, stdout=subprocess.PIPE, text=True
-    )
-    deadline = time.monotonic() + 120
-    while not (run / "metrics.jsonl").exists() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    time.sleep(0.05)
-    process.send_signal(signal.SIGINT)
-    output, _ = process.communicate(timeout=60)
-    assert process.returncode == 130, output
-    assert "interrupted: saved" in output
+    child = Child([sys.executable, "-m", "runtime.cli", "train", str(spec), "--out", str(run)])
+    child.wait_for("epoch 1/500")  # epoch 2 is under way, Ctrl-C's handler installed
+    child.process.send_signal(signal.SIGINT)
+    status, output, errors = child.finish()
+    assert status == 130, errors[-2000:]
+    assert "interrupted: saved" in output and "Traceback" not in errors
     assert "model.ts" not in output.splitlines()[-1]  # the run directory line names only what this run wrote
+    assert (run / "model.ts").read_text() == "from an earlier run"
     position = load(run / "last.pt")["position"]
     assert position["epoch"] >= 1 and position["step"] > 0
 
 
-def test_two_processes_under_torchrun_write_one_run_directory(tmp_path, write_spec):
+RECORDER = """
+import os
+
+if os.environ.get("NNCOMPILE_TEST_RECORD"):
+    from pathlib import Path
+
+    import torch
+    from runtime import trainer
+
+    batches, run = trainer.batches, trainer._Trainer.run
+
+    def recorded(self):
+        seen = []
+
+        def recording(split, order, *args, **kwargs):
+            taken = []
+            for inputs, targets in batches(split, order, *args, **kwargs):
+                taken.append(targets)
+                yield inputs, targets
+            if split is self.data.train:
+                seen.append({"order": order.clone(), "targets": torch.cat(taken)})
+
+        trainer.batches = recording
+        try:
+            return run(self)
+        finally:
+            trainer.batches = batches
+            path = Path(os.environ["NNCOMPILE_TEST_RECORD"]) / f"rank{self.rank}.pt"
+            torch.save({"epochs": seen, "weights": self.model.state_dict()}, path)
+
+    trainer._Trainer.run = recorded
+"""
+"""A sitecustomize module for the processes torchrun starts: each writes, per epoch, the training
+rows it was given and the targets its batches held, and its weights at the end."""
+
+
+@pytest.mark.slow
+def test_two_processes_under_torchrun_share_the_data_and_end_with_the_same_weights(tmp_path, write_spec):
     spec = write_spec(SMALL)
-    result = cli("train", str(spec), "--out", str(tmp_path / "run"), "--nproc-per-node", "2", "--device", "cpu")
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(RECORDER)
+    env = os.environ | {"PYTHONPATH": os.pathsep.join(filter(None, [str(hook), os.environ.get("PYTHONPATH")]))}
+    env["NNCOMPILE_TEST_RECORD"] = str(tmp_path)
+    result = cli("train", str(spec), "--out", str(tmp_path / "run"), "--nproc-per-node", "2", "--device", "cpu", env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     assert [r["epoch"] for r in records(tmp_path / "run")] == [1, 2]
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["best.pt", "last.pt", "metrics.jsonl", "model.ts", "spec.yaml"]
     assert result.stdout.count("epoch 1/2") == 1, "rank 0 alone logs"
+    ranks = [torch.load(tmp_path / f"rank{rank}.pt", weights_only=True) for rank in (0, 1)]
+    assert_identical(ranks[0]["weights"], ranks[1]["weights"])  # gradients averaged: one model in two processes
+    assert_identical(ranks[0]["weights"], weights(tmp_path / "run" / "last.pt"))
+    train_split = load_data(checked(section(SMALL)), torch.device("cpu")).train
+    for epoch in (0, 1):
+        first, second = (set(rank["epochs"][epoch]["order"].tolist()) for rank in ranks)
+        assert first | second == set(range(len(train_split))), "together the ranks cover the training split"
+        assert len(first & second) <= 1, "each rank its own half (one row repeated to even an odd count)"
+        for rank in ranks:
+            shard = rank["epochs"][epoch]
+            assert torch.equal(shard["targets"], train_split.targets[shard["order"]]), "the batches held the rows given"
+    assert not torch.equal(ranks[0]["epochs"][0]["order"], ranks[0]["epochs"][1]["order"]), "reshuffled each epoch"
 
 
 def test_schedules_follow_their_curves(tmp_path, write_spec):

@@ -16,6 +16,8 @@ import compiler
 from runtime import train
 from runtime.checkpoint import load
 from runtime.cli import main
+from runtime.config import checked
+from runtime.data import load as load_data
 
 CONV = """\
 nncompile: 1
@@ -38,22 +40,38 @@ def conv_model(write_spec) -> torch.nn.Module:
     return compiler.build(write_spec(CONV + "  data: {dataset: digits}\n", "conv.yaml"))
 
 
-def write_mnist(root, count: int = 40) -> None:
-    """MNIST's own idx files (the format torchvision reads), filled with random digits."""
+def write_mnist(root, count: int = 40) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """MNIST's own idx files (the format torchvision reads), filled with random digits; returns each
+    split's images ([N, 1, 28, 28] uint8) and labels."""
     raw = root / "MNIST" / "raw"
     raw.mkdir(parents=True)
     generator = np.random.default_rng(0)
+    written = {}
     for split in ("train", "t10k"):
         images = generator.integers(0, 256, size=(count, 28, 28), dtype=np.uint8)
         labels = generator.integers(0, 10, size=count, dtype=np.uint8)
         (raw / f"{split}-images-idx3-ubyte").write_bytes(struct.pack(">IIII", 2051, count, 28, 28) + images.tobytes())
         (raw / f"{split}-labels-idx1-ubyte").write_bytes(struct.pack(">II", 2049, count) + labels.tobytes())
+        written[split] = torch.from_numpy(images).unsqueeze(1), torch.from_numpy(labels).long()
+    return written
 
 
 def test_mnist_recipe_reads_torchvision_files_and_augments(tmp_path, write_spec):
-    write_mnist(tmp_path / "data")
-    spec = write_spec(_mnist_spec(tmp_path))
-    assert main(["train", str(spec), "--out", str(tmp_path / "run"), "--set", "train.epochs=1"]) == 0
+    written = write_mnist(tmp_path / "data")
+    text = _mnist_spec(tmp_path)
+    data = load_data(checked(section(text)), torch.device("cpu"))
+    train, val = data.train.dataset, data.val  # augmented: read per sample; the test split, resident
+
+    def normalize(images: torch.Tensor) -> torch.Tensor:
+        return (images.float() / 255 - 0.1307) / 0.3081
+
+    assert torch.equal(train.inputs, written["train"][0]) and torch.equal(train.targets, written["train"][1])
+    assert torch.allclose(val.inputs, normalize(written["t10k"][0]), atol=1e-5) and torch.equal(val.targets, written["t10k"][1])
+    torch.manual_seed(0)
+    rotated = [not torch.allclose(train[index][0], normalize(train.inputs[index]), atol=1e-5) for index in range(len(train))]
+    assert sum(rotated) > len(train) / 2, "the training images are rotated (by up to 10 degrees: a few barely move)"
+    assert not torch.equal(train[0][0], train[0][0]), "and drawn again at every reading"
+    assert main(["train", str(write_spec(text)), "--out", str(tmp_path / "run"), "--set", "train.epochs=1"]) == 0
     assert len(records(tmp_path / "run")) == 1
 
 
@@ -68,15 +86,32 @@ def _mnist_spec(tmp_path) -> str:
 
 
 @pytest.mark.parametrize("suffix", [".pt", ".npz"])
-def test_tensor_files(tmp_path, write_spec, suffix):
+def test_tensor_files_are_read_and_split_as_seeded(tmp_path, write_spec, suffix):
     inputs, targets = torch.rand(50, 1, 8, 8), torch.randint(0, 10, (50,))
     path = tmp_path / f"data{suffix}"
     if suffix == ".pt":
         torch.save({"inputs": inputs, "targets": targets}, path)
     else:
         np.savez(path, inputs=inputs.numpy(), targets=targets.numpy())
-    spec = write_spec(SMALL.replace("{dataset: digits}", f"{{dataset: tensors, path: '{path}', val_split: 0.2}}"))
-    assert main(["train", str(spec), "--out", str(tmp_path / "run")]) == 0
+    text = SMALL.replace("{dataset: digits}", f"{{dataset: tensors, path: '{path}', val_split: 0.2}}")
+    row = {float(sample[0, 0, 0]): index for index, sample in enumerate(inputs)}  # random floats: each row's own
+
+    def rows(seed: int) -> tuple[list[int], list[int]]:
+        """The file's rows in the train and validation splits, checked to hold those rows' values."""
+        data = load_data(checked(section(text) | {"seed": seed}), torch.device("cpu"))
+        found = []
+        for split in (data.train, data.val):
+            indices = [row[float(sample[0, 0, 0])] for sample in split.inputs]
+            assert torch.equal(split.inputs, inputs[indices]) and torch.equal(split.targets, targets[indices])
+            found.append(indices)
+        return found[0], found[1]
+
+    train_rows, val_rows = rows(0)
+    assert (len(train_rows), len(val_rows)) == (40, 10)
+    assert sorted(train_rows + val_rows) == list(range(50)), "disjoint, and every row in one of them"
+    assert rows(0) == (train_rows, val_rows) and rows(1)[1] != val_rows, "the seed picks the split"
+    assert main(["train", str(write_spec(text)), "--out", str(tmp_path / "run")]) == 0
+    assert len(records(tmp_path / "run")) == 2
 
 
 def test_regression_on_tensors(tmp_path, write_spec):
@@ -94,20 +129,33 @@ def test_regression_on_tensors(tmp_path, write_spec):
     assert history[-1]["val_loss"] < history[0]["train_loss"] / 100
 
 
+COLOURS = [(30 + 50 * index, 200 - 40 * label, 60 + 60 * label) for label in range(3) for index in range(4)]
+"""The colour of each image of the folders below (no grey: a change of hue shows)."""
+
+
 def _image_folders(root) -> None:
-    """Three classes of 20×20 PNG files, four per class and split."""
+    """Three classes of 20×20 PNG files, four per class and split, each a plain colour of COLOURS."""
     from PIL import Image
 
     for split in ("train", "val"):
-        for label in ("cat", "dog", "fox"):
-            folder = root / split / label
+        for label, name in enumerate(("cat", "dog", "fox")):
+            folder = root / split / name
             folder.mkdir(parents=True)
             for index in range(4):
-                Image.fromarray(np.full((20, 20, 3), index * 40, dtype=np.uint8)).save(folder / f"{index}.png")
+                colour = np.array(COLOURS[4 * label + index], dtype=np.uint8)
+                Image.fromarray(np.broadcast_to(colour, (20, 20, 3)).copy()).save(folder / f"{index}.png")
+
+
+def _colours(batches: list[torch.Tensor]) -> list[tuple[int, ...]]:
+    """The colour of each image of some batches of plain-coloured images, on the files' 0–255 scale."""
+    images = torch.cat(batches)
+    assert (images.amax((2, 3)) - images.amin((2, 3))).max() < 1e-6, "each image is still one plain colour"
+    return [tuple(round(float(v) * 255, 2) for v in image[:, 0, 0]) for image in images]
 
 
 def test_image_folder_with_augmentation_uses_a_dataloader(tmp_path, write_spec, monkeypatch):
-    """Files are read through a DataLoader, augmented to the model's 16×16, and every sample is seen."""
+    """Files are read through a DataLoader, augmented to the model's 16×16, and every sample is seen:
+    validation reads the files' colours, training changes their hue."""
     import runtime.loop
 
     loaders = []
@@ -128,10 +176,15 @@ def test_image_folder_with_augmentation_uses_a_dataloader(tmp_path, write_spec, 
     }
     probe = Probe(conv_model(write_spec))
     run = train(probe, config)
-    assert [type(loader.dataset).__name__ for loader in loaders] == ["ImageFolder", "ImageFolder"]
+    assert [type(loader.dataset).__name__ for loader in loaders] == ["ImageFiles", "ImageFiles"]
     assert len(loaders[0].dataset) == len(loaders[1].dataset) == 12
     steps = probe.seen[1:]
     assert [seen["shape"] for seen in steps] == [(8, 3, 16, 16), (4, 3, 16, 16), (8, 3, 16, 16), (4, 3, 16, 16)]
+    trained = _colours([seen["inputs"] for seen in steps if seen["training"]])
+    validated = _colours([seen["inputs"] for seen in steps if not seen["training"]])
+    written = [tuple(float(v) for v in colour) for colour in COLOURS]
+    assert sorted(validated) == sorted(written)
+    assert sum(colour not in written for colour in trained) > len(trained) / 2, "color_jitter moved the training hues"
     assert run.history[0]["val_accuracy"] is not None
 
 
