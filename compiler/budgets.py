@@ -10,6 +10,8 @@ Counts take SI suffixes (K, M, G, T: powers of 1000); memory takes bytes with B,
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from fractions import Fraction
 from typing import Any
 
 from . import costs
@@ -21,6 +23,8 @@ _COUNT = r"^\s*[0-9]+(\.[0-9]+)?\s*[KMGT]?\s*$"
 _BYTES = r"^\s*[0-9]+(\.[0-9]+)?\s*([KMGT]i?B|B)\s*$"
 _SCALE = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
 _BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+MAX_BUDGET = 2**63
+"""A budget must be below it, as every integer in a spec is."""
 
 SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -43,21 +47,30 @@ SCHEMA: dict[str, Any] = {
 
 
 def count(value: int | str) -> int:
-    """`12M` → 12000000."""
+    """`12M` → 12000000, exactly."""
     if isinstance(value, int):
         return value
     text = value.strip()
     suffix = text[-1] if text[-1] in _SCALE else ""
-    return round(float(text[: len(text) - len(suffix)]) * _SCALE[suffix])
+    return _exact(text[: len(text) - len(suffix)], _SCALE[suffix])
 
 
 def size_in_bytes(value: int | str) -> int:
-    """`8GiB` → 8589934592, `1.5 GB` → 1500000000."""
+    """`8GiB` → 8589934592, `1.5 GB` → 1500000000, exactly."""
     if isinstance(value, int):
         return value
     number, unit = re.fullmatch(r"\s*([0-9.]+)\s*([KMGT]i?)?B\s*", value).groups()
     unit = unit or ""
-    return round(float(number) * (_BINARY.get(unit) or _SCALE[unit]))
+    return _exact(number, _BINARY.get(unit) or _SCALE[unit])
+
+
+def _exact(number: str, scale: int) -> int:
+    """`number` (digits, perhaps a fraction) times `scale`, rounded; MAX_BUDGET for one of more than 19
+    digits before the point (read no further: Python converts at most 4,300 digits)."""
+    whole, _, fraction = number.strip().partition(".")
+    if len(whole.lstrip("0")) > 19:
+        return MAX_BUDGET
+    return round(Fraction(f"{whole}.{fraction[:40] or '0'}") * scale)
 
 
 def show_bytes(value: int) -> str:
@@ -68,18 +81,19 @@ def show_bytes(value: int) -> str:
 
 
 def check_budgets(document: Document, graph: TypedGraph) -> list[Diagnostic]:
-    """E0408 for every budget `graph` exceeds (the spec's schema-valid `budgets` section)."""
+    """E0408 for every budget `graph` exceeds (the spec's schema-valid `budgets` section); E0203 for a
+    budget of 2**63 or more."""
     budgets = document.data.get("budgets") or {}
     found = []
-    if "params" in budgets and graph.total_params > (limit := count(budgets["params"])):
+    if "params" in budgets and (limit := _limit(document, ("params",), count, found)) is not None and graph.total_params > limit:
         message = f"the model has {graph.total_params:,} parameters, over its budget of {budgets['params']} ({limit:,})"
         found.append(Diagnostic("E0408", message, document.span(("budgets", "params"))))
-    if "macs" in budgets and (macs := costs.macs(graph)) > (limit := count(budgets["macs"])):
+    if "macs" in budgets and (limit := _limit(document, ("macs",), count, found)) is not None and (macs := costs.macs(graph)) > limit:
         where = " at the sizes' defaults" if graph.sizes else ""
         message = f"the model takes {macs:,} MACs per sample{where}, over its budget of {budgets['macs']} ({limit:,})"
         found.append(Diagnostic("E0408", message, document.span(("budgets", "macs"))))
-    if "train_memory" in budgets:
-        batch, limit = budgets["train_memory"]["batch"], size_in_bytes(budgets["train_memory"]["limit"])
+    if "train_memory" in budgets and (limit := _limit(document, ("train_memory", "limit"), size_in_bytes, found)) is not None:
+        batch = budgets["train_memory"]["batch"]
         train = document.data.get("train")
         memory = costs.train_memory(graph, batch, train.get("optimizer") if isinstance(train, dict) else None)
         if memory.total > limit:
@@ -91,3 +105,15 @@ def check_budgets(document: Document, graph: TypedGraph) -> list[Diagnostic]:
             hint = "the estimate counts weights, gradients, optimizer state and the activations autograd keeps"
             found.append(Diagnostic("E0408", message, document.span(("budgets", "train_memory", "limit")), hint))
     return found
+
+
+def _limit(document: Document, path: tuple[str, ...], parse: Callable[[int | str], int], found: list[Diagnostic]) -> int | None:
+    """The budget at `budgets.PATH`, read by `parse`; None (with E0203 in `found`) if it is 2**63 or more."""
+    value = document.data["budgets"]
+    for key in path:
+        value = value[key]
+    limit = parse(value)
+    if limit < MAX_BUDGET:
+        return limit
+    found.append(Diagnostic("E0203", f"budget '{'.'.join(path)}' is 2**63 or more", document.span(("budgets", *path))))
+    return None

@@ -5,22 +5,39 @@ A string value that starts with `$` is an expression; parameters are written `$n
 (`channels(input)`); a leading `$` before anything but a parameter only marks the string as an
 expression. Expressions are parsed with Python's `ast` and interpreted here over a closed set of node
 kinds; nothing is ever compiled or passed to `eval`. No attribute access, no calls but the functions
-below, no `**`, no string arithmetic, numbers bounded in size and finite, and a length bound:
-evaluation is cheap. Sizes may be symbolic (`dims.Dim`), from `shape()` of a symbolic input.
+below and the spec's own, no string arithmetic. Evaluation is metered as it runs, as resolve bounds
+layers: numbers stay finite and below 2**63, a list built holds at most MAX_ELEMENTS elements (nested
+lists counted in full), one expression takes at most MAX_STEPS steps and all of a spec's expressions
+together (inside `metered()`) MAX_SPEC_STEPS. Sizes may be symbolic (`dims.Dim`), from `shape()` of a
+symbolic input.
 """
 
 from __future__ import annotations
 
 import ast
+import contextlib
 import math
 import operator
 import re
-from collections.abc import Callable, Mapping
+import reprlib
+from collections import ChainMap
+from collections.abc import Callable, Iterator, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
+from .dims import Dim
+
 MAX_LENGTH = 500
 MAX_MAGNITUDE = 2**63
+MAX_ELEMENTS = 10_000
+"""The most elements a list built by an expression holds, nested lists counted in full (a list it
+holds twice counts twice)."""
+MAX_STEPS = 100_000
+"""The most steps one expression takes: a node evaluated, a function called, or an element of a list
+built, compared or summed."""
+MAX_SPEC_STEPS = 2_000_000
+"""The most steps all the expressions of one spec take together (inside `metered()`)."""
 _PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _MARKER = re.compile(r"\$(?=(?:true|false|not)\b|[A-Za-z_][A-Za-z0-9_]*\s*\()")
@@ -183,18 +200,65 @@ def _check(node: ast.AST, params: set[str], refs: set[str], calls: set[str]) -> 
         return
     if not isinstance(node, allowed) or (isinstance(node, ast.Constant) and not isinstance(node.value, (int, float, str))):
         raise ExprError(f"'{_source(node)}' is not allowed in expressions")
+    if isinstance(node, ast.Constant) and isinstance(node.value, float) and not math.isfinite(node.value):
+        raise ExprError("a number is past a float's range")
+    if isinstance(node, ast.Constant) and isinstance(node.value, int) and not _within(node.value):
+        raise ExprError(f"the number {short(node.value)} is 2**63 or more")
     for child in ast.iter_child_nodes(node):
         _check(child, params, refs, calls)
 
 
+class _Meter:
+    """The steps left to the expressions of one spec."""
+
+    def __init__(self, steps: int):
+        self.left = steps
+
+
+_METER: ContextVar[_Meter | None] = ContextVar("expression_meter", default=None)
+
+
+@contextlib.contextmanager
+def metered() -> Iterator[None]:
+    """Every expression evaluated inside the block draws on one allowance of MAX_SPEC_STEPS steps."""
+    token = _METER.set(_Meter(MAX_SPEC_STEPS))
+    try:
+        yield
+    finally:
+        _METER.reset(token)
+
+
+class _Steps:
+    """The steps one evaluation (its function calls included) has taken, against its allowance."""
+
+    def __init__(self, meter: _Meter | None):
+        self.meter = meter
+        self.limit = MAX_STEPS if meter is None else min(MAX_STEPS, meter.left)
+        self.taken = 0
+
+    def take(self, steps: int) -> None:
+        self.taken += steps
+        if self.taken > self.limit:
+            if self.limit < MAX_STEPS:
+                raise ExprError(f"the spec's expressions together take more than {MAX_SPEC_STEPS:,} steps to evaluate")
+            raise ExprError(f"it takes more than {MAX_STEPS:,} steps to evaluate (function calls that fan out, or long lists)")
+
+    def settle(self) -> None:
+        if self.meter is not None:
+            self.meter.left = max(0, self.meter.left - self.taken)
+
+
 def evaluate(expr: Expression, params: Mapping[str, Any], shape_of: Callable[[str], tuple[int, ...]] | None = None) -> Any:
     """Evaluate with parameter values and, for shape functions, a lookup of per-sample shapes."""
+    steps = _Steps(_METER.get())
     try:
-        return _Evaluator(params, shape_of).eval(expr.tree)
+        return _Evaluator(params, shape_of, steps).eval(expr.tree)
     except ExprError:
         raise
     except (TypeError, ValueError, ZeroDivisionError, IndexError, OverflowError, RecursionError) as error:
         raise ExprError(f"cannot evaluate '{expr.text}': {str(error)[:200]}") from None
+    finally:
+        steps.settle()
 
 
 @dataclass(frozen=True, eq=False)
@@ -221,14 +285,28 @@ MAX_CALL_DEPTH = 32
 
 
 class _Evaluator:
-    def __init__(self, params: Mapping[str, Any], shape_of: Callable[[str], tuple[int, ...]] | None, depth: int = 0):
+    def __init__(self, params: Mapping[str, Any], shape_of: Callable[[str], tuple[int, ...]] | None, steps: _Steps, depth: int = 0):
         self.params = params
         self.shape_of = shape_of
+        self.steps = steps
         self.depth = depth
 
     def eval(self, node: ast.expr) -> Any:
+        self.steps.take(1)
         method = getattr(self, f"_{type(node).__name__}")
         return method(node)
+
+    def _built(self, value: list) -> list:
+        """A list the expression made, paid for by its elements and refused past MAX_ELEMENTS."""
+        count = _elements(value, MAX_ELEMENTS)
+        if count > MAX_ELEMENTS:
+            raise ExprError(f"the result is too large (a list of more than {MAX_ELEMENTS:,} elements)")
+        self.steps.take(count)
+        return value
+
+    def _read(self, *values: Any) -> None:
+        """Pay for reading every element of the lists among `values` (comparing or summing them)."""
+        self.steps.take(sum(_elements(value, MAX_ELEMENTS) for value in values))
 
     def _Constant(self, node: ast.Constant) -> Any:
         return node.value
@@ -247,17 +325,23 @@ class _Evaluator:
     def _BinOp(self, node: ast.BinOp) -> Any:
         left, right = self.eval(node.left), self.eval(node.right)
         if isinstance(node.op, ast.Add) and isinstance(left, list) and isinstance(right, list):
-            return left + right
+            return self._built(left + right)
         if not all(_is_number(v) for v in (left, right)):
-            raise ExprError(f"arithmetic needs numbers, got {_short(left)} and {_short(right)}")
-        return _bounded(_BINARY[type(node.op)](left, right))
+            raise ExprError(f"arithmetic needs numbers, got {short(left)} and {short(right)}")
+        return self._number(_BINARY[type(node.op)](left, right))
+
+    def _number(self, value: Any) -> Any:
+        """A result within bounds; a symbolic one is paid for by its points."""
+        if isinstance(value, Dim):
+            self.steps.take(len(value.table))
+        return _bounded(value)
 
     def _UnaryOp(self, node: ast.UnaryOp) -> Any:
         value = self.eval(node.operand)
         if isinstance(node.op, ast.Not):
             return not value
         if not _is_number(value):
-            raise ExprError(f"arithmetic needs a number, got {_short(value)}")
+            raise ExprError(f"arithmetic needs a number, got {short(value)}")
         return -value if isinstance(node.op, ast.USub) else +value
 
     def _BoolOp(self, node: ast.BoolOp) -> Any:
@@ -269,6 +353,7 @@ class _Evaluator:
         left = self.eval(node.left)
         for op, comparator in zip(node.ops, node.comparators):
             right = self.eval(comparator)
+            self._read(left, right)
             if not _COMPARE[type(op)](left, right):
                 return False
             left = right
@@ -278,7 +363,7 @@ class _Evaluator:
         return self.eval(node.body) if self.eval(node.test) else self.eval(node.orelse)
 
     def _List(self, node: ast.List) -> list:
-        return [self.eval(item) for item in node.elts]
+        return self._built([self.eval(item) for item in node.elts])
 
     _Tuple = _List
 
@@ -286,7 +371,7 @@ class _Evaluator:
         value, index = self.eval(node.value), self.eval(node.slice)
         if not isinstance(value, list) or not isinstance(index, (int, slice)) or isinstance(index, bool):
             raise ExprError("indexing needs a list and an integer index or a slice")
-        return value[index]
+        return self._built(value[index]) if isinstance(index, slice) else value[index]
 
     def _Slice(self, node: ast.Slice) -> slice:
         bounds = [None if part is None else self.eval(part) for part in (node.lower, node.upper, node.step)]
@@ -297,7 +382,9 @@ class _Evaluator:
     def _Call(self, node: ast.Call) -> Any:
         name = node.func.id
         if name in PLAIN_FUNCTIONS:
-            return _bounded(PLAIN_FUNCTIONS[name](*(self.eval(arg) for arg in node.args)))
+            args = [self.eval(arg) for arg in node.args]
+            self._read(*args)
+            return self._number(PLAIN_FUNCTIONS[name](*args))
         if name not in SHAPE_FUNCTIONS:
             return self._user_call(name, [self.eval(arg) for arg in node.args])
         if self.shape_of is None:
@@ -317,16 +404,18 @@ class _Evaluator:
             raise ExprError(f"{name}() takes {len(function.args)} argument(s), got {len(values)}")
         if self.depth >= MAX_CALL_DEPTH:
             raise ExprError(f"{name}() calls functions more than {MAX_CALL_DEPTH} deep")
-        inner = _Evaluator({**function.env, **dict(zip(function.args, values))}, None, self.depth + 1)
+        inner = _Evaluator(ChainMap(dict(zip(function.args, values)), function.env), None, self.steps, self.depth + 1)
         return inner.eval(function.body.tree)
 
 
 def _power(base: Any, exponent: Any) -> Any:
-    """`**`, refused before computing where the result would be huge (2**63 or more)."""
-    huge = isinstance(exponent, int) and exponent * (abs(base).bit_length() - 1) >= 63
-    if isinstance(base, int) and isinstance(exponent, int) and exponent > 0 and abs(base) > 1 and huge:
+    """`**`, refused before computing where the result would be huge (2**63 or more, or past a float's range)."""
+    if isinstance(base, int) and isinstance(exponent, int) and exponent * (abs(base).bit_length() - 1) >= 63:
         raise ExprError("the result is too large (2**63 or more)")
-    result = base**exponent
+    try:
+        result = base**exponent
+    except OverflowError:
+        raise ExprError("the result is too large (2**63 or more)") from None
     if isinstance(result, complex):
         raise ExprError(f"{base} ** {exponent} is not a real number")
     return result
@@ -334,31 +423,54 @@ def _power(base: Any, exponent: Any) -> Any:
 
 def _numbers(values: Any) -> list:
     if not all(_is_number(v) for v in _list(values)):
-        raise ExprError(f"sum() takes a list of numbers, got {_short(values)}")
+        raise ExprError(f"sum() takes a list of numbers, got {short(values)}")
     return values
 
 
 def _list(values: Any) -> list:
     if not isinstance(values, list):
-        raise ExprError(f"len() and sum() take a list, got {_short(values)}")
+        raise ExprError(f"len() and sum() take a list, got {short(values)}")
     return values
 
 
 def _is_number(value: Any) -> bool:
-    from .dims import Dim
-
     return isinstance(value, (int, float, Dim))
 
 
+def _elements(value: Any, limit: int) -> int:
+    """The elements of `value` if it is a list, nested lists counted in full; counting stops past `limit`."""
+    if not isinstance(value, list):
+        return 0
+    count, pending = len(value), [value]
+    while pending and count <= limit:
+        for item in pending.pop():
+            if isinstance(item, list):
+                count += len(item)
+                pending.append(item)
+    return count
+
+
 def _bounded(value: Any) -> Any:
-    """Numbers stay finite and below 2**63 in magnitude: nothing in a model is larger."""
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ExprError(f"the result is not a finite number ({value})")
-    if isinstance(value, (int, float)) and abs(value) >= MAX_MAGNITUDE:
-        raise ExprError("the result is too large (2**63 or more)")
+    """Numbers stay finite and below 2**63 in magnitude, at every point of a symbolic one: nothing in
+    a model is larger."""
+    for number in value.table if isinstance(value, Dim) else (value,):
+        if isinstance(number, float) and not math.isfinite(number):
+            raise ExprError(f"the result is not a finite number ({number})")
+        if not _within(number):
+            raise ExprError("the result is too large (2**63 or more)")
     return value
 
 
-def _short(value: Any) -> str:
-    text = repr(value)
+def _within(number: Any) -> bool:
+    """False for a number of 2**63 or more in magnitude, or not finite (NaN compares false)."""
+    return not isinstance(number, (int, float)) or abs(number) < MAX_MAGNITUDE
+
+
+_REPR = reprlib.Repr()
+_REPR.maxlist, _REPR.maxlevel, _REPR.maxstring, _REPR.maxother = 4, 3, 40, 40
+
+
+def short(value: Any) -> str:
+    """`value` for a message: a few elements of a list (never all of a long or deeply shared one)."""
+    text = _REPR.repr(value)
     return text if len(text) <= 60 else text[:57] + "..."

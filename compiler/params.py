@@ -104,16 +104,19 @@ def _function(document: Document, name: str, spec: dict, params: dict[str, Any])
 
 def _derive(document: Document, params: dict[str, Any]) -> list[Diagnostic]:
     """Parameters declared as expressions of the ones before them (`seq_length: $($image // $patch) ** 2 + 1`)
-    take their values, in order; `--set` may still give one outright."""
+    take their values, in order; `--set` may still give one outright. One that cannot be evaluated is
+    INVALID, and so, silently, is one derived from it."""
     diagnostics = []
     for key, value in list(params.items()):
         if not expr.is_expression(value) or key not in document.data.get("params", {}):
             continue
         try:
-            params[key] = expr.evaluate(expr.parse(value), params)
+            parsed = expr.parse(value)
+            invalid = any(params.get(name) is INVALID for name in parsed.params | parsed.calls)
+            params[key] = INVALID if invalid else expr.evaluate(parsed, params)
         except expr.ExprError as error:
             diagnostics.append(Diagnostic("E0304", f"parameter '{key}': {error}", document.span(("params", key))))
-            params[key] = 0
+            params[key] = INVALID
     return diagnostics
 
 
@@ -172,12 +175,13 @@ def _variants(document: Document, params: dict[str, Any], overrides: Mapping[str
                 Diagnostic("E0305", f"variant rows set '{clash[0]}', which is also declared in params", span, "declare it in one place")
             )
         value = params[selector]
-        if value not in rows:
-            hint = did_you_mean(str(value), rows) or f"variants: {', '.join(rows)}"
+        if isinstance(value, (list, dict)) or value not in rows:  # a list or mapping names no row (and is no key)
+            shown = expr.short(value)
+            hint = did_you_mean(shown, rows) or f"variants: {', '.join(rows)}"
             if selector in overrides:
-                raise UsageError(f"--set {selector}={value!r}: no such variant; {hint}")
+                raise UsageError(f"--set {selector}={shown}: no such variant; {hint}")
             diagnostics.append(
-                Diagnostic("E0305", f"'{selector}' is {value!r}, which names no variant", document.span(("params", selector)), hint)
+                Diagnostic("E0305", f"'{selector}' is {shown}, which names no variant", document.span(("params", selector)), hint)
             )
             continue
         chosen.update(rows[value])

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import expr
 from .budgets import check_budgets
 from .diagnostics import Diagnostic, UsageError, has_errors, merged_copies, silenced
 from .infer import MAX_PARAMS, TypedGraph, infer
@@ -47,7 +48,7 @@ def analyze(
     go into the train section, the others set model parameters.
     Raises UsageError for a missing file, a bad override or a broken plugin.
     """
-    with _collector_paused():
+    with _collector_paused(), expr.metered():
         return _analyze(path, overrides or {}, plugins, config, max_params)
 
 

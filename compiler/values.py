@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import functools
-from functools import cache
 from typing import Any
 
 import jsonschema
 
+from .expr import MAX_MAGNITUDE, short
 from .ops import Param
 from .ops.core import MAX_SIZE
 from .schema import BLOCK_PARAM_TYPES
@@ -25,7 +25,6 @@ INVALID: Any = _Invalid()
 _PYTHON_TYPES = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,), "list": (list,)}
 
 
-@cache
 @functools.lru_cache(maxsize=4096)
 def _suits(param: Param, frozen: Any) -> bool:
     """Whether a value suits `param`, remembered per distinct value (specs repeat their arguments)."""
@@ -55,7 +54,7 @@ def check_value(param: Param, value: Any) -> str | None:
         return None
     if isinstance(value, int) and value > MAX_SIZE:
         return f"must be at most {MAX_SIZE}, got {value}"
-    return f"must be {describe(param.schema)}, got {value!r}"
+    return f"must be {describe(param.schema)}, got {short(value)}"
 
 
 def block_param_type(declared: Any) -> str:
@@ -74,7 +73,12 @@ def integral(schema: Any, value: Any) -> Any:
         return value
     if isinstance(value, list):
         return [integral(schema, item) for item in value]
-    return int(value) if isinstance(value, float) and value.is_integer() else value
+    return int(value) if _whole(value) else value
+
+
+def _whole(value: Any) -> bool:
+    """A float that is an integer an int can stand for (3.0, not 1e300: integers stay below 2**63)."""
+    return isinstance(value, float) and value.is_integer() and abs(value) < MAX_MAGNITUDE
 
 
 def as_declared(schema: Any, value: Any) -> Any:
@@ -98,9 +102,10 @@ def _types(schema: Any) -> set[str]:
 
 
 def check_block_value(kind: str, value: Any) -> str | None:
-    if kind == "int" and isinstance(value, float) and value.is_integer():
+    if kind == "int" and _whole(value):
         return None
     if (isinstance(value, bool) and kind != "bool") or not isinstance(value, _PYTHON_TYPES[kind]):
         missing = isinstance(value, str) and "$" in value and not value.lstrip().startswith("$")
-        return f"must be of type {kind}, got {value!r}" + (f" (an expression starts with '$': write '${value.strip()}')" if missing else "")
+        hint = f" (an expression starts with '$': write '${value.strip()}')" if missing else ""
+        return f"must be of type {kind}, got {short(value)}{hint}"
     return None

@@ -4,7 +4,6 @@ torch is never imported. Files are checked in parallel with `-j N`; the report k
 from __future__ import annotations
 
 import argparse
-import gc
 import os
 import sys
 from collections.abc import Callable
@@ -49,7 +48,6 @@ def run(args: argparse.Namespace) -> int:
     from .cli import EXIT_OK, EXIT_SPEC_ERRORS, EXIT_USAGE, version
 
     keep = _selector(args.select, args.ignore)
-    gc.disable()  # a short-lived process whose stages make few cycles: see pipeline._collector_paused
     results = _check_all(args)
     diagnostics = [d for result in results for d in result.diagnostics if keep(d.code)]
     for result in results:
