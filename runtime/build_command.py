@@ -25,11 +25,13 @@ def add_parser(commands: argparse._SubParsersAction, add_spec_options: Callable[
 
 
 def run(args: argparse.Namespace) -> int:
-    from .cli import EXIT_OK, EXIT_SPEC_ERRORS, analyze_spec, print_diagnostics
+    from .cli import EXIT_OK, EXIT_SPEC_ERRORS, analyze_spec, print_diagnostics, undecodable
 
     python = args.emit == "python" or (args.emit is None and args.output is not None and args.output.suffix == ".py")
     output = args.output or Path("build") / f"{Path(args.spec).stem}{'.py' if python else '.pt'}"
     check_writable(output)  # a directory, or a path under a file: refused before any work
+    if not python and undecodable(str(output.absolute())):
+        raise UsageError(f"{printable(str(output))}: torch's exporters take only UTF-8 file names; give another with -o")
     analysis = analyze_spec(args, args.spec)
     print_diagnostics(analysis.diagnostics, analysis)
     if not analysis.ok:

@@ -122,7 +122,7 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
     overrides = {}
     for pair in pairs:
         name, sep, text = pair.partition("=")
-        if _undecodable(pair):
+        if undecodable(pair):
             raise UsageError(f"--set {printable(name[:80])}: not UTF-8 text (a byte the terminal could not decode)")
         if not sep or not name:
             raise UsageError(f"--set expects NAME=VALUE, got '{printable(pair[:80])}'")
@@ -137,8 +137,9 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
     return overrides
 
 
-def _undecodable(text: str) -> bool:
-    """Whether a command-line argument held bytes that are not UTF-8 (Python keeps them as surrogates)."""
+def undecodable(text: str) -> bool:
+    """Whether a command-line argument (or a name made from one) held bytes that are not UTF-8: Python
+    keeps them as surrogates, which torch's exporters and YAML cannot take."""
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:

@@ -9,10 +9,12 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import ROOT
 
 from compiler import analyze
 from compiler.picture import Box, Picture, picture, to_dot, to_html, to_mermaid, to_svg
@@ -182,6 +184,19 @@ def test_a_set_value_that_is_not_utf8_is_a_usage_error(tiny: Path, capsys):
     assert main(["check", str(tiny), "--set", "x=" + os.fsdecode(b"\xff")]) == 2
     err = capsys.readouterr().err
     assert "--set x: not UTF-8 text" in err and "Traceback" not in err
+
+
+def test_an_export_named_with_bytes_that_are_not_utf8_is_a_usage_error(tmp_path: Path):
+    """torch.export aborted the whole process (SIGABRT) on such a name; the others failed as exports."""
+    spec = tmp_path / os.fsdecode(b"\xfe.yaml")
+    spec.write_text(TINY)
+    command = [sys.executable, "-m", "nncompile", "build", os.fsencode(spec)]
+    for extra in ([], ["-o", os.fsencode(tmp_path / os.fsdecode(b"o\xfe.pt2"))]):
+        result = subprocess.run([*command, *extra], capture_output=True, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        err = result.stderr.decode("utf-8")
+        assert result.returncode == 2, err
+        assert "\\udcfe.pt" in err and "exporters take only UTF-8 file names" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == [spec.name]
 
 
 # -- pictures -------------------------------------------------------------------------------------
