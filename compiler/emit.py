@@ -29,7 +29,7 @@ def emit(typed: TypedGraph, registry: Registry) -> fx.GraphModule:
     The fx node holding each node's output carries the node's name in `node.meta[LAYER_KEY]` (and its
     output index, for an op with several), so passes and tests can line fx nodes up with the typed graph.
     """
-    problems = unaffordable(typed)
+    problems = unaffordable(typed, registry)
     if problems:
         raise SpecError(problems)
     graph = fx.Graph()

@@ -7,9 +7,11 @@ from __future__ import annotations
 import resource
 from pathlib import Path
 
-from .costs import DTYPE_BYTES, activation_bytes
+from .costs import DTYPE_BYTES, activation_bytes, default_point
 from .diagnostics import Diagnostic
-from .ir import OUTPUT, TypedGraph
+from .dims import at
+from .ir import OUTPUT, Kind, TypedGraph
+from .ops import Call, Registry
 
 BUILD_BATCH = 3
 """The largest batch a build runs (the export check's second batch)."""
@@ -38,16 +40,24 @@ def _kib_field(path: str, field: str) -> int | None:
     return None
 
 
-def build_bytes(graph: TypedGraph) -> tuple[int, int]:
-    """The float32 weights' bytes and one forward pass's layer outputs at BUILD_BATCH."""
-    return graph.total_params * DTYPE_BYTES["float32"], activation_bytes(graph, BUILD_BATCH)
+def build_bytes(graph: TypedGraph, registry: Registry) -> tuple[int, int]:
+    """The float32 weights' bytes, and one forward pass's at BUILD_BATCH: its layer outputs and the
+    largest scratch any layer's kernel takes while it runs."""
+    point = default_point(graph)
+    scratch = [
+        at(registry.get(node.node.op).scratch(Call(node.args, node.input_types)), point) * DTYPE_BYTES.get(node.outputs[0].dtype, 4)
+        for node in graph.layers.values()
+        if node.kind is Kind.CALL
+    ]
+    forward = activation_bytes(graph, BUILD_BATCH) + BUILD_BATCH * max(scratch, default=0)
+    return graph.total_params * DTYPE_BYTES["float32"], forward
 
 
-def unaffordable(graph: TypedGraph, available: int | None = None) -> list[Diagnostic]:
+def unaffordable(graph: TypedGraph, registry: Registry, available: int | None = None) -> list[Diagnostic]:
     """E0407 at the model's output where building it (weights, and a forward pass to verify it) needs
     more memory than is available; nothing where it fits or the available memory is unknown."""
     available = available_bytes() if available is None else available
-    weights, activations = build_bytes(graph)
+    weights, activations = build_bytes(graph, registry)
     if available is None or weights + activations <= available:
         return []
     message = (

@@ -39,11 +39,23 @@ def run_limited(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_the_estimate_counts_weights_and_one_forward(write_spec) -> None:
-    graph = compiler.analyze(write_spec("nncompile: 1\nname: t\ninputs: {x: [10]}\nlayers:\n  - {op: linear, out: 5}\n")).graph
-    assert build_bytes(graph) == (55 * 4, BUILD_BATCH * 5 * 4)
-    assert unaffordable(graph, available=55 * 4 + BUILD_BATCH * 5 * 4) == []
-    [refusal] = unaffordable(graph, available=100)
+    analysis = compiler.analyze(write_spec("nncompile: 1\nname: t\ninputs: {x: [10]}\nlayers:\n  - {op: linear, out: 5}\n"))
+    graph, registry = analysis.graph, analysis.registry
+    assert build_bytes(graph, registry) == (55 * 4, BUILD_BATCH * 5 * 4)
+    assert unaffordable(graph, registry, available=55 * 4 + BUILD_BATCH * 5 * 4) == []
+    [refusal] = unaffordable(graph, registry, available=100)
     assert refusal.code == "E0407" and "more than the" in refusal.message
+
+
+def test_attention_counts_the_scores_it_may_materialise(write_spec) -> None:
+    """nn.MultiheadAttention's scripted path holds heads x L x S scores: 65,536 tokens and 4 heads need
+    192 GiB at batch 3 (the hostile corpus's case, which died in the allocator)."""
+    text = "nncompile: 1\nname: t\ninputs: {x: [65536, 64]}\nlayers:\n  - {op: multihead_attention, heads: 4}\n"
+    analysis = compiler.analyze(write_spec(text))
+    weights, forward = build_bytes(analysis.graph, analysis.registry)
+    assert weights == (4 * 64 * 64 + 4 * 64) * 4
+    assert forward == BUILD_BATCH * (65536 * 64 * 4 + 4 * 65536 * 65536 * 4)
+    assert [d.code for d in unaffordable(analysis.graph, analysis.registry, available=64 * 2**30)] == ["E0407"]
 
 
 def test_build_refuses_before_allocating(tmp_path: Path) -> None:
@@ -63,7 +75,7 @@ def test_an_allocation_the_estimate_missed_is_located(tmp_path: Path) -> None:
     spec.write_text(FOUR_BIG_LAYERS)
     script = textwrap.dedent(f"""
         import compiler, compiler.emit
-        compiler.emit.unaffordable = lambda graph: []
+        compiler.emit.unaffordable = lambda graph, registry: []
         try:
             compiler.build({str(spec)!r})
         except compiler.SpecError as error:

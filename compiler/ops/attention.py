@@ -117,6 +117,7 @@ SCALED_DOT_PRODUCT_ATTENTION = OpDef(
     count_macs=_sdpa_macs,
     arity=(3, 4),
     category="attention",
+    scratch=lambda call: volume(call.inputs[0].shape[:-1]) * call.inputs[1].shape[-2],
 )
 
 
@@ -190,6 +191,7 @@ MULTIHEAD_ATTENTION = OpDef(
     count_macs=_mha_macs,
     arity=(1, 4),
     category="attention",
+    scratch=lambda call: call.args["heads"] * _mha_types(call)[0].shape[0] * _mha_types(call)[1].shape[0],
 )
 
 

@@ -207,6 +207,9 @@ class OpDef:
     None: whenever it has parameters."""
     half_inputs: bool = False
     """Its module takes float16 and bfloat16 inputs with float32 tensors (torch's norms do)."""
+    scratch: Callable[[Call], Any] = no_count
+    """Elements per sample its kernel may allocate beyond its outputs while it runs (attention's score
+    matrix, where a path materialises it): counted by the memory estimate before building."""
     param_index: Mapping[str, Param] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
