@@ -930,7 +930,7 @@ class _Builder:
         kinds = {"layer": 10, "decoy": 1.5, "pieces": 1.2}
         if named:
             kinds |= {"merge": 3, "parameter": 1, "positions": 0.6 if x.batched else 0}
-            kinds |= {"attention": 2 if floating and len(x.shape) in (2, 3) else 0.1}
+            kinds |= {"attention": (2 if floating else 0.6) if len(x.shape) in (2, 3) else 0.1}
         if top:
             kinds |= {"group": 1, "block": 2, "repeat": 1.5}
         kind = rng.choices(list(kinds), list(kinds.values()))[0]
@@ -1041,6 +1041,8 @@ class _Builder:
         width = x.shape[-1] if x.shape else 1
         others = [k for k in frame.singles() if len(frame.env[k].shape) == 2] or [last]
         kind = rng.choice(["mha", "mha", "sdpa", "sdpa", "scores", *(["window"] * 4 if len(x.shape) == 3 else [])])
+        if not x.tensor.dtype.is_floating_point and rng.random() < 0.7:  # integer scores are torch's; bool ones are not
+            kind = "scores"
         if kind == "window":
             wild = rng.random() < self.wild
             args = {"heads": rng.choice(_divisors(width)) if not wild else rng.randint(1, 5), "window": _pair(rng, 1, 5, True)}
