@@ -69,10 +69,12 @@ def block_param_type(declared: Any) -> str:
 
 def integral(schema: Any, value: Any) -> Any:
     """`value` with integral floats (3.0) made ints where `schema` takes no fractions, as torch needs."""
-    if _types(schema) & {"number"}:
-        return value
+    return value if _types(schema) & {"number"} else _integral(value)
+
+
+def _integral(value: Any) -> Any:
     if isinstance(value, list):
-        return [integral(schema, item) for item in value]
+        return [_integral(item) for item in value]
     return int(value) if _whole(value) else value
 
 
