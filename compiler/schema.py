@@ -99,7 +99,7 @@ def generate(registry: Registry, dispatch_ops: bool = True) -> dict[str, Any]:
                 },
                 "blocks": {
                     "type": "object",
-                    "propertyNames": {"$ref": "#/$defs/identifier"},
+                    "propertyNames": {"$ref": "#/$defs/identifier", "not": {"enum": registry.names}},
                     "additionalProperties": {"$ref": "#/$defs/block"},
                 },
                 "layers": {"$ref": "#/$defs/layers"},

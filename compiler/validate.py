@@ -53,10 +53,16 @@ def validate(document: Document, registry: Registry) -> list[Diagnostic]:
     validated (its `id` aside) reuses that verdict: big specs repeat their layers."""
     validators = _validators(registry)
     data = document.data
-    diagnostics = [d for error in validators.skeleton.iter_errors(_thinned(data)) for d in _diagnose(error, (), document)]
-    builtin_only = isinstance(data, dict) and "blocks" not in data
     clashing = _blocks_named_like_ops(document, registry)
+    at_clashes = {(d.span.line, d.span.col) for d in clashing.values()}  # the schema's verdict there is E0309's
+    diagnostics = [
+        d
+        for error in validators.skeleton.iter_errors(_thinned(data))
+        for d in _diagnose(error, (), document)
+        if (d.span.line, d.span.col) not in at_clashes
+    ]
     diagnostics += clashing.values()
+    builtin_only = isinstance(data, dict) and "blocks" not in data
     memo: dict[Any, list[tuple[JsonPath, jsonschema.ValidationError]]] = {}
     for path, layer in _listed_layers(data):
         if isinstance(layer, dict) and isinstance(layer.get("op"), str) and layer["op"] in clashing:
