@@ -7,11 +7,12 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
+import pytest
 import torch
 from conftest import ROOT
+from test_train import HANG, Child
 
 from runtime.checkpoint import FORMAT
 from runtime.cli import main
@@ -75,31 +76,33 @@ def test_onecycle_bends_when_a_run_is_resumed_for_more_epochs(write_spec, tmp_pa
     assert len((run / "metrics.jsonl").read_text().splitlines()) == 3
 
 
+@pytest.mark.slow
 def test_a_failing_child_under_torchrun_ends_with_its_status(write_spec, tmp_path):
     spec = write_spec(SPEC.replace("data: {dataset: digits}", "data: {dataset: tensors, path: missing.pt}"))
     command = [sys.executable, "-m", "runtime.cli", "train", str(spec), "--out", str(tmp_path / "run"), "--nproc-per-node", "2"]
-    result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=HANG)
     assert result.returncode == 1, result.stderr[-2000:]
+    assert "error[E0501]: no such file: missing.pt" in result.stdout, result.stdout[-2000:]  # the child's own diagnostic
     assert "AttributeError" not in result.stderr
 
 
+@pytest.mark.slow
 def test_ctrl_c_under_torchrun_saves_and_ends_with_130(write_spec, tmp_path):
     """SIGINT to the launcher: torchrun stops its children, which finish their step, agree to stop,
     save last.pt and exit; the launcher ends with 130, not a traceback."""
     spec = write_spec(SPEC.replace("epochs: 1", "epochs: 500").replace("batch_size: 128", "batch_size: 4"))
     run = tmp_path / "run"
     command = [sys.executable, "-m", "runtime.cli", "train", str(spec), "--out", str(run), "--nproc-per-node", "2", "--device", "cpu"]
-    launcher = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
-    deadline = time.monotonic() + 240
-    while not (run / "metrics.jsonl").exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    launcher.send_signal(signal.SIGINT)
-    output, errors = launcher.communicate(timeout=120)
-    assert launcher.returncode == 130, errors[-2000:]
+    launcher = Child(command, cwd=tmp_path)
+    launcher.wait_for("epoch 1/500")  # both children are training, their Ctrl-C handlers installed
+    launcher.process.send_signal(signal.SIGINT)
+    status, output, errors = launcher.finish()
+    assert status == 130, errors[-2000:]
     assert "interrupted: saved" in output and "Traceback" not in errors
     assert torch.load(run / "last.pt", weights_only=True)["position"]["step"] > 0
 
 
+@pytest.mark.slow
 def test_ddp_trains_a_spec_with_an_unused_layer(write_spec, tmp_path):
     spec = write_spec(
         SPEC.replace(
@@ -108,11 +111,12 @@ def test_ddp_trains_a_spec_with_an_unused_layer(write_spec, tmp_path):
         )
     )
     command = [sys.executable, "-m", "runtime.cli", "train", str(spec), "--out", str(tmp_path / "run"), "--nproc-per-node", "2"]
-    result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=HANG)
     assert result.returncode == 0, result.stderr[-2000:]
     assert (tmp_path / "run" / "last.pt").is_file()
 
 
+@pytest.mark.slow
 def test_two_nodes_on_one_machine(write_spec, tmp_path):
     """`--nnodes 2 --nproc-per-node 1` with a local rendezvous: two launchers, one process each."""
     import socket
@@ -123,17 +127,11 @@ def test_two_nodes_on_one_machine(write_spec, tmp_path):
     spec = write_spec(SPEC)
     common = ["--nnodes", "2", "--nproc-per-node", "1", "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", "nncompile-test"]
     launchers = [
-        subprocess.Popen(
-            [sys.executable, "-m", "runtime.cli", "train", str(spec), "--out", str(tmp_path / "run"), *common, "--node-rank", str(rank)],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        Child([sys.executable, "-m", "runtime.cli", "train", str(spec), "--out", str(tmp_path / "run"), *common, "--node-rank", str(rank)])
         for rank in range(2)
     ]
-    results = [launcher.communicate(timeout=300) for launcher in launchers]
-    assert [launcher.returncode for launcher in launchers] == [0, 0], [err[-1500:] for _, err in results]
+    results = [launcher.finish() for launcher in launchers]
+    assert [status for status, _, _ in results] == [0, 0], [errors[-1500:] for _, _, errors in results]
     assert (tmp_path / "run" / "last.pt").is_file()
 
 
