@@ -113,8 +113,8 @@ class _Nesting:
     """Cluster → the boxes directly inside it."""
     clusters: dict[str | None, list[str]]
     """Cluster → the clusters directly inside it, in the picture's order."""
-    members: dict[str, list[Box]]
-    """Cluster → every box inside it, at any depth."""
+    parents: dict[str, str | None]
+    """Cluster → the cluster it lies directly in."""
     depth: dict[str, int]
     """Cluster → how many clusters it lies in, itself included."""
 
@@ -122,18 +122,16 @@ class _Nesting:
 def _nesting(pic: Picture) -> _Nesting:
     boxes: dict[str | None, list[str]] = {}
     parents: dict[str, str | None] = {}
-    members: dict[str, list[Box]] = {}
     depth: dict[str, int] = {}
     for name, box in pic.boxes.items():
         boxes.setdefault(box.scopes[-1] if box.scopes else None, []).append(name)
         for level, scope in enumerate(box.scopes):
             parents.setdefault(scope, box.scopes[level - 1] if level else None)
             depth.setdefault(scope, level + 1)
-            members.setdefault(scope, []).append(box)
     clusters: dict[str | None, list[str]] = {}
     for path in pic.clusters:
         clusters.setdefault(parents.get(path), []).append(path)
-    return _Nesting(boxes, clusters, members, depth)
+    return _Nesting(boxes, clusters, parents, depth)
 
 
 def _nested_lines(pic: Picture, box_line: Callable[[str, Box], str], opening: Callable[[str], list[str]], closing: str) -> list[str]:
@@ -242,22 +240,45 @@ def to_svg(pic: Picture) -> str:
 
 
 def _svg_clusters(pic: Picture) -> list[str]:
+    """A shaded rectangle per cluster around the boxes inside it, padded by how deep they nest; each
+    cluster names its parent (`data-parent`), so the page folds a box by walking up from its innermost."""
     nesting = _nesting(pic)
+    extents = _extents(pic, nesting)
     parts = []
     for path, label in pic.clusters.items():
-        members = nesting.members[path]
         depth = nesting.depth[path]
-        deepest = max(len(b.scopes) for b in members)
+        left, top, right, bottom, deepest = extents[path]
         pad = 6 + 8 * (deepest - depth)
-        left, top = min(b.x for b in members) - pad, min(b.y for b in members) - pad - 14
-        right, bottom = max(b.x for b in members) + BOX_WIDTH + pad, max(b.y for b in members) + BOX_HEIGHT + pad
+        left, top, right, bottom = left - pad, top - pad - 14, right + pad, bottom + pad
         fill = "#f3f6fb" if depth % 2 else "#fbf7ef"
+        parent = nesting.parents.get(path)
+        where = f'data-path="{_markup(path)}"' + (f' data-parent="{_markup(parent)}"' if parent is not None else "")
         parts.append(
-            f'<g class="cluster" data-path="{_markup(path)}"><rect x="{left:.0f}" y="{top:.0f}" width="{right - left:.0f}" '
+            f'<g class="cluster" {where}><rect x="{left:.0f}" y="{top:.0f}" width="{right - left:.0f}" '
             f'height="{bottom - top:.0f}" rx="8" fill="{fill}" stroke="#b8bcc8"/>'
             f'<text class="cluster-label" x="{left + 8:.0f}" y="{top + 12:.0f}" fill="#555">{_markup(label)}</text></g>'
         )
     return parts
+
+
+def _extents(pic: Picture, nesting: _Nesting) -> dict[str, tuple[float, float, float, float, int]]:
+    """Cluster → (left, top, right, bottom, deepest nesting) of the boxes inside it at any depth: each box
+    widens its innermost cluster, then each cluster its parent, inner ones first (a parent always
+    comes before its clusters in the picture's order): one pass, however deep they nest."""
+    extents: dict[str, tuple[float, float, float, float, int]] = {}
+
+    def widen(path: str, extent: tuple[float, float, float, float, int]) -> None:
+        old = extents.get(path, extent)
+        extents[path] = (*map(min, old[:2], extent[:2]), *map(max, old[2:], extent[2:]))
+
+    for box in pic.boxes.values():
+        if box.scopes:
+            widen(box.scopes[-1], (box.x, box.y, box.x + BOX_WIDTH, box.y + BOX_HEIGHT, len(box.scopes)))
+    for path in reversed(pic.clusters):
+        parent = nesting.parents.get(path)
+        if parent is not None and path in extents:
+            widen(parent, extents[path])
+    return extents
 
 
 def _svg_edge(a: Box, b: Box, skips: bool, source: str, target: str) -> str:
@@ -276,10 +297,10 @@ def _svg_edge(a: Box, b: Box, skips: bool, source: str, target: str) -> str:
 def _svg_box(name: str, box: Box) -> str:
     name_line, op_line, shape_line = (_markup(text) for text in _label(box))
     x, y = box.x, box.y
-    scopes = _markup(" ".join(box.scopes))
+    scope = f' data-scope="{_markup(box.scopes[-1])}"' if box.scopes else ""
     fill = {"input": "#e6f4ea", "output": "#fde8e8", "parameter": "#fff4d6"}.get(box.op, "#ffffff")
     return (
-        f'<g class="node" data-name="{_markup(name)}" data-scopes="{scopes}"><title>{_markup(box.name)}</title>'
+        f'<g class="node" data-name="{_markup(name)}"{scope}><title>{_markup(box.name)}</title>'
         f'<rect x="{x:.0f}" y="{y:.0f}" width="{BOX_WIDTH}" height="{BOX_HEIGHT}" rx="6" fill="{fill}" stroke="#333"/>'
         f'<text x="{x + 8:.0f}" y="{y + 15:.0f}" font-weight="bold">{name_line}</text>'
         f'<text x="{x + 8:.0f}" y="{y + 30:.0f}" fill="#333">{op_line}</text>'
@@ -368,10 +389,16 @@ function show(name) {
 }
 document.querySelectorAll(".node").forEach((node) => node.addEventListener("click", () => show(node.dataset.name)));
 const folded = new Set();
+const parents = new Map();
+document.querySelectorAll(".cluster").forEach((c) => parents.set(c.dataset.path, c.dataset.parent));
+function isFolded(scope) {
+  for (let s = scope; s !== undefined; s = parents.get(s)) if (folded.has(s)) return true;
+  return false;
+}
 function refold() {
   const hidden = new Set();
   document.querySelectorAll(".node").forEach((node) => {
-    const inside = node.dataset.scopes.split(" ").some((s) => folded.has(s));
+    const inside = isFolded(node.dataset.scope);
     node.classList.toggle("hidden", inside);
     if (inside) hidden.add(node.dataset.name);
   });

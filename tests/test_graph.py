@@ -118,3 +118,18 @@ def test_the_browser_check_sees_a_broken_page(tmp_path: Path):
     page.write_text("<html><body><script>notDefined();</script></body></html>")
     _, console = _open(page)
     assert any("notDefined" in line for line in console)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (Debian: apt install chromium)")
+def test_folding_a_block_hides_every_node_inside_it_at_any_depth(tmp_path: Path):
+    page = _draw(tmp_path, ".html")
+    fold = (
+        "<script>document.querySelector('.cluster[data-path=\"layer2.0\"] .cluster-label').dispatchEvent(new MouseEvent('click'));"
+        "document.body.dataset.hidden = document.querySelectorAll('.node.hidden').length;</script></body>"
+    )
+    page.write_text(page.read_text().replace("</body>", fold))
+    dom, console = _open(page)
+    assert console == []
+    inside = [name for name, box in picture(analyze(RESNET18).graph).boxes.items() if "layer2.0" in box.scopes]
+    assert any("layer2.0.downsample" in name for name in inside)  # a cluster nested inside the folded one
+    assert f'data-hidden="{len(inside)}"' in dom

@@ -291,3 +291,15 @@ def test_pictures_of_thousands_of_groups_cost_steps_in_proportion_to_their_size(
     size = len(pic.boxes) + len(pic.clusters) + len(pic.edges)
     for draw in (to_dot, to_mermaid, to_svg, lambda p: to_html(p, "\n" * 6, "x.yaml")):
         assert size < _steps(draw, pic, 50 * size)  # about 18 a node for DOT and Mermaid, 41 for HTML
+
+
+def test_a_picture_of_deeply_nested_groups_grows_with_its_names_not_their_depth(write_spec):
+    """Each box once listed every cluster around it (20 deep, 20 ids of 40 characters: 14 bytes of SVG
+    for each byte of the names); now it names its innermost, and each cluster its parent."""
+    layers = "[{op: relu, repeat: 200}]"
+    for depth in range(20):
+        layers = f"[{{id: {'n' * 40}{depth}, layers: {layers}}}]"
+    pic = picture(analyze(write_spec(f"nncompile: 1\nname: deep\ninputs: {{x: [4]}}\nlayers: {layers}\n")).graph)
+    names = sum(map(len, pic.boxes)) + sum(map(len, pic.clusters))
+    for draw, most in ((to_svg, 6), (to_dot, 4), (to_mermaid, 1), (lambda p: to_html(p, "", "x.yaml"), 9)):
+        assert len(draw(pic)) < most * names
