@@ -118,18 +118,24 @@ def render_text(diagnostic: Diagnostic, source: str | Sequence[str] | None = Non
     return "\n".join(lines)
 
 
+SNIPPET_WIDTH = 200
+
+
 def _snippet(span: Span, source_lines: Sequence[str]) -> list[str]:
+    """The line and a caret under the span; of a long line, the 200 characters around the column (a
+    caret far along a one-line spec was as long as the line, for every diagnostic on it)."""
     if not 1 <= span.line <= len(source_lines):
         return []
     text = printable(source_lines[span.line - 1].expandtabs(1))
-    if len(text) > 200:
-        text = text[:200] + "…"
+    start = max(0, min(span.col - 1 - SNIPPET_WIDTH // 2, len(text) - SNIPPET_WIDTH))
+    col = span.col - start + (1 if start else 0)
+    text = ("…" if start else "") + text[start : start + SNIPPET_WIDTH] + ("…" if len(text) > start + SNIPPET_WIDTH else "")
     width = 1
     if span.end_line == span.line and span.end_col and span.end_col > span.col:
         width = span.end_col - span.col
-    width = max(1, min(width, len(text) - span.col + 1))
+    width = max(1, min(width, len(text) - col + 1))
     gutter = " " * len(str(span.line))
-    return [f" {gutter} |", f" {span.line} | {text}", f" {gutter} | {' ' * (span.col - 1)}{'^' * width}"]
+    return [f" {gutter} |", f" {span.line} | {text}", f" {gutter} | {' ' * (col - 1)}{'^' * width}"]
 
 
 def closest(name: str, candidates: Iterable[str]) -> str | None:

@@ -303,3 +303,13 @@ def test_a_picture_of_deeply_nested_groups_grows_with_its_names_not_their_depth(
     names = sum(map(len, pic.boxes)) + sum(map(len, pic.clusters))
     for draw, most in ((to_svg, 6), (to_dot, 4), (to_mermaid, 1), (lambda p: to_html(p, "", "x.yaml"), 9)):
         assert len(draw(pic)) < most * names
+
+
+def test_a_long_line_is_shown_around_the_column_however_far_along_it(write_spec, capsys):
+    layers = ", ".join(["{op: relu}"] * 3000 + ["{op: relux}"])
+    spec = write_spec(f"nncompile: 1\nname: wide\ninputs: {{x: [4]}}\nlayers: [{layers}]\n")
+    assert main(["check", str(spec)]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert max(map(len, lines)) < 260  # the caret line was as long as the spec's line (36 KB here)
+    shown, caret = lines[2], lines[3]
+    assert shown[caret.index("^") :].startswith("relux") and caret.count("^") == len("relux")
