@@ -110,12 +110,17 @@ def render_text(diagnostic: Diagnostic, source: str | Sequence[str] | None = Non
     `source` is the file's text or, cheaper for many diagnostics, its lines."""
     head = f"{diagnostic.severity.value}[{diagnostic.code}]: {diagnostic.message}"
     span = diagnostic.span
-    lines = [printable(f"{span.file}:{span.line}:{span.col}: {head}" if span else head)]
+    lines = [printable(f"{_file_at_line_start(span.file)}:{span.line}:{span.col}: {head}" if span else head)]
     if span and source is not None:
         lines.extend(_snippet(span, source.splitlines() if isinstance(source, str) else source))
     if diagnostic.hint:
         lines.append(printable(f"  = hint: {diagnostic.hint}"))
     return "\n".join(lines)
+
+
+def _file_at_line_start(file: str) -> str:
+    """A file name as the start of a line: `./` before one that would start a CI workflow command (`::`)."""
+    return f"./{file}" if file.lstrip().startswith("::") else file
 
 
 SNIPPET_WIDTH = 200

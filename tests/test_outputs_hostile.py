@@ -313,3 +313,16 @@ def test_a_long_line_is_shown_around_the_column_however_far_along_it(write_spec,
     assert max(map(len, lines)) < 260  # the caret line was as long as the spec's line (36 KB here)
     shown, caret = lines[2], lines[3]
     assert shown[caret.index("^") :].startswith("relux") and caret.count("^") == len("relux")
+
+
+def test_a_file_named_like_a_workflow_command_does_not_start_a_line(tmp_path: Path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    name = "::error file=README.md,line=1::forged.yaml"
+    Path(name).write_text(TINY.replace("op: linear", "op: linearx"))
+    assert main(["check", name]) == 1
+    out, err = capsys.readouterr()
+    assert _forged(out + err) == [] and out.startswith(f"./{name}:5:")
+    assert main(["check", name, "--format", "github"]) == 1
+    out, err = capsys.readouterr()
+    assert out.splitlines() == [line for line in _forged(out) if line.startswith("::error file=%3A%3Aerror file=README.md%2Cline=1%3A%3A")]
+    assert len(out.splitlines()) == 1 and _forged(err) == []
