@@ -74,3 +74,15 @@ def per_output(config: Mapping[str, Any]) -> bool:
 def is_classification(config: Mapping[str, Any]) -> bool:
     """Whether the loss is one classification loss (per-output losses are judged output by output)."""
     return not per_output(config) and loss_settings(config)[0] in CLASSIFICATION_LOSSES
+
+
+def label_losses(config: Mapping[str, Any]) -> dict[str | None, int]:
+    """The targets scored as class labels, by output name (None: the run's one loss), each with the
+    label value its loss ignores (`ignore_index`, -100 by default)."""
+    losses = config["loss"].items() if per_output(config) else [(None, config["loss"])]
+    found = {}
+    for name, value in losses:
+        kind, options = loss_settings({"loss": value})
+        if kind in CLASSIFICATION_LOSSES:
+            found[name] = options.get("ignore_index", -100)
+    return found

@@ -19,11 +19,17 @@ from torch.utils.data import Dataset, Subset
 from compiler.train_schema import TORCHVISION_DATASETS
 
 from . import batch
-from .config import TrainError
+from .checkpoint import CheckpointError, read, tensor_problem
+from .config import TrainError, label_losses
 from .transforms import image_pipeline, is_random, pipeline
 
 RESIDENT_LIMIT = 4 * 2**30
 """Bytes a tensor dataset may take and still be kept resident when `resident: auto`."""
+SAMPLE_LIMIT = 10**8
+"""Samples a dataset may have (each epoch draws an order over them all, a list of this many)."""
+IMAGE_FOLDER_LIMIT = 5_000_000
+"""Entries (files and folders) an image folder's scan reads before it refuses the folder."""
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 
 
 @dataclass
@@ -105,6 +111,7 @@ def load(config: Mapping[str, Any], device: torch.device, block_size: int | None
             raise TrainError(("data", "resident"), f"dataset '{data['dataset']}' is read image by image and cannot be resident")
         return Data(train, val, source.num_classes, targets_are_labels=True)
     (x, y), held_out = source.train, source.test
+    _check_labels(y, config)
     if split != "test":
         train_index, val_index = _split_indices(batch.length(x), split, config["seed"])
         held_out, (x, y) = (batch.take(x, val_index), batch.take(y, val_index)), (batch.take(x, train_index), batch.take(y, train_index))
@@ -205,35 +212,49 @@ def _digits() -> _Source:
 def _tensor_file(path: Path) -> _Source:
     """`inputs` and `targets`, each a tensor or tensors by name (a model's inputs, its outputs'
     targets): a .pt file of torch.save({'inputs': …, 'targets': …}), or an .npz whose arrays are
-    `inputs`/`targets` or `inputs.NAME`/`targets.NAME`."""
+    `inputs`/`targets` or `inputs.NAME`/`targets.NAME`. Every tensor must be dense, of floats or
+    integers, with one row per sample."""
     where = ("data", "path")
     if not path.is_file():
         raise TrainError(where, f"no such file: {path}")
+    hint = "a .pt file saved with torch.save({'inputs': x, 'targets': y}) or an .npz"
     try:
-        if path.suffix == ".npz":
-            import numpy as np
-
-            with np.load(path, allow_pickle=False) as arrays:
-                found = _nested({key: torch.from_numpy(arrays[key]) for key in arrays.files})
-        else:
-            found = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise TrainError(
-            where, f"cannot read {path}: {error}", "a .pt file saved with torch.save({'inputs': x, 'targets': y}) or an .npz"
-        ) from None
+        found = _npz(path) if path.suffix == ".npz" else read(path, "training data", real=True)
+    except CheckpointError as error:
+        raise TrainError(where, str(error), hint) from None
     if not isinstance(found, dict) or not all(_tensors(found.get(k)) for k in ("inputs", "targets")):
         keys = ", ".join(map(str, found)) if isinstance(found, dict) else type(found).__name__
         raise TrainError(where, f"{path} must hold 'inputs' and 'targets', each a tensor or tensors by name (found: {keys})")
     inputs, targets = found["inputs"], found["targets"]
-    lengths = {len(t) for value in (inputs, targets) for t in (value.values() if isinstance(value, dict) else [value])}
-    if len(lengths) != 1 or min(lengths) < 2:
-        raise TrainError(where, f"{path}: every tensor needs one row per sample, and two or more samples (found {sorted(lengths)})")
+    tensors = [t for value in (inputs, targets) for t in (value.values() if isinstance(value, dict) else [value])]
+    lengths = sorted({len(t) if t.dim() else 0 for t in tensors})
+    if len(lengths) != 1 or lengths[0] < 2:
+        raise TrainError(where, f"{path}: every tensor needs one row per sample, and two or more samples (found {lengths})")
+    if lengths[0] > SAMPLE_LIMIT:
+        raise TrainError(where, f"{path} holds {lengths[0]:,} samples: at most {SAMPLE_LIMIT:,} are read")
     inputs = _floats(inputs)
     if isinstance(targets, dict):
         return _Source(train=(inputs, {name: _target(t) for name, t in targets.items()}))
     labels = not targets.is_floating_point()
     classes = int(targets.max()) + 1 if labels and targets.dim() == 1 else None
     return _Source(train=(inputs, _target(targets)), num_classes=classes)
+
+
+def _npz(path: Path) -> dict[str, Any]:
+    """An .npz's arrays as tensors, nested by name (`inputs.a` → found['inputs']['a']), each checked
+    as a .pt file's are."""
+    import numpy as np
+
+    try:
+        with np.load(path, allow_pickle=False) as arrays:
+            found = {key: torch.from_numpy(arrays[key]) for key in arrays.files}
+    except Exception as error:
+        raise CheckpointError(f"cannot read {path}: {str(error).strip()[:200] or type(error).__name__}") from None
+    for key, tensor in found.items():
+        problem = tensor_problem(tensor, real=True)
+        if problem:
+            raise CheckpointError(f"cannot read {path} as training data: {key} is {problem}")
+    return _nested(found)
 
 
 def _tensors(value: Any) -> bool:
@@ -252,6 +273,20 @@ def _nested(arrays: dict[str, torch.Tensor]) -> dict[str, Any]:
         else:
             found[head] = value
     return found
+
+
+def _check_labels(targets: batch.Value, config: Mapping[str, Any]) -> None:
+    """Class labels (targets of a classification loss) are class numbers from 0, or the loss's
+    `ignore_index`: a negative one would fail inside the loss."""
+    for name, ignore in label_losses(config).items():
+        labels = targets.get(name) if isinstance(targets, dict) else targets if name is None else None
+        if not isinstance(labels, torch.Tensor) or labels.is_floating_point() or not labels.numel():
+            continue
+        wrong = labels[(labels < 0) & (labels != ignore)]
+        if wrong.numel():
+            what = f"the labels of '{name}'" if name else "the labels"
+            hint = f"labels are class numbers 0, 1, …; set the loss's ignore_index for a label not scored (now {ignore})"
+            raise TrainError(("data", "path"), f"{what} include {int(wrong[0])}, a negative class", hint)
 
 
 def _floats(value: batch.Value) -> batch.Value:
@@ -293,6 +328,9 @@ def _images(dataset: Any) -> tuple[torch.Tensor, torch.Tensor]:
 def _fake(data: Mapping[str, Any]) -> _Source:
     import torchvision
 
+    if data["size"] > SAMPLE_LIMIT:
+        raise TrainError(("data", "size"), f"{data['size']:,} images: a dataset has at most {SAMPLE_LIMIT:,} samples")
+
     def make(transform: Callable, train: bool) -> Dataset:
         return torchvision.datasets.FakeData(data["size"], tuple(data["image_size"]), data["num_classes"], transform=transform)
 
@@ -300,23 +338,70 @@ def _fake(data: Mapping[str, Any]) -> _Source:
 
 
 def _image_folder(data: Mapping[str, Any]) -> _Source:
-    import torchvision
-
-    roots = {True: Path(data["root"]), False: Path(data.get("val_root", data["root"]))}
+    """One subfolder of images per class (torchvision's ImageFolder layout), scanned once and within
+    bounds: the classes are the root's folders; their files and subfolders are read, but no link
+    below a class folder is followed, and more than IMAGE_FOLDER_LIMIT entries is refused."""
+    found = {}
     for train, key in ((True, "root"), (False, "val_root")):
-        if not roots[train].is_dir():
-            raise TrainError(
-                ("data", key), f"no such directory: {roots[train]}", "an image folder holds one subdirectory of images per class"
-            )
-    try:
-        classes = len(torchvision.datasets.ImageFolder(roots[True]).classes)
-    except (FileNotFoundError, RuntimeError) as error:
-        raise TrainError(("data", "root"), f"{roots[True]}: {error}") from None
+        root = Path(data.get(key, data["root"]))
+        if not root.is_dir():
+            raise TrainError(("data", key), f"no such directory: {root}", "an image folder holds one subdirectory of images per class")
+        found[train] = _scan(root, key)
+    classes = found[True][1]
+    if "val_root" in data and found[False][1] != classes:
+        raise TrainError(("data", "val_root"), f"its classes ({_shown(found[False][1])}) are not root's ({_shown(classes)})")
 
     def make(transform: Callable, train: bool) -> Dataset:
-        return torchvision.datasets.ImageFolder(roots[train], transform=transform)
+        return ImageFiles(found[train][0], transform)
 
-    return _Source(make=make, has_test="val_root" in data, num_classes=classes)
+    return _Source(make=make, has_test="val_root" in data, num_classes=len(classes))
+
+
+def _scan(root: Path, key: str) -> tuple[list[tuple[str, int]], list[str]]:
+    """The (image path, class index) pairs under `root`, and the class names (its subfolders, sorted)."""
+    where, entries = ("data", key), 0
+    hint = "an image folder holds one subdirectory of images per class"
+    try:
+        classes = sorted(entry.name for entry in os.scandir(root) if entry.is_dir())
+        samples = []
+        for index, name in enumerate(classes):
+            for folder, subfolders, files in os.walk(root / name, onerror=_raise):
+                entries += len(subfolders) + len(files)
+                if entries > IMAGE_FOLDER_LIMIT:
+                    raise TrainError(where, f"more than {IMAGE_FOLDER_LIMIT:,} files and folders under {root}", hint)
+                subfolders.sort()
+                samples += [(os.path.join(folder, file), index) for file in sorted(files) if file.lower().endswith(IMAGE_SUFFIXES)]
+    except OSError as error:
+        raise TrainError(where, f"cannot read {root}: {error}", hint) from None
+    if not samples:
+        raise TrainError(where, f"no images under {root} (files ending {', '.join(IMAGE_SUFFIXES)} in class folders)", hint)
+    return samples, classes
+
+
+def _raise(error: OSError) -> None:
+    raise error
+
+
+def _shown(names: list[str], count: int = 5) -> str:
+    return ", ".join(names[:count]) + (f" and {len(names) - count} more" if len(names) > count else "")
+
+
+class ImageFiles(Dataset):
+    """Image files with their class numbers, read as RGB PIL images (as torchvision's ImageFolder)."""
+
+    def __init__(self, samples: list[tuple[str, int]], transform: Callable | None):
+        self.samples, self.transform = samples, transform
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> tuple[Any, int]:
+        from PIL import Image
+
+        path, label = self.samples[index]
+        with Image.open(path) as image:
+            image = image.convert("RGB")
+        return (self.transform(image) if self.transform else image), label
 
 
 def default_workers() -> int:

@@ -74,9 +74,9 @@ def unused_parameters(model: torch.nn.Module) -> bool:
     """True if some trainable parameter does not lead to the outputs: DDP must then be told
     (find_unused_parameters), or every rank waits for its gradient. Known for compiled specs, whose
     graph shows what the outputs are computed from; assumed False for other modules."""
-    graph = getattr(model, "graph", None)
-    if graph is None:
+    if not isinstance(model, torch.fx.GraphModule):  # (a hand-written module's `graph` may be anything)
         return False
+    graph = model.graph
     reached, pending = set(), [node for node in graph.nodes if node.op == "output"]
     while pending:
         node = pending.pop()

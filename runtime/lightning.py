@@ -31,9 +31,9 @@ except ImportError as error:  # pragma: no cover - the message is the point
     raise ImportError("runtime.lightning needs Lightning: pip install 'nncompile[lightning]'") from error
 
 from . import batch, checkpoint
-from .config import per_output, with_defaults
+from .config import label_losses, per_output, with_defaults
 from .data import Data, Split, default_workers, load
-from .loop import flat_labels
+from .loop import accuracy
 from .optim import PER_EPOCH_SCHEDULES, freeze, loss_function, optimizer, scheduler
 from .setup import Monitor, scored_classes, scored_outputs, sequence_length
 
@@ -128,17 +128,24 @@ class SpecModule(L.LightningModule):
         loss = self.loss(output, targets)
         size = batch.length(targets)
         self.log("val_loss", loss, batch_size=size, prog_bar=True)
-        data = self.datamodule_.data
+        data, ignored = self.datamodule_.data, label_losses(self.config)
         if per_output(self.config):
             outputs = output if isinstance(output, (tuple, list)) else (output,)
             for name, classes in scored_outputs(data, self.config).items():
                 value = outputs[self.loss.names.index(name)]
                 self.log(f"val_{name}_loss", self.loss.last[name], batch_size=size)
                 if classes:
-                    self.log(f"val_{name}_accuracy", _accuracy(value, targets[name]), batch_size=size)
+                    self._log_accuracy(f"val_{name}_accuracy", value, targets[name], ignored[name])
             return
         if scored_classes(data, self.config):
-            self.log("val_accuracy", _accuracy(output, targets), batch_size=size, prog_bar=True)
+            self._log_accuracy("val_accuracy", output, targets, ignored[None], prog_bar=True)
+
+    def _log_accuracy(self, name: str, output: torch.Tensor, labels: torch.Tensor, ignore_index: int, **options: Any) -> None:
+        """The loop's accuracy for one batch, weighted by the labels it scored (so that the epoch's
+        mean is the fraction of scored labels that are right, as `nncompile train` reports)."""
+        value, count = accuracy(output.float(), labels, ignore_index)
+        if count:
+            self.log(name, value, batch_size=int(count), **options)
 
     def on_validation_epoch_end(self) -> None:
         if self.datamodule_.data is not None and self.datamodule_.data.sequence and "val_loss" in self.trainer.callback_metrics:
@@ -159,10 +166,3 @@ class SpecModule(L.LightningModule):
         if per_epoch:
             lr_scheduler["monitor"] = best.metric
         return {"optimizer": optim, "lr_scheduler": lr_scheduler}
-
-
-def _accuracy(output: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Top-1 accuracy over labels one per sample or per position (classes at dim 1 or last)."""
-    output, labels = flat_labels(output, labels)
-    kept = labels != -100
-    return ((output.argmax(-1) == labels) & kept).sum() / kept.sum().clamp(min=1)

@@ -44,6 +44,8 @@ class Step:
     stepwise_schedule: bool
     inputs: list[str] | None = None
     """The model's input names, in order, for batches of named inputs."""
+    no_sync: Callable[[], contextlib.AbstractContextManager] | None = None
+    """DDP's `no_sync` (None alone): batches that only accumulate gradients skip the all-reduce."""
 
 
 class _Order(torch.utils.data.Sampler):
@@ -66,15 +68,11 @@ def batches(
     start: int,
     device: torch.device,
     workers: int,
-    drop_last: bool = False,
     loaders: dict[int, tuple[DataLoader, _Order]] | None = None,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """The batches of `split` in `order`, from batch number `start`, on `device` (`drop_last`: full
-    batches only, so that a compiled model never sees a second batch size). A split read through a
-    DataLoader keeps it, and its worker processes, in `loaders` from one epoch to the next."""
+    """The batches of `split` in `order`, from batch number `start`, on `device`. A split read
+    through a DataLoader keeps it, and its worker processes, in `loaders` from one epoch to the next."""
     order = order[start * size :]
-    if drop_last and len(order) >= size:
-        order = order[: len(order) - len(order) % size]
     if split.inputs is not None:
         where = next(iter(split.inputs.values())).device if isinstance(split.inputs, dict) else split.inputs.device
         order = order.to(where)
@@ -126,8 +124,8 @@ class Tally:
             return
         scores, labels = flat_labels(output.float(), target)
         kept = labels != self.ignore_index
-        self.add_loss(loss, kept.sum() if self.sequence or target.dim() > 1 else len(target))
-        self.sums[1] += ((scores.argmax(-1) == labels) & kept).sum()
+        self.add_loss(loss, kept.sum())  # the loss is a mean over the scored labels too
+        self.sums[1] += correct(scores, labels, kept)
         if self.classes > 5:
             self.sums[2] += ((scores.topk(5, dim=-1).indices == labels[:, None]).any(-1) & kept).sum()
 
@@ -168,6 +166,21 @@ class Tallies:
         return values
 
 
+def correct(scores: torch.Tensor, labels: torch.Tensor, kept: torch.Tensor) -> torch.Tensor:
+    """How many of the `kept` labels (not `ignore_index`) are the top-scored class: scores `[N, C]`
+    and labels `[N]`, as `flat_labels` gives them."""
+    return ((scores.argmax(-1) == labels) & kept).sum()
+
+
+def accuracy(output: torch.Tensor, target: torch.Tensor, ignore_index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-1 accuracy over the labels that are not `ignore_index` (one per sample or per position),
+    and how many labels it is over: what `Tally` sums, for one batch."""
+    scores, labels = flat_labels(output, target)
+    kept = labels != ignore_index
+    count = kept.sum()
+    return correct(scores, labels, kept) / count.clamp(min=1), count
+
+
 def tally_dtype(device: torch.device) -> torch.dtype:
     """float64 sums (exact counts past 2**24 samples), float32 on MPS, which has no float64."""
     return torch.float32 if device.type == "mps" else torch.float64
@@ -188,10 +201,9 @@ def train_epoch(
     """Run the rest of one epoch from `position.batch`; returns False if a stop was requested (the
     position is then at the last completed optimizer step)."""
     step.model.train()
-    syncing = getattr(step.model, "no_sync", None)
     for index, (inputs, targets) in enumerate(source, start=position.batch):
         final = (index + 1) % step.accumulate == 0 or index + 1 == total
-        with contextlib.nullcontext() if final or syncing is None else syncing():
+        with contextlib.nullcontext() if final or step.no_sync is None else step.no_sync():
             with step.autocast():
                 loss = step.loss(batch.run(step.model, batch.channels_last(inputs, step.channels_last), step.inputs), targets)
             step.scaler.scale(loss / step.accumulate if step.accumulate > 1 else loss).backward()

@@ -52,7 +52,19 @@ def loss_function(config: Mapping[str, Any], outputs: Sequence[str] | None = Non
 
 def _one(name: str, options: Mapping[str, Any]) -> nn.Module:
     loss = _LOSSES[name](**options)
-    return ClassesLast(loss) if name in ("cross_entropy", "nll") else loss
+    return ClassesLast(loss) if name in ("cross_entropy", "nll") else FloatTargets(loss)
+
+
+class FloatTargets(nn.Module):
+    """A loss on float targets (regression, `bce_with_logits`) that also takes integer ones, such
+    as 0/1 labels saved as int64 or uint8: they are read as float32."""
+
+    def __init__(self, loss: nn.Module) -> None:
+        super().__init__()
+        self.loss = loss
+
+    def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return self.loss(output, target if target.is_floating_point() else target.float())
 
 
 class OutputLosses(nn.Module):
@@ -133,13 +145,21 @@ def optimizer(model: nn.Module, settings: Mapping[str, Any]) -> torch.optim.Opti
         raise TrainError(("optimizer",), f"torch.optim refuses these settings: {error}", code="E0502") from None
 
 
-def scheduler(optim: torch.optim.Optimizer, settings: Mapping[str, Any] | None, steps_per_epoch: int, epochs: int, mode: str):
+def scheduler(
+    optim: torch.optim.Optimizer,
+    settings: Mapping[str, Any] | None,
+    steps_per_epoch: int,
+    epochs: int,
+    mode: str,
+    total: int | None = None,
+):
     """The schedule, stepped after every optimizer step (`plateau`: after every epoch, on the
-    monitored metric, whose `mode` is min or max), or None."""
+    monitored metric, whose `mode` is min or max), or None. It is laid out over `total` optimizer
+    steps (by default `steps_per_epoch * epochs`; a resumed run's: those taken and those to come)."""
     if settings is None:
         return None
     kind = settings["type"]
-    total = steps_per_epoch * epochs
+    total = max(1, steps_per_epoch * epochs if total is None else total)
     if kind == "onecycle":
         max_lr = settings.get("max_lr", [g["lr"] for g in optim.param_groups])
         extra = {k: settings[k] for k in ("pct_start", "div_factor", "final_div_factor") if k in settings}

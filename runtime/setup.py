@@ -140,6 +140,9 @@ def check_fit(model: nn.Module, data: Data, config: Mapping[str, Any], loss_fn: 
         return
     if not isinstance(output, torch.Tensor):
         raise TrainError(("loss",), f"one loss for {len(output)} outputs: give a loss per output, loss: {{name: …}}", code="E0502")
+    if isinstance(targets, dict):
+        message = f"the targets are by output name ({', '.join(targets)}) but there is one loss"
+        raise TrainError(("loss",), message, "give a loss per output, loss: {name: …}", "E0502")
     name, _ = loss_settings(config)
     _check_output(output, targets, name, data.targets_are_labels, data.num_classes, ("loss",))
 

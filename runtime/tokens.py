@@ -18,7 +18,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from .checkpoint import CheckpointError, read
 from .config import TrainError
+from .data import SAMPLE_LIMIT
 
 WHERE = ("data", "path")
 SCAN_CHUNK = 1 << 24
@@ -32,9 +34,11 @@ def read_tokens(path: Path, dtype: str) -> Any:
         if path.suffix == ".npy":
             tokens = np.load(path, mmap_mode="r", allow_pickle=False)
         elif path.suffix == ".pt":
-            tokens = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+            tokens = read(path, "token ids", real=True)
         else:
             tokens = np.memmap(path, dtype=np.dtype(dtype), mode="r")
+    except CheckpointError as error:
+        raise TrainError(WHERE, str(error)) from None
     except Exception as error:
         raise TrainError(WHERE, f"cannot read {path} as token ids: {str(error).splitlines()[0][:200]}") from None
     kind = tokens.dtype.is_floating_point if isinstance(tokens, torch.Tensor) else not np.issubdtype(tokens.dtype, np.integer)
@@ -61,8 +65,11 @@ class TokenWindows(Dataset):
         return window[:-1], window[1:]
 
 
-def vocabulary(tokens: Any) -> int:
-    """The largest token id + 1, scanned in chunks (set `vocab_size` to skip the scan)."""
+def vocabulary(tokens: Any, declared: int | None = None) -> int:
+    """The largest token id + 1, scanned in chunks; with `declared` (`vocab_size`), that size, once
+    the scan has found no id beyond it (skipped where the file's dtype holds no larger id)."""
+    if declared is not None and declared >= _id_limit(tokens):
+        return declared
     largest, smallest = 0, 0
     for start in range(0, len(tokens), SCAN_CHUNK):
         chunk = tokens[start : start + SCAN_CHUNK]
@@ -70,7 +77,16 @@ def vocabulary(tokens: Any) -> int:
         smallest = min(smallest, int(chunk.min()))
     if smallest < 0:
         raise TrainError(WHERE, f"token ids must not be negative (found {smallest})")
-    return largest + 1
+    if declared is not None and largest >= declared:
+        raise TrainError(("data", "vocab_size"), f"the file holds token id {largest}, beyond vocab_size {declared}")
+    return declared or largest + 1
+
+
+def _id_limit(tokens: Any) -> int:
+    """One more than the largest id the file's dtype can hold."""
+    dtype = tokens.dtype
+    info = torch.iinfo(dtype) if isinstance(dtype, torch.dtype) else np.iinfo(dtype)
+    return int(info.max) + 1
 
 
 def token_splits(data: Mapping[str, Any], seed: int, block: int) -> tuple[TokenWindows, TokenWindows, int]:
@@ -89,8 +105,11 @@ def token_splits(data: Mapping[str, Any], seed: int, block: int) -> tuple[TokenW
             "use a longer file, a shorter block_size or another val_split",
         )
     samples = data.get("samples", train_end // block)
+    if samples > SAMPLE_LIMIT:
+        where = ("data", "samples") if "samples" in data else WHERE
+        raise TrainError(where, f"{samples:,} training windows: a dataset has at most {SAMPLE_LIMIT:,} samples", "set samples lower")
     generator = torch.Generator().manual_seed(seed)
     train_starts = torch.randint(0, train_end - block, (samples,), generator=generator)
     val_starts = torch.arange(train_end, len(tokens) - block, block)
-    vocab = data.get("vocab_size") or vocabulary(tokens)
+    vocab = vocabulary(tokens, data.get("vocab_size"))
     return TokenWindows(tokens, train_starts, block), TokenWindows(tokens, val_starts, block), vocab

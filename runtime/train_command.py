@@ -57,6 +57,7 @@ def _train(analysis: Analysis, overrides: dict[str, Any], out: Path, resume: str
     import torch
 
     from compiler.emit import emit
+    from compiler.files import write_atomic
 
     from . import checkpoint, distributed
     from .config import TrainError, with_defaults
@@ -69,8 +70,7 @@ def _train(analysis: Analysis, overrides: dict[str, Any], out: Path, resume: str
 
     def ready() -> None:  # written once the run can start: a failed resume leaves the directory as it was
         if distributed.is_main_process():
-            out.mkdir(parents=True, exist_ok=True)
-            (out / "spec.yaml").write_text(_resolved_spec(document.data, overrides, config), encoding="utf-8")
+            write_atomic(out / "spec.yaml", _resolved_spec(document.data, overrides, config))
 
     try:
         state = checkpoint.load(resume) if resume is not None else None

@@ -15,9 +15,12 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from compiler.files import append_line, replacing, write_atomic
 
 from . import batch, checkpoint, distributed
-from .config import TrainError, loss_settings, per_output
+from .config import TrainError, label_losses, per_output
 from .data import Data, Split, default_workers, load
 from .loop import Position, Step, StopFlag, Tallies, Tally, batch_count, batches, evaluate, train_epoch
 from .optim import PER_EPOCH_SCHEDULES, freeze, loss_function, optimizer, scheduler
@@ -92,13 +95,15 @@ def _fit(model: nn.Module, config, out, resume, ready, device: torch.device, ran
         for split in (data.train, data.val):
             if split.inputs is not None and split.inputs.dim() == 4:
                 split.inputs = split.inputs.contiguous(memory_format=torch.channels_last)
+    batchnorms: dict[str, type[nn.Module]] = {}
     if config["sync_batchnorm"] and world > 1:
         if device.type != "cuda":
             raise TrainError(("sync_batchnorm",), "SyncBatchNorm runs on CUDA devices only", "drop it for CPU runs", "E0505")
-        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        model, batchnorms = sync_batchnorm(model)
     loss_fn = loss_function(config, getattr(model, "nncompile_outputs", None)).to(device)
     check_fit(model, data, config, loss_fn, device)
     trainer = _Trainer(model, config, data, device, rank, world, loss_fn, channels_last, progress, out)
+    trainer.batchnorms = batchnorms
     for note in notes:
         progress.line(note)
     if resume is not None:
@@ -117,10 +122,10 @@ class _Trainer:
         self.workers = 0 if data.train.inputs is not None and data.val.inputs is not None else _workers(config)
         self.sampler = torch.utils.data.DistributedSampler(data.train, num_replicas=world, rank=rank, shuffle=True, seed=config["seed"])
         compiling = config["compile"] is not False
-        self.drop_last = compiling and len(self.sampler) >= self.size  # a compiled step sees one batch size
-        self.batches_per_epoch = len(self.sampler) // self.size if self.drop_last else batch_count(len(self.sampler), self.size)
+        self.samples = _samples_per_epoch(len(self.sampler), self.size, compiling, _has_batchnorm(model))
+        self.batches_per_epoch = batch_count(self.samples, self.size)
         optim = optimizer(model, config["optimizer"])
-        steps = batch_count(self.batches_per_epoch, config["accumulate"])
+        self.steps_per_epoch = batch_count(self.batches_per_epoch, config["accumulate"])
         schedule = config.get("schedule")
         self.best = Monitor.of(config.get("checkpoint", {}), data, config)
         self.early = Monitor.of(config["early_stopping"], data, config, "early_stopping") if "early_stopping" in config else None
@@ -134,7 +139,7 @@ class _Trainer:
             model=torch.compile(wrapped, mode=mode) if compiling else wrapped,
             loss=loss_fn,
             optimizer=optim,
-            scheduler=scheduler(optim, schedule, steps, config["epochs"], self.best.mode),
+            scheduler=scheduler(optim, schedule, self.steps_per_epoch, config["epochs"], self.best.mode),
             scaler=torch.amp.GradScaler(device.type, enabled=dtype == torch.float16),
             autocast=partial(torch.autocast, device.type, dtype=dtype, enabled=dtype is not None),
             accumulate=config["accumulate"],
@@ -142,11 +147,14 @@ class _Trainer:
             channels_last=channels_last,
             stepwise_schedule=schedule is not None and schedule["type"] not in PER_EPOCH_SCHEDULES,
             inputs=batch.input_order(model),
+            no_sync=wrapped.no_sync if world > 1 else None,
         )
         self.position = Position()
         self.history: list[dict[str, Any]] = []
         self.loaders: dict[int, Any] = {}
         """The DataLoaders of the splits read through one, kept (with their workers) across epochs."""
+        self.batchnorms: dict[str, type[nn.Module]] = {}
+        """The BatchNorm classes that SyncBatchNorm replaced, by module name (for model.ts)."""
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -169,26 +177,36 @@ class _Trainer:
         except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as error:
             first = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
             raise checkpoint.CheckpointError(f"the checkpoint does not fit this model and run: {first}") from None
-        if self.out is not None:
-            _truncate_metrics(self.out / "metrics.jsonl", self.position.epoch)
 
     def _restore(self, state: Mapping[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
+        self.position = Position(**state["position"])
+        if self.step.stepwise_schedule:  # laid out again before the optimizer's state (its lr) is loaded
+            self.step.scheduler = self._schedule(self.position.step + self._steps_to_come())
         self.step.optimizer.load_state_dict(state["optimizer"])
         if self.step.scheduler is not None and state["scheduler"] is not None:
-            # the schedule is laid out over this run's epochs: keep its length, take the progress
+            # the schedule is laid out over this run's steps: keep that layout, take the progress
             laid_out = ("total_steps", "_schedule_phases")
             self.step.scheduler.load_state_dict({k: v for k, v in state["scheduler"].items() if k not in laid_out})
         self.step.scaler.load_state_dict(state["scaler"])
         torch.set_rng_state(state["rng"]["torch"])
-        if state["rng"]["cuda"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
-        self.position = Position(**state["position"])
+        restore_cuda_rng(state["rng"]["cuda"])
         if self.rank:  # the checkpoint holds rank 0's generator: the others take streams of their own
             torch.manual_seed(self.config["seed"] + self.rank + 7919 * self.position.step)
         vars(self.best).update(state["monitors"]["best"])
         if self.early and state["monitors"]["early"]:
             vars(self.early).update(state["monitors"]["early"])
+
+    def _schedule(self, total: int) -> Any:
+        schedule = self.config["schedule"]
+        return scheduler(self.step.optimizer, schedule, self.steps_per_epoch, self.config["epochs"], self.best.mode, total)
+
+    def _steps_to_come(self) -> int:
+        """The optimizer steps this run will still take: the rest of the current epoch (from batch
+        `position.batch`), then every epoch left."""
+        done, total, accumulate = self.position.batch, self.batches_per_epoch, self.config["accumulate"]
+        in_epoch = batch_count(total, accumulate) - done // accumulate if done < total else 0
+        return in_epoch + self.steps_per_epoch * max(0, self.config["epochs"] - self.position.epoch - 1)
 
     def save(self, name: str) -> None:
         if self.out is not None:
@@ -198,6 +216,8 @@ class _Trainer:
 
     def run(self) -> Run:
         epochs, stopped = self.config["epochs"], "completed"
+        if self.out is not None:
+            _start_metrics(self.out / "metrics.jsonl", self.position.epoch)
         with StopFlag(self.device, self.world) as stop:
             while self.position.epoch < epochs:
                 record = self._epoch(stop)
@@ -218,10 +238,10 @@ class _Trainer:
 
     def _epoch(self, stop: StopFlag) -> dict[str, Any] | None:
         self.sampler.set_epoch(self.position.epoch)
-        order = torch.tensor(list(self.sampler), dtype=torch.long)
+        order = torch.tensor(list(self.sampler), dtype=torch.long)[: self.samples]
         tally = Tally(self.device, None)
         started, first = time.perf_counter(), self.position.batch
-        source = batches(self.data.train, order, self.size, first, self.device, self.workers, self.drop_last, self.loaders)
+        source = batches(self.data.train, order, self.size, first, self.device, self.workers, self.loaders)
         if not train_epoch(self.step, source, self.position, self.batches_per_epoch, tally, stop, self.progress, self.config["epochs"]):
             return None
         train_metrics = tally.result("train")  # waits for the device: the training time ends here
@@ -253,14 +273,12 @@ class _Trainer:
     def _tally(self) -> Tally | Tallies:
         """What validation measures: the loss, accuracy for labels, perplexity for tokens; with a loss
         per output, each output's too."""
+        ignored = label_losses(self.config)
         if not per_output(self.config):
-            ignore = loss_settings(self.config)[1].get("ignore_index", -100)
-            return Tally(self.device, scored_classes(self.data, self.config), self.data.sequence, ignore)
+            return Tally(self.device, scored_classes(self.data, self.config), self.data.sequence, ignored.get(None, -100))
         parts = {}
         for name, classes in scored_outputs(self.data, self.config).items():
-            value = self.config["loss"][name]
-            ignore = value.get("ignore_index", -100) if isinstance(value, dict) else -100
-            parts[name] = Tally(self.device, classes, False, ignore)
+            parts[name] = Tally(self.device, classes, False, ignored.get(name, -100))
         return Tallies(self.device, self.step.loss, parts)
 
     def _log(self, record: dict[str, Any]) -> None:
@@ -278,8 +296,7 @@ class _Trainer:
         if record["best"]:
             self.save("best.pt")
         self.save("last.pt")
-        with open(self.out / "metrics.jsonl", "a", encoding="utf-8") as file:
-            file.write(json.dumps(record) + "\n")
+        append_line(self.out / "metrics.jsonl", json.dumps(record))
 
     def _write_torchscript(self) -> bool:
         """model.ts: TorchScript of the best weights (of the last ones if no epoch improved); False if
@@ -287,17 +304,66 @@ class _Trainer:
         from compiler.export import export
 
         best = self.out / "best.pt"
-        module = cpu_copy(self.model).float()
-        if best.exists():
+        module = export_copy(self.model, self.batchnorms)
+        if best.is_file() and not best.is_symlink():  # this run's (a link there is no file of the run's)
             module.load_state_dict(checkpoint.load(best)["model"])
-        module = module.to(memory_format=torch.contiguous_format)
         example = _examples(self.data.val, self.step.inputs)
         try:
-            export(module, example, self.out / "model.ts", kind="torchscript")
+            with replacing(self.out / "model.ts") as temporary:
+                export(module, example, temporary, kind="torchscript")
         except Exception as error:  # a hand-written module TorchScript cannot compile: the run still stands
             self.progress.line(f"model.ts not written: TorchScript cannot compile this module ({str(error).splitlines()[0]})")
             return False
         return True
+
+
+def sync_batchnorm(model: nn.Module) -> tuple[nn.Module, dict[str, type[nn.Module]]]:
+    """`model` with SyncBatchNorm in place of its BatchNorm layers (sharing their weights), and the
+    classes it replaced by module name, for `export_copy` to put back."""
+    replaced = {name: type(module) for name, module in model.named_modules() if isinstance(module, _BatchNorm)}
+    return nn.SyncBatchNorm.convert_sync_batchnorm(model), replaced
+
+
+def export_copy(model: nn.Module, batchnorms: Mapping[str, type[nn.Module]]) -> nn.Module:
+    """A float32, contiguous CPU copy of `model` to export, with the BatchNorm classes that
+    SyncBatchNorm replaced put back (TorchScript cannot compile SyncBatchNorm; eval-mode batch norm
+    computes the same)."""
+    module = cpu_copy(model).float().to(memory_format=torch.contiguous_format)
+    for name, kind in batchnorms.items():
+        synced = module.get_submodule(name)
+        plain = kind(synced.num_features, synced.eps, synced.momentum, synced.affine, synced.track_running_stats)
+        plain.load_state_dict(synced.state_dict())
+        plain.train(synced.training)
+        if not name:
+            return plain
+        parent, _, leaf = name.rpartition(".")
+        setattr(module.get_submodule(parent), leaf, plain)
+    return module
+
+
+def _has_batchnorm(model: nn.Module) -> bool:
+    return any(isinstance(module, _BatchNorm) for module in model.modules())
+
+
+def _samples_per_epoch(available: int, size: int, compiling: bool, batchnorm: bool) -> int:
+    """How many of a process's `available` samples an epoch trains on: a compiled step sees one batch
+    size (full batches only, when there is one); a last batch of one sample is dropped (BatchNorm
+    cannot train on one, and a one-sample step is mostly noise). Batches that are all of one sample
+    cannot train a model with batch norm: a TrainError."""
+    if batchnorm and (size == 1 or available == 1):
+        where = ("batch_size",) if size == 1 else ("data",)
+        raise TrainError(where, "BatchNorm cannot train on batches of one sample", "batches of two or more samples", "E0502")
+    if compiling and available >= size:
+        return available - available % size
+    return available - 1 if size > 1 and available % size == 1 else available
+
+
+def restore_cuda_rng(states: list[torch.Tensor]) -> None:
+    """The saved CUDA generators, for the GPUs this machine has (one that saved on more GPUs leaves
+    the extra states unused; the GPUs beyond those saved keep their seeds)."""
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    for index, state in enumerate(states[:count]):
+        torch.cuda.set_rng_state(state, index)
 
 
 def cpu_copy(model: nn.Module) -> nn.Module:
@@ -326,8 +392,23 @@ def _workers(config: Mapping[str, Any]) -> int:
     return default_workers() if workers == "auto" else workers
 
 
-def _truncate_metrics(path: Path, epochs: int) -> None:
-    """Drop the records of epochs after the checkpoint being resumed (they will run again)."""
-    if path.exists():
-        kept = [line for line in path.read_text(encoding="utf-8").splitlines() if line and json.loads(line)["epoch"] <= epochs]
-        path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+def _start_metrics(path: Path, epochs: int) -> None:
+    """metrics.jsonl as a run starts: the records of the `epochs` already run (a resume's; none for a
+    fresh run), so that epochs after the checkpoint, which will run again, are dropped. Written anew:
+    a link planted there is replaced, never followed (nor read), and lines that are no record are dropped."""
+    kept = []
+    if epochs and path.is_file() and not path.is_symlink():
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            record = _record(line)
+            if record is not None and record["epoch"] <= epochs:
+                kept.append(line + "\n")
+    write_atomic(path, "".join(kept))
+
+
+def _record(line: str) -> dict[str, Any] | None:
+    """A metrics line's record, or None if it is not one."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) and isinstance(record.get("epoch"), int) else None
