@@ -5,17 +5,15 @@ declared range and multiple, ONNX dynamic axes), and a model with symbolic sizes
 
 from __future__ import annotations
 
-import os
-import tempfile
 import warnings
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from .files import replacing
+from .files import replacing, staging
 
 FORMATS = {".pt": "torchscript", ".pt2": "torch.export", ".onnx": "onnx"}
 TOLERANCE = 1e-4
@@ -68,22 +66,10 @@ def _written(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], staged: 
         raise ExportError(f"{path}: {kind} cannot export this model: {shown[:300]}") from None
 
 
-@contextmanager
-def _staged(path: Path, kind: str) -> Iterator[Path]:
-    """A temporary path to export to, renamed onto `path` when the block succeeds. ONNX writes the
-    weights beside the model, in a file named after the one it writes (`model.onnx.data`), so it is
-    staged under `path`'s own name in a temporary folder beside it, and each file renamed into place."""
-    if kind != "onnx":
-        with replacing(path) as temporary:
-            yield temporary
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f".{path.name}.", dir=path.parent) as folder:
-        staged = Path(folder) / path.name
-        yield staged
-        for written in sorted(Path(folder).iterdir(), key=lambda file: file == staged):  # the model last
-            with replacing(path.parent / written.name) as temporary:
-                os.replace(written, temporary)
+def _staged(path: Path, kind: str) -> AbstractContextManager[Path]:
+    """Where to export before the file is verified and renamed onto `path`: ONNX writes the weights
+    beside the model, in a file named after the one it is given, so it is staged in a folder."""
+    return staging(path) if kind == "onnx" else replacing(path)
 
 
 def _reloaded(run, inputs: tuple[torch.Tensor, ...], path: Path, kind: str):

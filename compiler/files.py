@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,9 +32,8 @@ def replacing(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside `path` to write; on success it is renamed onto `path` (replacing
     a link there, not its target); on failure it is removed and `path` is left as it was."""
     path = Path(path)
-    check_writable(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
+    with _beside(path):
+        handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
     os.close(handle)
     temporary = Path(name)
     try:
@@ -42,6 +42,36 @@ def replacing(path: str | Path) -> Iterator[Path]:
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def staging(path: str | Path) -> Iterator[Path]:
+    """For a writer that puts more files beside the one it is given (ONNX: `model.onnx.data`, named
+    after it): yield `path`'s name in a temporary folder beside it; on success every file written there
+    is renamed into place beside `path` (as `replacing` does), the one named `path` last."""
+    path = Path(path)
+    with _beside(path):
+        folder = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        staged = folder / path.name
+        yield staged
+        for written in sorted(folder.iterdir(), key=lambda file: file == staged):
+            with replacing(path.parent / written.name) as temporary:
+                os.replace(written, temporary)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _beside(path: Path) -> Iterator[None]:
+    """Check `path` can be written and make its folder; what fails there (a read-only or special file
+    system) is an OutputError naming `path`, not a crash."""
+    check_writable(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        yield
+    except OSError as error:
+        raise OutputError(f"cannot write {path}: {error.strerror or error}") from None
 
 
 def write_atomic(path: str | Path, data: str | bytes) -> None:

@@ -107,6 +107,16 @@ def test_an_output_that_cannot_be_a_file_is_refused_before_any_work(argv, where,
     assert (tmp_path / "file").read_text() == "a file"
 
 
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs a file system that refuses new files (Linux's /proc)")
+@pytest.mark.parametrize(("command", "suffix"), [("build", ".pt"), ("build", ".onnx"), ("build", ".py"), ("graph", ".html")])
+def test_a_folder_that_refuses_new_files_is_a_usage_error(command: str, suffix: str, tiny: Path, capsys):
+    if suffix == ".onnx":
+        pytest.importorskip("onnxruntime")
+    assert main([command, str(tiny), "-o", f"/proc/model{suffix}"]) == 2  # even root cannot create a file there
+    err = capsys.readouterr().err
+    assert f"cannot write /proc/model{suffix}: " in err and "Traceback" not in err
+
+
 @pytest.mark.parametrize("suffix", [".pt", ".pt2", ".onnx"])
 def test_an_export_that_fails_verification_leaves_the_old_file(suffix: str, tiny: Path, tmp_path: Path, monkeypatch, capsys):
     if suffix == ".onnx":
