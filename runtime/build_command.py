@@ -25,13 +25,9 @@ def add_parser(commands: argparse._SubParsersAction, add_spec_options: Callable[
 
 
 def run(args: argparse.Namespace) -> int:
-    from .cli import EXIT_OK, EXIT_SPEC_ERRORS, analyze_spec, print_diagnostics, undecodable
+    from .cli import EXIT_OK, EXIT_SPEC_ERRORS, analyze_spec, print_diagnostics
 
-    python = args.emit == "python" or (args.emit is None and args.output is not None and args.output.suffix == ".py")
-    output = args.output or Path("build") / f"{Path(args.spec).stem}{'.py' if python else '.pt'}"
-    check_writable(output)  # a directory, or a path under a file: refused before any work
-    if not python and undecodable(str(output.absolute())):
-        raise UsageError(f"{printable(str(output))}: torch's exporters take only UTF-8 file names; give another with -o")
+    output, python = _output(args)
     analysis = analyze_spec(args, args.spec)
     print_diagnostics(analysis.diagnostics, analysis)
     if not analysis.ok:
@@ -42,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     from compiler.export import ExportError, export
     from compiler.targets import SUFFIXES, export_limits
 
-    limits = export_limits(analysis.graph, SUFFIXES[output.suffix]) if output.suffix in SUFFIXES else []
+    limits = export_limits(analysis.graph, SUFFIXES[output.suffix])
     if limits:  # known not to export: say where, before trying
         print_diagnostics(limits, analysis)
         return EXIT_SPEC_ERRORS
@@ -56,6 +52,23 @@ def run(args: argparse.Namespace) -> int:
     weights = f" with the weights of {args.weights}" if args.weights else ""
     print(printable(f"wrote {output} ({kind}{weights}; reloaded and verified against the eager model)"))
     return EXIT_OK
+
+
+def _output(args: argparse.Namespace) -> tuple[Path, bool]:
+    """The file to write and whether it is ejected Python, refused before any work where it cannot be
+    written: a directory, a path under a file, an unknown format, a name torch's exporters cannot take."""
+    from compiler.targets import SUFFIXES
+
+    from .cli import undecodable
+
+    python = args.emit == "python" or (args.emit is None and args.output is not None and args.output.suffix == ".py")
+    output = args.output or Path("build") / f"{Path(args.spec).stem}{'.py' if python else '.pt'}"
+    check_writable(output)
+    if not python and output.suffix not in SUFFIXES:
+        raise UsageError(f"unknown output format '{printable(output.suffix)}': use one of {', '.join(SUFFIXES)}, or .py to eject")
+    if not python and undecodable(str(output.absolute())):
+        raise UsageError(f"{printable(str(output))}: torch's exporters take only UTF-8 file names; give another with -o")
+    return output, python
 
 
 def _eject(args: argparse.Namespace, analysis, output: Path) -> int:

@@ -107,6 +107,14 @@ def test_an_output_that_cannot_be_a_file_is_refused_before_any_work(argv, where,
     assert (tmp_path / "file").read_text() == "a file"
 
 
+def test_an_unknown_export_format_is_refused_before_any_work(tiny: Path, tmp_path: Path, monkeypatch, capsys):
+    import runtime.cli
+
+    monkeypatch.setattr(runtime.cli, "analyze_spec", lambda *_: pytest.fail("the spec was analysed before the output was checked"))
+    assert main(["build", str(tiny), "-o", str(tmp_path / "model.h5")]) == 2
+    assert "unknown output format '.h5': use one of .pt, .pt2, .onnx, or .py to eject" in capsys.readouterr().err
+
+
 @pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs a file system that refuses new files (Linux's /proc)")
 @pytest.mark.parametrize(("command", "suffix"), [("build", ".pt"), ("build", ".onnx"), ("build", ".py"), ("graph", ".html")])
 def test_a_folder_that_refuses_new_files_is_a_usage_error(command: str, suffix: str, tiny: Path, capsys):
