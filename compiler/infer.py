@@ -53,7 +53,7 @@ class _Inference:
         """Skipped learnable tensors (nothing to pass through): the condition that skipped each."""
         self.failed: set[str] = set()
         self.memo: dict[int, Any] = {}
-        self.gaps: dict[Span, str] = {}
+        self.gaps: dict[Span, tuple[str, int]] = {}
         """Conditions that skipped a layer keeping its position: the first such position of each."""
 
     def run(self) -> tuple[TypedGraph | None, list[Diagnostic]]:
@@ -191,19 +191,14 @@ class _Inference:
         if not self.gaps:
             return
         last: dict[str, int] = {}
-        for name, node in self.typed.items():
-            if not self._holds_state(node):
-                continue
-            parts = name.split(".")
-            for index, part in enumerate(parts):
-                if part.isdigit():
-                    prefix = ".".join(parts[:index])
-                    last[prefix] = max(last.get(prefix, -1), int(part))
-        for span, gap in self.gaps.items():
-            prefix, _, position = gap.rpartition(".")
-            if last.get(prefix, -1) > int(position):
+        for node in self.typed.values():
+            if self._holds_state(node):
+                for prefix, position in node.node.numbered:
+                    last[prefix] = max(last.get(prefix, -1), position)
+        for span, (prefix, position) in self.gaps.items():
+            if last.get(prefix, -1) > position:
                 message = (
-                    f"position '{gap}' is skipped by a condition that reads shapes, and keeps its number: the "
+                    f"position '{prefix}{position}' is skipped by a condition that reads shapes, and keeps its number: the "
                     "unnamed layers after it are numbered as if it were there"
                 )
                 hint = "a conditional `append` in PyTorch numbers on without it: decide the condition from parameters, or give ids"

@@ -66,9 +66,9 @@ class Deferred:
     params: Mapping[str, Any]
     refs: Mapping[str, Any]
     span: Span
-    gap: str | None = None
-    """For a layer's own condition: the first position name its layers take (`features.3`), which they
-    keep when it is skipped; a present later position of that list makes a gap (warning W0401)."""
+    gap: tuple[str, int] | None = None
+    """For a layer's own condition: the list (its prefix, `features.`) and the first position its layers
+    take there (3), which they keep when it is skipped; a present later position makes a gap (W0401)."""
 
 
 @dataclass(frozen=True)
@@ -98,6 +98,9 @@ class Node:
     declared: TensorType | None = None
     shares: Mapping[str, Any] = field(default_factory=dict)
     """Learnable tensors this call takes from another node: attribute name → that node's Ref."""
+    numbered: tuple[tuple[str, int], ...] = ()
+    """The positions it is named by, outermost first: (a list's prefix, the position there) for itself and
+    each enclosing group or block call named by its position (`features.3.0`: ("features.", 3), ("features.3.", 0))."""
 
     def linked(self, inputs: tuple[Ref, ...], args: Mapping[str, Any], guards: tuple[Deferred, ...], shares: Mapping[str, Any]) -> Node:
         """This node with its references resolved: `dataclasses.replace` without its per-call field

@@ -62,6 +62,12 @@ class _Scope:
     guards: tuple[Deferred, ...] = ()
     blocks: tuple[str, ...] = ()
     scopes: tuple[Scope, ...] = ()
+    numbered: tuple[tuple[str, int], ...] = ()
+    """The positions the enclosing layers are named by: (the list's prefix, the position)."""
+
+    def at_position(self, position: str) -> _Scope:
+        """This scope inside the layer named by `position` of its list."""
+        return dataclasses.replace(self, numbered=(*self.numbered, (self.prefix, int(position))))
 
 
 @dataclass(frozen=True)
@@ -135,13 +141,15 @@ class _Resolver:
         kind = self._kind(layer, doc_path, scope.prefix + (local or str(scope.positions.next)))
         repeat = self._repeat(layer, doc_path, scope)
         if isinstance(guard, Deferred):  # its layers keep their positions even when it is skipped
-            guard = dataclasses.replace(guard, gap=f"{scope.prefix}{scope.positions.next}")
+            guard = dataclasses.replace(guard, gap=(scope.prefix, scope.positions.next))
         if repeat is None and _is_inline(kind):
             return self._expand_inline(kind, layer, doc_path, scope, local, sources, guard, None)
         flat = repeat is not None and repeat.names == "flat"
         position = None if flat else scope.positions.take()
         if isinstance(guard, Deferred):
             scope = dataclasses.replace(scope, guards=(*scope.guards, guard))
+        if local is None and position is not None and (repeat is None or repeat.names is None):  # named by its position
+            scope = scope.at_position(position)
         if repeat is None:
             name = scope.prefix + (local if local is not None else position)
             if kind is None:
@@ -173,9 +181,9 @@ class _Resolver:
             if spliced:
                 copies.append(self._expand_inline(kind, layer, doc_path, scope, None, copy_sources, None, (rep, repeat.count))[0])
                 continue
-            copies.append(
-                self._expand_instance(kind, layer, doc_path, scope, name or self._flat_name(scope), copy_sources, (rep, repeat.count))
-            )
+            copy_scope = scope if name is not None else scope.at_position(scope.positions.take())
+            name = name or copy_scope.prefix + str(copy_scope.numbered[-1][1])
+            copies.append(self._expand_instance(kind, layer, doc_path, copy_scope, name, copy_sources, (rep, repeat.count)))
         if key is not None:
             self.x.repeats[scope.lookup + key] = [c.path for c in copies]
             self._alias(base, copies[-1].path)
@@ -236,9 +244,6 @@ class _Resolver:
                 return None
             names.append(full)
         return names
-
-    def _flat_name(self, scope: _Scope) -> str:
-        return scope.prefix + scope.positions.take()
 
     def _expand_inline(self, kind, layer, doc_path, scope: _Scope, local: str | None, sources, guard, rep) -> list[Source]:
         """A call of an inline block: its layers take names and positions in the caller's list; its
@@ -398,7 +403,8 @@ class _Resolver:
             sources = []
         elif not any(s.path.endswith(".*") for s in sources):
             self._check_arity(op, args, name, len(sources), doc_path)
-        node = Node(kind, name, self.doc.span(doc_path), op.name, args, spans, (), scope.guards, scope.scopes, len(self.x.pending))
+        span, order = self.doc.span(doc_path), len(self.x.pending)
+        node = Node(kind, name, span, op.name, args, spans, (), scope.guards, scope.scopes, order, numbered=scope.numbered)
         shares = {
             attribute: Source(scope.lookup + str(ref), self.doc.span((*doc_path, "share", attribute)), scope.lookup)
             for attribute, ref in layer.get("share", {}).items()
@@ -438,7 +444,7 @@ class _Resolver:
         act_name = f"{name}_{value}"
         self._define(act_name, span)
         args = {p.name: p.default for p in activation.params}
-        act = Node(Kind.CALL, act_name, span, value, args, {}, (), node.guards, node.scopes, len(self.x.pending))
+        act = Node(Kind.CALL, act_name, span, value, args, {}, (), node.guards, node.scopes, len(self.x.pending), numbered=node.numbered)
         self.x.pending[act_name] = PendingNode(act, [Ref(name)])
         self.x.aliases[name] = act_name
 
