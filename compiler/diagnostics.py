@@ -47,7 +47,13 @@ class SpecError(Exception):
 
 
 class UsageError(Exception):
-    """A mistake in how nncompile was invoked (a missing file, a bad flag or override): exit status 2."""
+    """A mistake in how nncompile was invoked (a missing file, a bad flag or override): exit status 2.
+    The message is one line (a newline in it is printed as an escape); `details` are printed one a line
+    below it (`missing: fc1.weight`)."""
+
+    def __init__(self, message: str, details: Sequence[str] = ()):
+        super().__init__(message)
+        self.details = tuple(details)
 
 
 _IGNORE = re.compile(r"#\s*nncompile:\s*ignore\[([A-Z0-9, ]+)\]")

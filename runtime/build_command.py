@@ -117,14 +117,13 @@ def load_weights(module, path: str) -> None:
         for k in own
         if k in weights and weights[k].shape != own[k].shape
     ]
-    if missing or unexpected or reshaped:  # the file's keys are escaped: one holding a newline would start a line
-        lines = [f"{path} does not fit the model:"]
-        lines += [f"  missing: {k}" for k in missing]
+    if missing or unexpected or reshaped:
+        lines = [f"  missing: {k}" for k in missing]
         for key in unexpected:
             hint = _renamed(key, weights, own, missing)
-            lines.append(f"  unexpected: {printable(key)}" + (f" ({hint})" if hint else ""))
+            lines.append(f"  unexpected: {key}" + (f" ({hint})" if hint else ""))
         lines += [f"  wrong shape: {text}" for text in reshaped]
-        raise UsageError("\n".join(lines))
+        raise UsageError(f"{path} does not fit the model:", lines)
     module.load_state_dict(weights, strict=True)
 
 

@@ -48,8 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     except SpecError as error:  # found while building: a model this machine cannot allocate
         print_diagnostics(error.diagnostics, None)
         return EXIT_SPEC_ERRORS
-    except (UsageError, OutputError) as error:  # split at our own newlines only: every other line break is escaped
-        print("nncompile: error: " + "\n".join(printable(line) for line in str(error).split("\n")), file=sys.stderr)
+    except (UsageError, OutputError) as error:  # every line break in a message is escaped: only details start lines
+        details = getattr(error, "details", ())
+        print("\n".join(printable(line) for line in (f"nncompile: error: {error}", *details)), file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130

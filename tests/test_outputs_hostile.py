@@ -171,6 +171,16 @@ def test_a_weights_key_cannot_forge_a_workflow_command(tiny: Path, tmp_path: Pat
 
 
 @pytest.mark.parametrize("brk", BREAKS)
+def test_a_file_name_in_a_usage_error_cannot_start_a_line(brk: str, tiny: Path, tmp_path: Path, capsys):
+    forged = tmp_path / f"x{brk}::error file=README.md,line=1::forged"
+    for argv in (["build", str(forged)], ["graph", str(forged)], ["build", str(tiny), "--weights", str(forged), "-o", "m.pt"]):
+        assert main(argv) == 2
+        out, err = capsys.readouterr()
+        assert _forged(out + err) == [] and len(err.splitlines()) == 1, err
+        assert f"x{repr(brk)[1:-1]}::error file=README.md" in err
+
+
+@pytest.mark.parametrize("brk", BREAKS)
 def test_github_annotations_hold_one_line_per_diagnostic_whatever_the_spec_holds(brk: str, write_spec, capsys):
     key = f"bad{brk}::error file=README.md,line=1::forged"
     spec = write_spec(TINY + f"{json.dumps(key)}: 1\n", "spec.yaml")
