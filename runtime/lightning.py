@@ -127,25 +127,28 @@ class SpecModule(L.LightningModule):
         output = batch.run(self.model, inputs, self.order)
         loss = self.loss(output, targets)
         size = batch.length(targets)
-        self.log("val_loss", loss, batch_size=size, prog_bar=True)
         data, ignored = self.datamodule_.data, label_losses(self.config)
         if per_output(self.config):
+            self.log("val_loss", loss, batch_size=size, prog_bar=True)
             outputs = output if isinstance(output, (tuple, list)) else (output,)
             for name, classes in scored_outputs(data, self.config).items():
                 value = outputs[self.loss.names.index(name)]
-                self.log(f"val_{name}_loss", self.loss.last[name], batch_size=size)
-                if classes:
-                    self._log_accuracy(f"val_{name}_accuracy", value, targets[name], ignored[name])
+                scored = self._log_accuracy(f"val_{name}", value, targets[name], ignored[name]) if classes else size
+                if scored:
+                    self.log(f"val_{name}_loss", self.loss.last[name], batch_size=scored)
             return
-        if scored_classes(data, self.config):
-            self._log_accuracy("val_accuracy", output, targets, ignored[None], prog_bar=True)
+        scored = self._log_accuracy("val", output, targets, ignored[None], prog_bar=True) if scored_classes(data, self.config) else size
+        if scored:
+            self.log("val_loss", loss, batch_size=scored, prog_bar=True)
 
-    def _log_accuracy(self, name: str, output: torch.Tensor, labels: torch.Tensor, ignore_index: int, **options: Any) -> None:
-        """The loop's accuracy for one batch, weighted by the labels it scored (so that the epoch's
-        mean is the fraction of scored labels that are right, as `nncompile train` reports)."""
+    def _log_accuracy(self, prefix: str, output: torch.Tensor, labels: torch.Tensor, ignore_index: int, **options: Any) -> int:
+        """The loop's accuracy for one batch, weighted by the labels it scored, which it returns (the
+        epoch's means are then over scored labels, as `nncompile train` reports them)."""
         value, count = accuracy(output.float(), labels, ignore_index)
-        if count:
-            self.log(name, value, batch_size=int(count), **options)
+        scored = int(count)
+        if scored:
+            self.log(f"{prefix}_accuracy", value, batch_size=scored, **options)
+        return scored
 
     def on_validation_epoch_end(self) -> None:
         if self.datamodule_.data is not None and self.datamodule_.data.sequence and "val_loss" in self.trainer.callback_metrics:

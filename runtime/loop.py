@@ -124,7 +124,8 @@ class Tally:
             return
         scores, labels = flat_labels(output.float(), target)
         kept = labels != self.ignore_index
-        self.add_loss(loss, kept.sum())  # the loss is a mean over the scored labels too
+        scored = kept.sum()  # the loss is a mean over the scored labels too (NaN where there is none)
+        self.add_loss(torch.where(scored > 0, loss, 0.0), scored)
         self.sums[1] += correct(scores, labels, kept)
         if self.classes > 5:
             self.sums[2] += ((scores.topk(5, dim=-1).indices == labels[:, None]).any(-1) & kept).sum()

@@ -102,8 +102,7 @@ def _fit(model: nn.Module, config, out, resume, ready, device: torch.device, ran
         model, batchnorms = sync_batchnorm(model)
     loss_fn = loss_function(config, getattr(model, "nncompile_outputs", None)).to(device)
     check_fit(model, data, config, loss_fn, device)
-    trainer = _Trainer(model, config, data, device, rank, world, loss_fn, channels_last, progress, out)
-    trainer.batchnorms = batchnorms
+    trainer = _Trainer(model, config, data, device, rank, world, loss_fn, channels_last, progress, out, batchnorms)
     for note in notes:
         progress.line(note)
     if resume is not None:
@@ -114,8 +113,12 @@ def _fit(model: nn.Module, config, out, resume, ready, device: torch.device, ran
 
 
 class _Trainer:
-    def __init__(self, model, config, data: Data, device, rank, world, loss_fn, channels_last, progress: Progress, out: Path | None):
+    def __init__(
+        self, model, config, data: Data, device, rank, world, loss_fn, channels_last, progress: Progress, out: Path | None, batchnorms
+    ):
         self.model, self.config, self.data, self.device = model, config, data, device
+        self.batchnorms: dict[str, type[nn.Module]] = batchnorms
+        """The BatchNorm classes that SyncBatchNorm replaced, by module name (for model.ts)."""
         self.rank, self.world, self.progress = rank, world, progress
         self.out = out if rank == 0 else None
         self.size = config["batch_size"]
@@ -153,8 +156,6 @@ class _Trainer:
         self.history: list[dict[str, Any]] = []
         self.loaders: dict[int, Any] = {}
         """The DataLoaders of the splits read through one, kept (with their workers) across epochs."""
-        self.batchnorms: dict[str, type[nn.Module]] = {}
-        """The BatchNorm classes that SyncBatchNorm replaced, by module name (for model.ts)."""
 
     # -- state ---------------------------------------------------------------------------------
 

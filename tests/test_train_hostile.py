@@ -431,8 +431,23 @@ def test_lightning_accuracy_is_the_loops_with_ignored_labels(write_spec, tmp_pat
     expected = (predicted_of(module.model, val.inputs)[kept] == val.targets[kept]).float().mean().item()
     assert 0 < expected < 1 and kept.sum() < len(kept)
     assert metrics["val_accuracy"] == pytest.approx(expected) == pytest.approx(ours["val_accuracy"])
+    assert metrics["val_loss"] == pytest.approx(ours["val_loss"], rel=1e-5)  # both a mean over the scored labels
 
 
 def predicted_of(model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
     with torch.no_grad():
         return model(inputs).argmax(-1)
+
+
+def test_a_batch_whose_labels_are_all_ignored_leaves_the_tally_finite():
+    from runtime.loop import Tally
+    from runtime.optim import loss_function
+
+    loss_fn = loss_function({"loss": {"type": "cross_entropy", "ignore_index": -1}})
+    tally = Tally(torch.device("cpu"), 3, False, -1)
+    scores = torch.tensor([[2.0, 0.0, 0.0], [0.0, 2.0, 0.0]])
+    for labels in (torch.tensor([-1, -1]), torch.tensor([0, 2])):
+        tally.add(loss_fn(scores, labels), scores, labels)
+    result = tally.result("val")
+    assert result["val_accuracy"] == 0.5
+    assert result["val_loss"] == pytest.approx(loss_fn(scores, torch.tensor([0, 2])).item())
