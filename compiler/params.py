@@ -183,6 +183,7 @@ def _variants(document: Document, params: dict[str, Any], overrides: Mapping[str
             diagnostics.append(
                 Diagnostic("E0305", f"'{selector}' is {shown}, which names no variant", document.span(("params", selector)), hint)
             )
+            chosen.update(dict.fromkeys(keys[0], INVALID))  # their readers are not reported again
             continue
         chosen.update(rows[value])
     return chosen, diagnostics
