@@ -187,3 +187,13 @@ def test_a_list_doubled_as_deep_as_set_is_refused_at_the_expression(write_spec):
     analysis = compiler.analyze(write_spec(GROWING), {"depth": 40})
     (error,) = analysis.diagnostics
     assert (error.code, error.span.line) == ("E0304", 7) and "a list of more than" in error.message
+
+
+def test_symbolic_results_are_bounded_at_every_point():
+    """A size over a symbolic input stays below 2**63 at every value of the size, as a plain number does."""
+    from compiler.dims import Dim, Size
+
+    height = Dim.of(Size("H", 1, 8))
+    assert evaluate(parse("shape(x)[0] * 2**59"), {}, lambda name: (height,)).table[-1] == 2**62
+    with pytest.raises(ExprError, match=r"too large \(2\*\*63 or more\)"):
+        evaluate(parse("shape(x)[0] * 2**61"), {}, lambda name: (height,))
