@@ -451,3 +451,16 @@ def test_a_batch_whose_labels_are_all_ignored_leaves_the_tally_finite():
     result = tally.result("val")
     assert result["val_accuracy"] == 0.5
     assert result["val_loss"] == pytest.approx(loss_fn(scores, torch.tensor([0, 2])).item())
+
+
+@pytest.mark.slow
+def test_a_layer_named_no_sync_trains_with_accumulation_under_ddp(write_spec, tmp_path):
+    from test_train import cli
+
+    path = tmp_path / "data.pt"
+    torch.save({"inputs": x, "targets": y}, path)
+    spec = SPEC.replace("DATA", str(path)).replace("id: fc1", "id: no_sync").replace("batch_size: 8", "batch_size: 2\n  accumulate: 2")
+    result = cli("train", str(write_spec(spec)), "--out", str(tmp_path / "run"), "--nproc-per-node", "2", "--device", "cpu")
+    assert result.returncode == 0, result.stderr[-3000:]
+    state = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
+    assert state["position"]["step"] == 2  # 17 samples over 2 processes: 9 each, 4 batches of 2 (the ninth dropped), 2 a step
