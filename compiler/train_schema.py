@@ -15,6 +15,9 @@ NON_NEGATIVE = {"type": "number", "minimum": 0}
 FRACTION = {"type": "number", "minimum": 0, "maximum": 1}
 OPEN_FRACTION = {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1}
 COUNT = {"type": "integer", "minimum": 1}
+MAX_SAMPLES = 10**8
+"""The most samples a dataset may have (a fake dataset's size, token windows per epoch, a tensors file's rows)."""
+SAMPLES = {**COUNT, "maximum": MAX_SAMPLES}
 PATH = {"type": "string", "minLength": 1}
 PATTERNS = {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}, "title": "a list of layer id patterns"}
 SIZE = {"anyOf": [COUNT, {"type": "array", "minItems": 2, "maxItems": 2, "items": COUNT}], "title": "a size (an integer or [h, w])"}
@@ -27,7 +30,7 @@ DATASETS: dict[str, dict[str, Any]] = {
     **{name: {"root": PATH, "download": {"type": "boolean", "default": False}} for name in TORCHVISION_DATASETS},
     "image_folder": {"root": PATH, "val_root": PATH},
     "fake": {
-        "size": {**COUNT, "default": 1000},
+        "size": {**SAMPLES, "default": 1000},
         "image_size": {"type": "array", "minItems": 1, "items": COUNT, "default": [3, 32, 32]},
         "num_classes": {**COUNT, "default": 10},
     },
@@ -36,7 +39,7 @@ DATASETS: dict[str, dict[str, Any]] = {
     "tokens": {
         "path": {**PATH, "description": "token ids: .npy, .pt (a 1-D integer tensor) or .bin (raw, see dtype)"},
         "block_size": {**COUNT, "description": "tokens per window; default: the model's sequence length (its input's largest size)"},
-        "samples": {**COUNT, "description": "training windows per epoch, at random offsets; default: as many as fit side by side"},
+        "samples": {**SAMPLES, "description": "training windows per epoch, at random offsets; default: as many as fit side by side"},
         "dtype": {"enum": ["uint16", "int32", "int64"], "default": "uint16", "description": "of a .bin file (nanoGPT writes uint16)"},
         "vocab_size": {**COUNT, "description": "the number of token ids; default: the largest id in the file + 1 (a scan)"},
     },

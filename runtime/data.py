@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset, Subset
 
-from compiler.train_schema import TORCHVISION_DATASETS
+from compiler.train_schema import MAX_SAMPLES, TORCHVISION_DATASETS
 
 from . import batch
 from .checkpoint import CheckpointError, read, tensor_problem
@@ -25,8 +25,6 @@ from .transforms import image_pipeline, is_random, pipeline
 
 RESIDENT_LIMIT = 4 * 2**30
 """Bytes a tensor dataset may take and still be kept resident when `resident: auto`."""
-SAMPLE_LIMIT = 10**8
-"""Samples a dataset may have (each epoch draws an order over them all, a list of this many)."""
 IMAGE_FOLDER_LIMIT = 5_000_000
 """Entries (files and folders) an image folder's scan reads before it refuses the folder."""
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
@@ -230,8 +228,8 @@ def _tensor_file(path: Path) -> _Source:
     lengths = sorted({len(t) if t.dim() else 0 for t in tensors})
     if len(lengths) != 1 or lengths[0] < 2:
         raise TrainError(where, f"{path}: every tensor needs one row per sample, and two or more samples (found {lengths})")
-    if lengths[0] > SAMPLE_LIMIT:
-        raise TrainError(where, f"{path} holds {lengths[0]:,} samples: at most {SAMPLE_LIMIT:,} are read")
+    if lengths[0] > MAX_SAMPLES:
+        raise TrainError(where, f"{path} holds {lengths[0]:,} samples: at most {MAX_SAMPLES:,} are read")
     inputs = _floats(inputs)
     if isinstance(targets, dict):
         return _Source(train=(inputs, {name: _target(t) for name, t in targets.items()}))
@@ -327,9 +325,6 @@ def _images(dataset: Any) -> tuple[torch.Tensor, torch.Tensor]:
 
 def _fake(data: Mapping[str, Any]) -> _Source:
     import torchvision
-
-    if data["size"] > SAMPLE_LIMIT:
-        raise TrainError(("data", "size"), f"{data['size']:,} images: a dataset has at most {SAMPLE_LIMIT:,} samples")
 
     def make(transform: Callable, train: bool) -> Dataset:
         return torchvision.datasets.FakeData(data["size"], tuple(data["image_size"]), data["num_classes"], transform=transform)

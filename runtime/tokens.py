@@ -18,9 +18,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from compiler.train_schema import MAX_SAMPLES
+
 from .checkpoint import CheckpointError, read
 from .config import TrainError
-from .data import SAMPLE_LIMIT
 
 WHERE = ("data", "path")
 SCAN_CHUNK = 1 << 24
@@ -105,9 +106,8 @@ def token_splits(data: Mapping[str, Any], seed: int, block: int) -> tuple[TokenW
             "use a longer file, a shorter block_size or another val_split",
         )
     samples = data.get("samples", train_end // block)
-    if samples > SAMPLE_LIMIT:
-        where = ("data", "samples") if "samples" in data else WHERE
-        raise TrainError(where, f"{samples:,} training windows: a dataset has at most {SAMPLE_LIMIT:,} samples", "set samples lower")
+    if samples > MAX_SAMPLES:  # the schema bounds `samples`; this is the default, as many windows as fit
+        raise TrainError(WHERE, f"{samples:,} training windows: a dataset has at most {MAX_SAMPLES:,} samples", "set samples lower")
     generator = torch.Generator().manual_seed(seed)
     train_starts = torch.randint(0, train_end - block, (samples,), generator=generator)
     val_starts = torch.arange(train_end, len(tokens) - block, block)
