@@ -6,6 +6,8 @@ import sys
 import time
 from typing import TextIO
 
+from compiler.diagnostics import printable
+
 
 class Progress:
     def __init__(self, enabled: bool = True, stream: TextIO | None = None):
@@ -54,4 +56,4 @@ class Progress:
         if self.live:
             self.stream.write("\r\x1b[K")
             self.stream.flush()
-        print(text, flush=True)
+        print(printable(text), flush=True)  # error text and paths may hold any byte a file name does

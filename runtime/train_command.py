@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 
 from compiler import Analysis, analyze
-from compiler.diagnostics import Diagnostic, UsageError, render_text
+from compiler.diagnostics import Diagnostic, UsageError, printable, render_text
 
 EXIT_INTERRUPTED = 130
 LAUNCH_FLAGS = ("nnodes", "node_rank", "rdzv_backend", "rdzv_endpoint", "rdzv_id", "master_addr", "master_port")
@@ -85,7 +85,7 @@ def _train(analysis: Analysis, overrides: dict[str, Any], out: Path, resume: str
         return 0
     if result.best is not None:
         print(f"best {result.metric} {result.best:.4f} at epoch {result.best_epoch}")
-    print(f"run directory: {out} ({', '.join(result.written)})")
+    print(printable(f"run directory: {out} ({', '.join(result.written)})"))
     return EXIT_INTERRUPTED if result.stopped == "interrupted" else 0
 
 

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from compiler.files import append_line, replacing, write_atomic
+from compiler.files import append_line, write_atomic
 
 from . import batch, checkpoint, distributed
 from .config import TrainError, label_losses, per_output
@@ -310,8 +310,7 @@ class _Trainer:
             module.load_state_dict(checkpoint.load(best)["model"])
         example = _examples(self.data.val, self.step.inputs)
         try:
-            with replacing(self.out / "model.ts") as temporary:
-                export(module, example, temporary, kind="torchscript")
+            export(module, example, self.out / "model.ts", kind="torchscript")  # through a temporary file beside it
         except Exception as error:  # a hand-written module TorchScript cannot compile: the run still stands
             self.progress.line(f"model.ts not written: TorchScript cannot compile this module ({str(error).splitlines()[0]})")
             return False

@@ -354,3 +354,11 @@ def test_a_file_named_like_a_workflow_command_does_not_start_a_line(tmp_path: Pa
     out, err = capsys.readouterr()
     assert out.splitlines() == [line for line in _forged(out) if line.startswith("::error file=%3A%3Aerror file=README.md%2Cline=1%3A%3A")]
     assert len(out.splitlines()) == 1 and _forged(err) == []
+
+
+def test_training_lines_escape_what_they_print(capsys) -> None:
+    """A run's notes carry paths and error text (a file name may hold a newline): one line each, escaped."""
+    from runtime.progress import Progress
+
+    Progress().line("model.ts not written: runs/a\n::error::forged")
+    assert capsys.readouterr().out == "model.ts not written: runs/a\\n::error::forged\n"
