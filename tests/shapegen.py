@@ -207,6 +207,8 @@ def _shape_op(name: str) -> Callable:
             index = [slice(None)] * (a["dim"] % x.dim()) + [slice(a.get("start", 0), a.get("end"), a.get("step", 1))]
             return [x[tuple(index)]]
         if name == "split":
+            if ("size" in a) == ("sizes" in a):
+                raise Refused("split takes the size of each piece or the sizes of all, not both")
             return list(torch.split(x, a["size"] if "size" in a else a["sizes"], a.get("dim", 1)))
         if name == "chunk":
             return list(torch.chunk(x, a["chunks"], a.get("dim", 1)))
@@ -386,7 +388,7 @@ def oracle(op: str, args: dict, values: list[Value], modules: list[nn.Module]) -
     tensors = [v.tensor for v in values]
     if op == "embedding" and not values[0].bounded:
         tensors[0] = _data_indices(tensors[0], args["num"])
-    if op == "layernorm" and batched and not 1 <= args.get("dims", 1) <= rank - 1:
+    if op == "layernorm" and not 1 <= args.get("dims", 1) <= rank - batched:  # torch would take a slice's whole shape
         raise Refused("layernorm over more dims than a sample has")
     run = partial(_concat, batched=[v.batched for v in values]) if op == "concat" else ORACLE[op]
     try:
@@ -539,15 +541,19 @@ def _shape_args(rng: random.Random, op: str, shape: tuple, wild: bool) -> dict:
         _maybe(rng, args, "step", rng.randint(1, 3) if not wild else rng.randint(-1, 3))
         return args
     if op in ("split", "chunk"):
-        dim = _axis(rng, rank, wild)
+        both = op == "split" and wild and rng.random() < 0.3  # size and sizes, each fitting: torch.split takes one
+        dim = _axis(rng, rank, wild and not both)
         size = shape[dim - 1 if dim > 0 else dim] if -rank <= dim < 0 or 1 <= dim <= rank else 2
         args = {"dim": dim} if dim != 1 or rng.random() < 0.3 else {}
         if op == "chunk":
             return args | {"chunks": rng.randint(1, 4) if not wild else rng.randint(1, 9)}
+        first = rng.randint(1, max(size - 1, 1))
+        sizes = [first, size - first] if size > first and not (wild and not both) else [first, rng.randint(1, 5)]
+        if both:
+            return args | {"size": rng.randint(1, max(size, 1)), "sizes": sizes if size > first else [size]}
         if rng.random() < 0.5:
             return args | {"size": rng.randint(1, max(size, 1)) if not wild else rng.randint(1, 9)}
-        first = rng.randint(1, max(size - 1, 1))
-        return args | {"sizes": [first, size - first] if size > first and not wild else [first, rng.randint(1, 5)]}
+        return args | {"sizes": sizes}
     if op in ("mean", "sum"):
         dims = (
             sorted(set(rng.sample(range(1, rank + 1), rng.randint(1, rank)))) if rank and not wild else [rng.randint(-rank - 1, rank + 1)]
@@ -994,7 +1000,11 @@ class _Builder:
         x = frame.previous
         op = self.rng.choice(["split", "chunk"])
         args = _shape_args(self.rng, op, x.shape, self.rng.random() < self.wild) if x.shape else {"chunks": 2}
-        step = self.write(frame, written, steps, op, args, named=True)
+        try:
+            step = self.write(frame, written, steps, op, args, named=True)
+        except Refused:  # a piece read, so that check's verdict is on the split, not on an output left unpicked
+            written.append({"op": "identity", "from": f"{written[-1]['id']}.0"})
+            raise
         pieces = frame.env[step.local]
         if self.rng.random() < 0.4:
             self.write(frame, written, steps, "concat", {"dim": args.get("dim", 1)}, [f"{step.local}.*"])
