@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import json
+import keyword
 import re
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from zoo import ZOO
 import compiler
 from compiler import analyze
 from compiler.eject import eject
+from compiler.eject.namespace import HELPERS
 from compiler.emit import emit, example_inputs
 from runtime.cli import main
 
@@ -87,6 +89,31 @@ def _randomized(module: torch.nn.Module) -> None:
                 value.copy_(torch.rand(value.shape, generator=generator) + 0.5)
 
 
+def _job(analysis, text: str, folder: Path, stem: str) -> tuple[str, str, str, str]:
+    """The ejected file and the compiled model's randomized weights, inputs and outputs, saved for
+    CHILD to compare: (name, file, data, root class)."""
+    file = folder / f"{stem}.py"
+    file.write_text(text)
+    module = emit(analysis.graph, analysis.registry).eval()
+    _randomized(module)
+    inputs = _inputs(module)
+    with torch.no_grad():
+        outputs = module(*inputs)
+    outputs = outputs if isinstance(outputs, tuple) else (outputs,)
+    torch.save({"state": module.state_dict(), "inputs": inputs, "outputs": outputs}, folder / f"{stem}.pt")
+    return stem, str(file), str(folder / f"{stem}.pt"), re.findall(r"^class (\w+)", text, re.MULTILINE)[-1]
+
+
+def _compared(jobs: list[tuple[str, str, str, str]], folder: Path) -> dict[str, dict]:
+    """CHILD's checks of every job, in one process where nncompile cannot be imported."""
+    result = subprocess.run([sys.executable, "-c", CHILD, json.dumps(jobs)], capture_output=True, text=True, timeout=900, cwd=folder)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout)
+
+
+PASSED = {"keys": True, "outputs": True, "torchscript": True, "nncompile imported": False}
+
+
 @pytest.fixture(scope="module")
 def ejected(tmp_path_factory) -> tuple[dict[str, dict], Path]:
     folder = tmp_path_factory.mktemp("ejected")
@@ -94,37 +121,28 @@ def ejected(tmp_path_factory) -> tuple[dict[str, dict], Path]:
     for spec in SHIPPED:
         analysis = analyze(spec, _small(spec))
         text = eject(analysis.graph, analysis.registry, analysis.document, f"nncompile build {spec.name} --emit python")
-        file = folder / f"{spec.stem}.py"
-        file.write_text(text)
-        module = emit(analysis.graph, analysis.registry).eval()
-        _randomized(module)
-        inputs = _inputs(module)
-        with torch.no_grad():
-            outputs = module(*inputs)
-        outputs = outputs if isinstance(outputs, tuple) else (outputs,)
-        torch.save({"state": module.state_dict(), "inputs": inputs, "outputs": outputs}, folder / f"{spec.stem}.pt")
-        root_class = re.findall(r"^class (\w+)", text, re.MULTILINE)[-1]
-        jobs.append((spec.stem, str(file), str(folder / f"{spec.stem}.pt"), root_class))
-    result = subprocess.run([sys.executable, "-c", CHILD, json.dumps(jobs)], capture_output=True, text=True, timeout=900, cwd=folder)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return json.loads(result.stdout), folder
+        jobs.append(_job(analysis, text, folder, spec.stem))
+    return _compared(jobs, folder), folder
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("spec", SHIPPED, ids=lambda p: p.stem)
 def test_ejected_module_loads_the_compiled_weights_and_matches(spec: Path, ejected):
     results, _ = ejected
-    assert results[spec.stem] == {"keys": True, "outputs": True, "torchscript": True, "nncompile imported": False}
+    assert results[spec.stem] == PASSED
 
 
-@pytest.mark.slow
-def test_ejected_files_pass_ruff(ejected):
-    _, folder = ejected
+def _assert_ruff_passes(folder: Path) -> None:
     ruff = Path(sys.executable).parent / "ruff"
     files = sorted(str(f) for f in folder.glob("*.py"))
     for command in (["check", "--isolated"], ["format", "--isolated", "--check"]):
         result = subprocess.run([str(ruff), *command, *files], capture_output=True, text=True)
         assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_ejected_files_pass_ruff(ejected):
+    _assert_ruff_passes(ejected[1])
 
 
 def _load(file: Path, name: str):
@@ -260,10 +278,9 @@ def test_every_helper_name_is_kept_free_in_forward():
     import inspect
 
     from compiler import nn as helpers
-    from compiler.eject.render import HELPER_NAMES
 
     defined = {name for name, value in vars(helpers).items() if inspect.getmodule(value) is helpers and not name.startswith("_")}
-    assert defined - {"initialize"} == HELPER_NAMES
+    assert defined - {"initialize"} == HELPERS
 
 
 @pytest.mark.parametrize(
@@ -276,3 +293,161 @@ def test_only_the_helpers_the_model_calls_are_copied(spec: str, copied: set[str]
     defined = set(re.findall(r"^(?:class|def) (\w+)", text, re.MULTILINE))
     assert copied <= defined
     assert not left_out & defined
+
+
+HOSTILE_NAMES = sorted(
+    {
+        *keyword.kwlist,
+        *keyword.softkwlist,
+        *("getattr", "super", "int", "float", "list", "tuple", "bool", "str", "len", "range", "print", "type", "object"),
+        *("Exception", "input", "id", "sum", "max", "isinstance", "setattr", "self", "l", "I", "O", "x_2"),
+        *("torch", "nn", "F", "Tensor", "Any", "Optional", "math", "normlinear"),
+        *HELPERS,
+        *("attention", "layer_norm2d", "stochastic_depth", "shifted_window_attention", "pad_to", "positions"),
+        *("Module", "Linear", "Conv2d", "Sequential", "ModuleList", "Parameter", "ReLU", "LayerNorm", "Embedding"),
+        *("MultiheadAttention", "Identity", "Dropout", "__class__", "__dict__", "__init__", "__x", "_x", "forward", "training"),
+    }
+)
+"""Every Python keyword, a set of builtins, every name the ejected file imports (and typing's), every
+helper it copies (and the ops they come from), a sample of torch.nn's classes and names Python treats
+specially."""
+
+
+def _blocks_spec(names: list[str]) -> dict:
+    """A block per name (where check lets it name a block), whose parameter, input and a layer in a
+    group take the name too where check lets them; each block copies the helpers Attention, StochasticDepth and cat,
+    and is called twice, with two values of its parameter."""
+    from compiler.names import reserved
+    from compiler.ops import BUILTIN
+    from compiler.schema import LAYER_KEYS
+
+    blocks, layers = {}, []
+    for name in names:
+        if name in BUILTIN.names:
+            continue  # a block named like an op is E0309
+        value = "width" if name in LAYER_KEYS or name == "not" else name  # E0305; `$not` does not parse
+        own = "x" if reserved(name) else name  # E0312
+        inner = "out" if own in ("x", "input") else own  # a group's input is `input`
+        body = [
+            {"id": "token", "op": "parameter", "shape": [1, 1, 8], "init": "arange"},
+            {"id": "joined", "op": "concat", "from": ["token", own], "dim": 1},
+            {"id": "fc", "op": "linear", "out": f"${value}"},
+            {"id": "attn", "op": "scaled_dot_product_attention", "from": ["fc"] * 3},
+            {"id": "drop", "op": "stochastic_depth", "p": 0.1},
+            {"id": "group", "layers": [{"id": inner, "op": "linear", "out": 8}]},
+            {"op": "slice", "dim": 1, "start": 1},
+            {"op": "layernorm"},  # the values stay finite through the chain of blocks
+        ]
+        blocks[name] = {"params": {value: "int"}, "inputs": [own], "layers": body}
+        layers += [{"op": name, value: 8}, {"id": own if own != "x" else None, "op": name, value: 6}]
+    layers = [{k: v for k, v in layer.items() if v is not None} for layer in layers]
+    return {"nncompile": 1, "name": "model", "inputs": {"x": [4, 8]}, "blocks": blocks, "layers": layers}
+
+
+COLLIDING = {
+    "nncompile": 1,
+    "name": "conv_block",
+    "inputs": {"x": [4, 8, 8]},
+    "blocks": {
+        "conv_block": {"layers": [{"op": "conv2d", "out": 4, "kernel": 1}]},
+        "convBlock": {"layers": [{"op": "conv2d", "out": 4, "kernel": 1, "bias": False}]},
+        "ConvBlock2": {"layers": [{"op": "layernorm2d"}]},
+        "layer_norm2d": {"layers": [{"op": "layernorm2d"}]},
+        "LayerNorm2d": {"layers": [{"op": "layernorm2d", "affine": False}]},
+        "PadTo": {"layers": [{"op": "maxpool2d", "kernel": 2}, {"op": "pad", "from": [0, "input"]}]},
+        "pad_to": {"layers": [{"op": "maxpool2d", "kernel": 2}, {"op": "pad", "from": [0, "input"]}, {"op": "relu"}]},
+        "ShiftedWindowAttention": {"layers": [{"op": "shifted_window_attention", "heads": 2, "window": 4, "shift": 2}]},
+    },
+    "layers": [
+        {"op": "conv_block"},
+        {"op": "convBlock"},
+        {"op": "ConvBlock2"},
+        {"op": "layer_norm2d"},
+        {"op": "LayerNorm2d"},
+        {"op": "PadTo"},
+        {"op": "pad_to"},
+        {"op": "permute", "dims": [0, 2, 3, 1]},
+        {"op": "ShiftedWindowAttention"},
+    ],
+}
+"""Blocks whose classes collide with each other (`ConvBlock`), with the model's and with helpers the
+file copies (LayerNorm2d, pad_to, ShiftedWindowAttention)."""
+
+
+def _params_spec(names: list[str]) -> dict:
+    """A model parameter per name (where check lets it name one), each the width of a layer: each
+    is a keyword argument of the ejected root class."""
+    from compiler.schema import LAYER_KEYS
+
+    usable = [name for name in names if name not in LAYER_KEYS and name != "not"]
+    params = {name: 10 + index for index, name in enumerate(usable)}
+    return {
+        "nncompile": 1,
+        "name": "model",
+        "params": params,
+        "inputs": {"x": [8]},
+        "layers": [{"op": "linear", "out": f"${name}"} for name in usable],
+    }
+
+
+@pytest.mark.slow
+def test_names_that_python_or_the_file_use_are_renamed_apart(tmp_path: Path, capsys):
+    """Blocks, block and model parameters, inputs and layers named after keywords, builtins, the file's
+    imports, its helpers and torch.nn's classes (wherever check accepts the name), and blocks whose
+    classes collide: each spec ejects (through `build`, whose root class takes the model parameters)
+    to a file that imports, constructs, loads the compiled weights strictly in the same order, gives
+    the same outputs, scripts and passes ruff."""
+    import yaml
+
+    specs = {"blocks": _blocks_spec(HOSTILE_NAMES), "params": _params_spec(HOSTILE_NAMES), "colliding": COLLIDING}
+    jobs = [_eject_job(yaml.safe_dump(spec, sort_keys=False), tmp_path, stem) for stem, spec in specs.items()]
+    assert _compared(jobs, tmp_path) == dict.fromkeys(specs, PASSED)
+    _assert_ruff_passes(tmp_path)
+    text = {stem: (tmp_path / f"{stem}.py").read_text() for stem in specs}
+    classes = re.findall(r"^class (\w+)\(", text["colliding"], re.MULTILINE)
+    assert classes == [
+        *("LayerNorm2d", "ShiftedWindowAttention", "ConvBlock", "ConvBlock2", "ConvBlock2_2", "LayerNorm2d_", "LayerNorm2d_2"),
+        *("PadTo", "PadTo2", "ShiftedWindowAttention_", "ConvBlock3"),
+    ]
+    assert "def pad_to(" in text["colliding"]
+    blocks = re.findall(r"^class (\w+)\(", text["blocks"], re.MULTILINE)
+    assert {"Attention", "Attention_", "Attention_2", "None_", "Class", "Tensor_", "F_"} <= set(blocks)
+    root = next(n for n in ast.parse(text["params"]).body if isinstance(n, ast.ClassDef) and n.name == "Model").body[1]
+    keywords = [a.arg for a in root.args.args[1:]]
+    assert len(keywords) == len(_params_spec(HOSTILE_NAMES)["params"])
+    assert {"class_", "None_", "self_", "torch_", "nn_", "super_", "getattr_", "_x", "_class__", "Attention_"} <= set(keywords)
+
+
+def _eject_job(text: str, folder: Path, stem: str) -> tuple[str, str, str, str]:
+    """Eject the spec `text` with `build` (check must accept it) and make its job."""
+    spec = folder / f"{stem}.yaml"
+    spec.write_text(text)
+    analysis = analyze(spec)
+    assert analysis.ok, [d.message for d in analysis.diagnostics]
+    assert main(["build", str(spec), "-o", str(folder / f"{stem}.py")]) == 0
+    return _job(analysis, (folder / f"{stem}.py").read_text(), folder, stem)
+
+
+def test_the_renaming_rule():
+    """A reserved name gets `_`, a name given before a number (`_` before it after a digit); leading
+    underscores are cut to one (Python would mangle `self.__x` inside a class)."""
+    from compiler.eject.namespace import class_name, python_name, reserved
+
+    avoid = reserved(["normlinear.layers"])
+    assert [python_name(name, avoid) for name in ("class", "None", "self", "torch", "getattr", "cat", "normlinear")] == [
+        *("class_", "None_", "self_", "torch_", "getattr_", "cat_", "normlinear_"),
+    ]
+    assert [python_name(name, avoid) for name in ("input", "width", "__x", "__class__", "a-b.c")] == [
+        "input",
+        "width",
+        "_x",
+        "_class__",
+        "a_b_c",
+    ]
+    assert python_name("0", avoid, "linear") == "linear"
+    taken: list[str] = []
+    for block in ("attention", "Attention", "conv_block", "convBlock", "conv_block2", "ConvBlock2", "true", "tensor", "f", "3x3"):
+        taken.append(class_name(block, avoid, taken))
+    assert taken == [
+        *("Attention_", "Attention_2", "ConvBlock", "ConvBlock2", "ConvBlock2_2", "ConvBlock2_3", "True_", "Tensor_", "F_", "Block3x3"),
+    ]

@@ -14,8 +14,8 @@ from typing import Any
 from ..ir import TypedGraph
 from ..load import Document
 from ..ops import FunctionEmit, ModuleEmit, Registry
-from . import code, render
-from .classes import Class, classes
+from . import code, namespace, render
+from .classes import Class, classes, local_names
 from .code import EjectError
 from .instances import cut, describe
 from .keywords import Variant, root_keywords
@@ -38,28 +38,30 @@ def eject(
     file cannot express."""
     root = cut(typed)
     describe(root, typed, registry)
-    found, of = classes(root, document)
-    if params and variant is not None:
-        root_keywords(found, of, registry, document, params, variant)
-    parts = [_class_source(cls, of, document, typed) for cls in found]
-    body = "\n\n\n".join(parts)
-    helpers = _helpers(found, body)
     imports = _plugin_imports(typed, registry)
+    reserved = namespace.reserved(line.removeprefix("import ") for line in imports)
+    found, of = classes(root, document, reserved)
+    if params and variant is not None:
+        root_keywords(found, of, registry, document, params, variant, reserved)
+    avoid = local_names(reserved, [cls.name for cls in found])
+    body = "\n\n\n".join(_class_source(cls, of, document, typed, avoid) for cls in found)
+    helpers = _helpers(body)
     text = "\n\n".join([_header(typed, command, body + helpers, imports), *([helpers] if helpers else []), body]) + "\n"
     return _formatted(text)
 
 
-def _class_source(cls: Class, of: dict, document: Document, typed: TypedGraph) -> str:
+def _class_source(cls: Class, of: dict, document: Document, typed: TypedGraph, avoid: frozenset[str]) -> str:
+    """The class's source; no name of its forward is in `avoid`."""
     tree = render.members_tree(cls, of)
     renames = render.collapse(cls, tree)
     ops = {line.targets[0]: _op_name(cls, line) for line in cls.first.lines if line.targets}
     inputs = render.input_names(cls, document, typed)
-    names = render.variable_names(cls, inputs, renames, ops)
+    names = render.variable_names(cls, inputs, renames, ops, avoid)
     signature = ["self"]
     for parameter in cls.parameters:
         hint = render.type_hint(parameter.values[0])
         default = f" = {code.literal(parameter.values[0])}" if parameter.default else ""
-        signature.append(f"{parameter.name}: {hint}{default}")
+        signature.append(f"{parameter.name}{hint}{default}")
     init = ["super().__init__()", *render.init_lines(tree, cls, of), *_shares(cls, tree, typed)]
     arguments = ", ".join(["self", *(f"{names[f'@{i}']}: Tensor" for i in range(len(inputs)))])
     count = len(cls.first.outputs)
@@ -106,7 +108,7 @@ def _path_access(name: str) -> str:
     return f"self.get_submodule({code.literal(name)})"
 
 
-def _helpers(found: list[Class], body: str) -> str:
+def _helpers(body: str) -> str:
     """The source of each compiler.nn module or function the classes use."""
     from .. import nn as helpers
 
@@ -139,7 +141,8 @@ def _plugin_imports(typed: TypedGraph, registry: Registry) -> list[str]:
 
 
 def _header(typed: TypedGraph, command: str, body: str, plugins: list[str]) -> str:
-    imports = ["import torch", *plugins, *(["import torch.nn.functional as F"] if "F." in body else [])]
+    used = {"import torch": re.search(r"(?<![\w.])torch\.", body), "import torch.nn.functional as F": re.search(r"(?<![\w.])F\.", body)}
+    imports = [*plugins, *(line for line, found in used.items() if found)]
     imports = [*sorted(imports), "from torch import Tensor, nn"]
     doc = (
         f'"""{_printable(typed.name)} in plain PyTorch, written by nncompile:\n\n    {_printable(command)}\n\n'

@@ -9,14 +9,16 @@ class's arguments are chosen apart (see `keywords`).
 
 from __future__ import annotations
 
-import keyword
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..load import Document
+from ..names import MODULE_ATTRIBUTES
 from . import optional
 from .instances import Instance, Member, identifier
+from .namespace import class_name, python_name
 
 _PARAMETER = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)\Z")
 
@@ -54,8 +56,9 @@ class Class:
         return [(p.name, p.values[index], False) for p in self.parameters]
 
 
-def classes(root: Instance, document: Document) -> tuple[list[Class], dict[int, Class]]:
-    """Every class, dependencies first (the root's last), and the class of each instance (by id)."""
+def classes(root: Instance, document: Document, reserved: frozenset[str]) -> tuple[list[Class], dict[int, Class]]:
+    """Every class, dependencies first (the root's last), and the class of each instance (by id).
+    No name given shadows a `reserved` one (see `namespace`)."""
     groups: list[list[Instance]] = []
     group_of: dict[int, int] = {}
     for instance in _post_order(root):
@@ -65,21 +68,24 @@ def classes(root: Instance, document: Document) -> tuple[list[Class], dict[int, 
             groups.append([instance])
             index = len(groups) - 1
         group_of[id(instance)] = index
+    names: list[str] = []
+    for group in groups:
+        names.append(class_name(group[0].block or str(document.data.get("name", "model")), reserved, names))
     found: list[Class] = []
     of: dict[int, Class] = {}
-    taken: dict[str, int] = {}
-    for group in groups:
-        block = group[0].block
-        base = _class_name(block or document.data.get("name", "model"))
-        taken[base] = taken.get(base, 0) + 1
-        name = base if taken[base] == 1 else f"{base}{taken[base]}"
-        cls = Class(name, block, group, units=sorted({u for i in group for u in i.absent}))
+    for group, name in zip(groups, names):
+        cls = Class(name, group[0].block, group, units=sorted({u for i in group for u in i.absent}))
         for instance in cls.instances:
             of[id(instance)] = cls
-        if block is not None:  # the root's arguments are chosen by `keywords`, which can check them
-            _parameters(cls, of, document)
+        if cls.block is not None:  # the root's arguments are chosen by `keywords`, which can check them
+            _parameters(cls, of, document, local_names(reserved, names))
         found.append(cls)
     return found, of
+
+
+def local_names(reserved: frozenset[str], class_names: Collection[str]) -> frozenset[str]:
+    """The names a method's parameters and values must not take: the reserved ones and the classes."""
+    return reserved | set(class_names)
 
 
 def _join(instance: Instance, groups: list[list[Instance]], group_of: dict[int, int]) -> int | None:
@@ -155,15 +161,16 @@ def slot_values(instance: Instance, of: dict[int, Class]) -> list[Any]:
     return [value for member in instance.members for _, value, _ in member_arguments(member, of)]
 
 
-def _parameters(cls: Class, of: dict[int, Class], document: Document) -> None:
+def _parameters(cls: Class, of: dict[int, Class], document: Document, avoid: frozenset[str]) -> None:
     vectors = [list(v) for v in zip(*(slot_values(i, of) for i in cls.instances))] if cls.first.members else []
     argument_names = [name for member in cls.first.members for name, _, _ in member_arguments(member, of)]
     spelled = _spelled(cls, of, document)
     names: dict[int, str] = {}
     used: dict[str, list[Any]] = {}
 
-    def take(slot: int, name: str) -> None:
-        while name in used and not _agree(used[name], vectors[slot]):
+    def take(slot: int, wanted: str) -> None:
+        name = python_name(wanted, avoid)
+        while name in avoid or (name in used and not _agree(used[name], vectors[slot])):
             name = _next_name(name)
         used[name] = _merged(used.get(name), vectors[slot])
         names[slot] = name
@@ -183,8 +190,8 @@ def _parameters(cls: Class, of: dict[int, Class], document: Document) -> None:
         cls.parameters.append(Parameter(name, [fill if v is optional.MISSING else v for v in vector]))
     taken = set(used) | ({m.path.split(".")[0] for m in cls.first.members} - set(cls.units))
     for unit in cls.units:
-        name = unit if identifier(unit) else _unit_op(cls.first, unit)
-        while name in taken or keyword.iskeyword(name):
+        name = python_name(unit if identifier(unit) else _unit_op(cls.first, unit), avoid)
+        while name in taken or name in avoid or name in MODULE_ATTRIBUTES:  # the flag is also an attribute
             name = _next_name(name)
         taken.add(name)
         used[name] = []
@@ -237,10 +244,3 @@ def _spelling(member: Member, name: str, value: Any, lines: list[str]) -> str | 
         return None
     match = _PARAMETER.match(lines[span.line - 1][span.col - 1 : (span.end_col or 0) - 1].strip())
     return match.group(1) if match else None
-
-
-def _class_name(name: str) -> str:
-    """`basic` → `Basic`, `inverted_residual` → `InvertedResidual`."""
-    words = re.split(r"[^A-Za-z0-9]+", name)
-    text = "".join(w[:1].upper() + w[1:] for w in words if w) or "Model"
-    return text if text[0].isalpha() else f"Block{text}"

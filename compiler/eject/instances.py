@@ -294,4 +294,6 @@ def _numel(shape: tuple) -> int:
 
 
 def identifier(name: str) -> bool:
-    return bool(_IDENTIFIER.match(name)) and not keyword.iskeyword(name)
+    """Whether `name` can be written `self.name`: an identifier that is no keyword and that Python
+    would not mangle inside a class (`__x` becomes `_Model__x` there)."""
+    return bool(_IDENTIFIER.match(name)) and not keyword.iskeyword(name) and not name.startswith("__")

@@ -16,20 +16,29 @@ from typing import Any
 from ..ir import TypedGraph
 from ..load import Document
 from ..ops import Registry
-from .classes import Class, Parameter, classes, slot_values
+from .classes import Class, Parameter, classes, local_names, slot_values
 from .instances import cut, describe
+from .namespace import numbered, python_name
 
 Variant = Callable[[Mapping[str, Any]], TypedGraph | None]
 """Builds the spec with some model parameters overridden (None if that does not check)."""
 
 
 def root_keywords(
-    found: list[Class], of: dict[int, Class], registry: Registry, document: Document, params: Mapping[str, Any], variant: Variant
+    found: list[Class],
+    of: dict[int, Class],
+    registry: Registry,
+    document: Document,
+    params: Mapping[str, Any],
+    variant: Variant,
+    reserved: frozenset[str],
 ) -> None:
     """Give the root class (the last of `found`) the keyword arguments that qualify, in the order
-    the spec declares its parameters, with this build's values (`params`) as defaults."""
+    the spec declares its parameters, with this build's values (`params`) as defaults; each named
+    as the parameter where that shadows nothing (`class` becomes `class_`, see `namespace`)."""
     root = found[-1]
     slots = slot_values(root.first, of)
+    avoid = local_names(reserved, [cls.name for cls in found])
     for name, value in params.items():
         changed = _changed(value)
         if changed is None:
@@ -37,11 +46,12 @@ def root_keywords(
         other = variant({name: changed})
         if other is None:
             continue
-        bound = _bound(found, of, slots, other, registry, document, value, changed)
+        bound = _bound(found, of, slots, other, registry, document, value, changed, reserved)
         if bound:
-            root.parameters.append(Parameter(name, [value], default=True))
+            given = numbered(python_name(name, avoid), {*avoid, *(p.name for p in root.parameters)})
+            root.parameters.append(Parameter(given, [value], default=True))
             for slot in bound:
-                root.slots[slot] = name
+                root.slots[slot] = given
 
 
 def _changed(value: Any) -> Any:
@@ -64,11 +74,12 @@ def _bound(
     document: Document,
     value: Any,
     changed: Any,
+    reserved: frozenset[str],
 ) -> list[int]:
     """The root slots that follow the parameter, if nothing else in the file does; else []."""
     root = cut(other)
     describe(root, other, registry)
-    found2, of2 = classes(root, document)
+    found2, of2 = classes(root, document, reserved)
     if len(found2) != len(found) or any(a.name != b.name or len(a.instances) != len(b.instances) for a, b in zip(found, found2)):
         return []
     for before, after in zip(found, found2):

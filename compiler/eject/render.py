@@ -4,8 +4,6 @@ the shape of each value in a comment."""
 
 from __future__ import annotations
 
-import builtins
-import keyword
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,10 +12,8 @@ from ..load import Document
 from . import code
 from .classes import Class, member_arguments
 from .instances import Instance, Line, Member, identifier
+from .namespace import numbered, python_name
 from .optional import line_path, top
-
-RESERVED = {"self", "torch", "nn", "F", "Tensor", "l", "O", "I"}
-HELPER_NAMES = {"reshape", "cat", "positions", "Attention", "LayerNorm2d", "StochasticDepth", "ShiftedWindowAttention", "pad_to"}
 
 
 @dataclass
@@ -182,20 +178,15 @@ def access_of_child(prefix: str, name: str) -> str:
     return f"{prefix}.{name}" if identifier(name) else f"getattr({prefix}, {code.literal(name)})"
 
 
-def variable_names(cls: Class, inputs: list[str], renames: dict[str, str], ops: dict[str, str]) -> dict[str, str]:
-    """A Python name for each value of forward: inputs by the block's names, values by their ids."""
+def variable_names(cls: Class, inputs: list[str], renames: dict[str, str], ops: dict[str, str], avoid: frozenset[str]) -> dict[str, str]:
+    """A Python name for each value of forward, none of them in `avoid` (see `namespace`): inputs by
+    the block's names, values by their ids (an id that is no name by its op's)."""
     names: dict[str, str] = {}
-    taken = RESERVED | HELPER_NAMES
+    taken = set(avoid)
 
     def give(token: str, wanted: str) -> None:
-        name = wanted.replace(".", "_").replace("-", "_")
-        if not name or not (name[0].isalpha() or name[0] == "_"):
-            name = ops.get(token, "x")
-        if keyword.iskeyword(name) or (hasattr(builtins, name) and name != "input"):
-            name += "_"
-        base, number = name, 2
-        while name in taken:
-            name, number = f"{base}_{number}", number + 1
+        name = python_name(wanted, avoid, ops.get(token, "x"))
+        name = numbered(name, taken)
         taken.add(name)
         names[token] = name
 
@@ -307,12 +298,8 @@ def input_names(cls: Class, document: Document, typed: TypedGraph) -> list[str]:
 
 
 def type_hint(value: Any) -> str:
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, (int, float, str)):
-        return type(value).__name__
-    if isinstance(value, tuple):
-        return "tuple"
-    if isinstance(value, list):
-        return "list"
-    return "Any"
+    """`: int` for a parameter whose value is `value`; nothing for a value of another type (None, a
+    dtype), whose hint would need an import the file does not have."""
+    if isinstance(value, (bool, int, float, str, tuple, list)):
+        return f": {type(value).__name__}"
+    return ""
