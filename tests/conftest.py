@@ -29,7 +29,7 @@ def write_spec(tmp_path: Path):
 
 def check_fx_shapes(model, typed, batch: int) -> int:
     """Every fx node that holds a typed node's value has the inferred shape (batch prepended where the
-    value has a batch dimension); returns how many were compared."""
+    value has a batch dimension) and dtype; returns how many were compared."""
     from compiler.dims import is_symbolic
     from compiler.emit import LAYER_KEY
 
@@ -42,5 +42,6 @@ def check_fx_shapes(model, typed, batch: int) -> int:
         value = typed.nodes[name].outputs[int(index) if index else 0]
         if not is_symbolic(value.shape):
             assert tuple(node.meta["tensor_meta"].shape) == ((batch,) if value.batched else ()) + tuple(value.shape), key
+        assert str(node.meta["tensor_meta"].dtype).removeprefix("torch.") == value.dtype, key
         checked += 1
     return checked
