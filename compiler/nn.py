@@ -6,7 +6,6 @@ same random-number use in training), and scripts with TorchScript. Imported only
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -188,26 +187,17 @@ def positions(x: Tensor, dim: int) -> Tensor:
     return torch.arange(x.size(dim), dtype=torch.long, device=x.device)
 
 
+def arange_(tensor: Tensor) -> Tensor:
+    """Fills `tensor` with 0, 1, 2, … in row-major order, in place (an initialiser, as nn.init's are)."""
+    return tensor.copy_(torch.arange(tensor.numel(), dtype=tensor.dtype).reshape(tensor.shape))
+
+
 def initialize(tensor: Tensor, init: str | Mapping[str, Any]) -> None:
-    """Fill a learnable tensor as the spec's `init` says, in place, without recording gradients."""
-    kind, options = (init, {}) if isinstance(init, str) else (init["type"], {k: v for k, v in init.items() if k != "type"})
+    """Fill a learnable tensor as the spec's `init` says (see compiler.initializers), in place, without
+    recording gradients."""
+    from .emit import resolve_target
+    from .initializers import parse
+
+    initializer, options = parse(init)
     with torch.no_grad():
-        if kind == "zeros":
-            tensor.zero_()
-        elif kind == "ones":
-            tensor.fill_(1.0)
-        elif kind == "constant":
-            tensor.fill_(options["value"])
-        elif kind == "normal":
-            tensor.normal_(options.get("mean", 0.0), options.get("std", 1.0))
-        elif kind == "trunc_normal":
-            std = options.get("std", 1.0)
-            nn.init.trunc_normal_(tensor, options.get("mean", 0.0), std, options.get("a", -2.0 * std), options.get("b", 2.0 * std))
-        elif kind == "uniform":
-            tensor.uniform_(options.get("low", 0.0), options.get("high", 1.0))
-        elif kind == "arange":
-            tensor.copy_(torch.arange(tensor.numel(), dtype=tensor.dtype).reshape(tensor.shape))
-        elif kind == "kaiming_uniform":
-            nn.init.kaiming_uniform_(tensor, a=math.sqrt(5))
-        else:
-            raise ValueError(f"unknown initialiser {kind!r}")
+        resolve_target(initializer.target)(tensor, **initializer.call(options))

@@ -16,7 +16,7 @@ HELPERS = "compiler.nn"
 """Functions and modules from here are copied into the ejected file."""
 
 INFIX = {"add": "+", "sub": "-", "mul": "*", "truediv": "/", "matmul": "@"}
-ALIASES = {"torch.nn.functional": "F", "torch.nn": "nn", "torch": "torch"}
+ALIASES = {"torch.nn.functional": "F", "torch.nn.init": "nn.init", "torch.nn": "nn", "torch": "torch"}
 
 
 class EjectError(Exception):

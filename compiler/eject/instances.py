@@ -14,6 +14,7 @@ from typing import Any
 
 import networkx as nx
 
+from .. import initializers
 from ..ir import Kind, Ref, TypedGraph, TypedNode
 from ..ops import Call, ModuleEmit, OpDef, Registry, TensorEmit
 from . import code
@@ -263,34 +264,13 @@ def _all_nodes(instance: Instance):
 
 
 def _tensor_text(node: TypedNode) -> str:
-    """`nn.Parameter(torch.zeros(1, 1, 768))`: the learnable tensor, filled as its `init` says."""
+    """`nn.Parameter(nn.init.normal_(torch.empty(1, 197, 768), mean=0.0, std=0.02))`: the learnable
+    tensor, filled by the call its `init` makes (see compiler.initializers)."""
+    initializer, options = initializers.parse(node.args["init"])
     shape = ", ".join(code.literal(s) for s in node.output.shape)
-    init = node.args["init"]
-    kind, options = (init, {}) if isinstance(init, str) else (init["type"], {k: v for k, v in init.items() if k != "type"})
-    fill = {
-        "zeros": f"torch.zeros({shape})",
-        "ones": f"torch.ones({shape})",
-        "constant": f"torch.full(({shape},), {code.literal(options.get('value'))})",
-        "normal": f"torch.empty({shape}).normal_({options.get('mean', 0.0)!r}, {options.get('std', 1.0)!r})",
-        "uniform": f"torch.empty({shape}).uniform_({options.get('low', 0.0)!r}, {options.get('high', 1.0)!r})",
-        "arange": f"torch.arange({_numel(node.output.shape)}, dtype=torch.float32).reshape({shape})",
-        "kaiming_uniform": f"nn.init.kaiming_uniform_(torch.empty({shape}), a=5**0.5)",
-    }
-    if kind == "trunc_normal":
-        std = options.get("std", 1.0)
-        mean, low, high = options.get("mean", 0.0), options.get("a", -2.0 * std), options.get("b", 2.0 * std)
-        fill[kind] = f"nn.init.trunc_normal_(torch.empty({shape}), {mean!r}, {std!r}, {low!r}, {high!r})"
-    if kind not in fill:
-        raise code.EjectError(f"layer '{node.name}': cannot write the initialiser {kind!r}")
+    arguments = "".join(f", {keyword}={code.literal(value)}" for keyword, value in initializer.call(options).items())
     trainable = "" if node.args.get("trainable", True) else ", requires_grad=False"
-    return f"nn.Parameter({fill[kind]}{trainable})"
-
-
-def _numel(shape: tuple) -> int:
-    total = 1
-    for size in shape:
-        total *= size
-    return total
+    return f"nn.Parameter({code.callee(initializer.target)}(torch.empty({shape}){arguments}){trainable})"
 
 
 def identifier(name: str) -> bool:

@@ -23,7 +23,9 @@ from collections.abc import Collection, Iterable
 IMPORTS = frozenset({"torch", "nn", "F", "Tensor"})
 """What the file imports (`import torch`, `import torch.nn.functional as F`, `from torch import Tensor, nn`)."""
 
-HELPERS = frozenset({"reshape", "cat", "positions", "Attention", "LayerNorm2d", "StochasticDepth", "ShiftedWindowAttention", "pad_to"})
+HELPERS = frozenset(
+    {"reshape", "cat", "positions", "Attention", "LayerNorm2d", "StochasticDepth", "ShiftedWindowAttention", "pad_to", "arange_"}
+)
 """compiler.nn's modules and functions, which the file copies where it uses them (reserved even where not)."""
 
 _PYTHON = frozenset({*keyword.kwlist, *dir(builtins), "self", "l", "O", "I"}) - {"input"}

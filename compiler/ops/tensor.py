@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import initializers
 from ..dims import is_symbolic, lift
 from .core import (
     FLOAT_DTYPES,
@@ -293,37 +294,13 @@ POSITIONS = OpDef(
     category="tensor",
 )
 
-_NUMBER = {"type": "number"}
-_POSITIVE = {"type": "number", "exclusiveMinimum": 0}
-INITIALIZERS: dict[str, dict[str, Any]] = {
-    "zeros": {},
-    "ones": {},
-    "arange": {},
-    "kaiming_uniform": {},
-    "constant": {"value": _NUMBER},
-    "normal": {"mean": _NUMBER, "std": _POSITIVE},
-    "trunc_normal": {"mean": _NUMBER, "std": _POSITIVE, "a": _NUMBER, "b": _NUMBER},
-    "uniform": {"low": _NUMBER, "high": _NUMBER},
-}
-"""Initialisers of learnable tensors and their options (`compiler.nn.initialize` applies them)."""
-
-
-def _init_schema() -> dict[str, Any]:
-    plain = {"enum": list(INITIALIZERS)}
-    options = [
-        {
-            "type": "object",
-            "properties": {"type": {"const": name}, **fields},
-            "required": ["type", *(["value"] if name == "constant" else [])],
-            "additionalProperties": False,
-        }
-        for name, fields in INITIALIZERS.items()
-    ]
-    return {"anyOf": [plain, *options]}
-
 
 def _parameter_infer(call: Call) -> TensorType:
-    return TensorType(tuple(call.args["shape"]), "float32", batched=False)
+    shape = tuple(call.args["shape"])
+    problem = initializers.problem(call.args["init"], shape)
+    if problem:
+        raise ShapeError(problem, "init")
+    return TensorType(shape, "float32", batched=False)
 
 
 PARAMETER = OpDef(
@@ -331,7 +308,7 @@ PARAMETER = OpDef(
     doc="a learnable tensor of `shape` (written whole: no batch dimension); its state_dict key is the layer's id",
     params=(
         Param("shape", {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 1}),
-        Param("init", _init_schema(), "zeros", "zeros, ones, arange, kaiming_uniform, or {type: constant|normal|trunc_normal|uniform, …}"),
+        Param("init", initializers.schema(), "zeros", initializers.summary()),
         Bool("trainable", True),
     ),
     infer=_parameter_infer,
