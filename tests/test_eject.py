@@ -225,7 +225,8 @@ def test_an_activation_some_calls_omit_becomes_a_flag():
 @pytest.mark.slow
 def test_generated_specs_eject_to_the_same_model(tmp_path: Path):
     """Specs from the shape proof's generator (every op, blocks, repeats, conditions): each one check
-    accepts ejects to a module that takes the compiled weights strictly and gives the same outputs."""
+    accepts ejects to a module that takes the compiled weights strictly and gives the same outputs (or,
+    where the integer inputs' values make an index torch refuses, the same error)."""
     import yaml
     from shapegen import generate
 
@@ -244,12 +245,23 @@ def test_generated_specs_eject_to_the_same_model(tmp_path: Path):
         module.load_state_dict(compiled.state_dict(), strict=True)
         assert list(module.state_dict()) == list(compiled.state_dict()), seed
         inputs = example_inputs(compiled, batch=2)
-        with torch.no_grad():
-            want, got = compiled(*inputs), module.eval()(*inputs)
-        want, got = (want if isinstance(want, tuple) else (want,)), (got if isinstance(got, tuple) else (got,))
+        want, got = _outcome(compiled, inputs), _outcome(module.eval(), inputs)
+        if isinstance(want, str):  # values check cannot see (an index below 0 reaching an embedding)
+            assert got == want, seed
+            continue
         assert all(torch.equal(a, b) or torch.allclose(a, b, equal_nan=True) for a, b in zip(want, got, strict=True)), seed
         compared += 1
     assert compared > 80
+
+
+def _outcome(model: torch.nn.Module, inputs: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...] | str:
+    """The model's outputs, or the message of the error torch raised on these inputs' values."""
+    try:
+        with torch.no_grad():
+            out = model(*inputs)
+    except IndexError as error:
+        return str(error)
+    return out if isinstance(out, tuple) else (out,)
 
 
 @pytest.mark.parametrize(
