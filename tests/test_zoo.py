@@ -97,6 +97,7 @@ print("ok")
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 def test_exports_reload_in_a_clean_process(name, tmp_path):
     """TorchScript, torch.export and ONNX at a small configuration of the spec (the full-size exports
