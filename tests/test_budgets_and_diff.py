@@ -33,7 +33,10 @@ def spec(write_spec, budgets: str = "", name: str = "spec.yaml"):
     return write_spec(SMALL.replace("{budgets}", f"budgets: {budgets}\n" if budgets else ""), name)
 
 
-@pytest.mark.parametrize(("text", "value"), [("12M", 12_000_000), ("2.5G", 2_500_000_000), (" 7 K ", 7000), (41, 41)])
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("12M", 12_000_000), ("2.5G", 2_500_000_000), (" 7 K ", 7000), (41, 41), ("999999999999999999.5T", 999999999999999999_500000000000)],
+)
 def test_counts_take_si_suffixes(text, value):
     assert count(text) == value
 
