@@ -104,15 +104,17 @@ CODES: dict[str, Code] = {
     "E0501": Code(
         "train",
         "DataUnreadable",
-        "the data cannot be read: a missing `root`, file or folder, no test split, a tensors file without `inputs`/`targets`",
+        "the data cannot be read: a missing `root`, file or folder, no test split, a tensors file without `inputs`/`targets`, a data file whose tensors are not dense float or integer tensors, negative labels, token ids beyond `vocab_size`, more samples or image-folder entries than the limits",
     ),
     "E0502": Code(
         "train",
         "DataModelMismatch",
-        "data and model do not fit: sample shape vs input shape, fewer outputs than classes, a classification loss on float targets, a metric this run does not measure",
+        "data and model do not fit: sample shape vs input shape, fewer outputs than classes, a classification loss on float targets, a metric this run does not measure, batches of one sample for a model with batch norm, targets by output name under one loss",
     ),
     "E0503": Code(
-        "train", "BadInitialWeights", "`init.from` cannot be read, or (with `strict`) its keys or shapes differ from the model's"
+        "train",
+        "BadInitialWeights",
+        "`init.from` cannot be read (a checkpoint without a model, non-string keys, tensors that are not dense CPU data), or (with `strict`) its keys or shapes differ from the model's",
     ),
     "E0504": Code(
         "train", "PatternMatchesNothing", "a `freeze`, `exclude` or `groups` pattern matches no parameter, or every parameter is frozen"
