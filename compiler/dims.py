@@ -211,19 +211,22 @@ def _operand(value: Any) -> str:
     return f"({text})" if isinstance(value, Dim) and any(c in text for c in " +-") else text
 
 
-def _aligned(values: Sequence[Any]) -> tuple[tuple[Size, ...], list[tuple[int, ...]]]:
-    """The union of the values' symbols, and each value's table over that union (ints repeated)."""
-    symbols: dict[str, Size] = {}
-    for value in values:
-        if isinstance(value, Dim):
-            symbols.update((s.name, s) for s in value.symbols)
-    union = tuple(symbols[name] for name in sorted(symbols))
+def points(symbols: Sequence[Size]) -> int:
+    """How many points `symbols` combine into; SymbolicError where that is more than MAX_POINTS."""
     count = 1
-    for size in union:
+    for size in symbols:
         count *= len(size.values)
     if count > MAX_POINTS:
-        names = " × ".join(s.name for s in union)
+        names = " × ".join(s.name for s in symbols)
         raise SymbolicError(f"sizes {names} combine into {count:,} points; the limit is {MAX_POINTS:,}: declare coarser ranges")
+    return count
+
+
+def _aligned(values: Sequence[Any]) -> tuple[tuple[Size, ...], list[tuple[int, ...]]]:
+    """The union of the values' symbols, and each value's table over that union (ints repeated)."""
+    symbols = symbols_of(list(values))
+    union = tuple(symbols[name] for name in sorted(symbols))
+    count = points(union)
     return union, [_spread(value, union, count) for value in values]
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from . import expr
 from .diagnostics import Diagnostic, Severity, Span, UsageError, sort_key
-from .dims import Dim, SymbolicError, Undecided, at, is_symbolic, show_point
+from .dims import Dim, SymbolicError, Undecided, at, is_symbolic, points, show_point, symbols_of
 from .ir import ALL, OUTPUT, Deferred, Graph, Kind, Node, Ref, TypedGraph, TypedNode
 from .link import SKIPPED_TENSOR_HINT
 from .ops import Call, ModuleEmit, OpDef, Registry, ShapeError, TensorType, plugin_failure
@@ -259,8 +259,13 @@ class _Inference:
 
     def _macs(self, node: Node, op: OpDef, call: Call, output: TensorType) -> Any:
         """The MACs now where every size is fixed; with symbolic sizes, a function giving the formula."""
-        if not is_symbolic([*(t.shape for t in call.inputs), output.shape]):
+        shapes = [*(t.shape for t in call.inputs), output.shape]
+        if not is_symbolic(shapes):
             return self._guarded(node, op, lambda c: op.count_macs(c, output), call)
+        try:  # counted when first asked for (summary, budgets): its sizes must combine into few enough points
+            points(sorted(symbols_of(shapes).values(), key=lambda size: size.name))
+        except SymbolicError as error:
+            self._fail("E0403", f"layer '{node.name}' ({op.name}): its MACs cannot be counted: {error}", node.span)
         return functools.partial(_symbolic_macs, node, op, call, output)
 
     def _check_size(self, node: Node, op: OpDef, outputs: tuple[TensorType, ...]) -> None:
