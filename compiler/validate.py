@@ -12,7 +12,7 @@ import jsonschema
 from .diagnostics import Diagnostic, did_you_mean, sort_key
 from .load import Document, JsonPath
 from .ops import BUILTIN, Registry
-from .ops.core import MAX_SIZE
+from .ops.core import MAX_ITEMS, MAX_SIZE
 from .schema import SPEC_VERSION, generate
 
 Validator = jsonschema.Draft202012Validator
@@ -209,6 +209,8 @@ def describe(schema: Any) -> str:
         count = schema.get("minItems")
         if count and count == schema.get("maxItems"):
             return f"a list of {count} ({items})"
+        if schema.get("maxItems") == MAX_ITEMS:
+            return f"a list of at most {MAX_ITEMS} ({items})"
         return f"a list of ({items})"
     bounds = [f"{sign} {schema[key]}" for key, sign in _BOUNDS.items() if key in schema and schema[key] != MAX_SIZE]
     if len(bounds) == 2 and "minimum" in schema and "maximum" in schema:

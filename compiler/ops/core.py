@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 REQUIRED: Any = object()
 MAX_SIZE = 2**31 - 1  # sizes beyond this are never meant, and overflow torch's int32 kernels
+MAX_ITEMS = 1024  # a list argument (a shape, dims, split sizes) longer than this is never meant, and each copy would carry it
 
 FLOAT_DTYPES = ("float32", "float64", "float16", "bfloat16")
 INT_DTYPES = ("int64", "int32")
@@ -84,8 +85,9 @@ class Param:
 
 
 def _bounded(schema: Any) -> Any:
-    """`schema` with every integer capped at MAX_SIZE where it has no maximum: no size, stride or
-    count beyond torch's int32 kernels passes `check` (for every op, plugin ops included)."""
+    """`schema` with every integer capped at MAX_SIZE where it has no maximum, and every list at
+    MAX_ITEMS items: no size, stride or count beyond torch's int32 kernels, and no list argument long
+    enough to slow check down as a spec repeats it, passes `check` (for every op, plugin ops included)."""
     if isinstance(schema, list):
         return [_bounded(item) for item in schema]
     if not isinstance(schema, Mapping):
@@ -99,6 +101,8 @@ def _bounded(schema: Any) -> Any:
     kinds = schema.get("type")
     if (kinds == "integer" or (isinstance(kinds, list) and "integer" in kinds)) and "maximum" not in schema:
         result["maximum"] = MAX_SIZE
+    if (kinds == "array" or (isinstance(kinds, list) and "array" in kinds)) and "maxItems" not in schema:
+        result["maxItems"] = MAX_ITEMS
     return result
 
 
