@@ -40,12 +40,12 @@ CODES: dict[str, Code] = {
     "E0304": Code(
         "resolve",
         "BadExpression",
-        "a malformed expression, or one that cannot be evaluated (unknown `$param` or function, division by zero, a result too large or not finite, …)",
+        "a malformed expression, or one that cannot be evaluated (unknown `$param` or function, division by zero, a result too large or not finite, a list of more than 10,000 elements, more evaluation steps than the bounds, …)",
     ),
     "E0305": Code(
         "resolve",
         "BadBlockParameter",
-        "a block parameter that is unknown, missing, mistyped, or named like a layer key; a parameter named `i`; a variant or function that does not fit the parameters",
+        "a block parameter that is unknown, missing, mistyped, or named like a layer key; a parameter named `i`; a variant or function that does not fit the parameters, a variant selector that is a list or mapping",
     ),
     "E0306": Code(
         "resolve", "RepetitionMismatch", "per-repetition values that do not match `repeat`, or a list where one value is expected"
