@@ -72,8 +72,9 @@ def hand_written(model: nn.Module, data: torch.Tensor, labels: torch.Tensor, ste
 
 def nncompile_train(name: str, image: int, batch: int, steps: int, device: torch.device, smoke: bool) -> tuple[float, int]:
     """Images/s and peak bytes of `nncompile train` of the spec on resident synthetic data."""
-    import compiler
-    from runtime import train
+    from nncompile.runtime import train
+
+    from nncompile import compiler
 
     model = compiler.build(SPECS[name], **({"image_size": image} if name == "vit_b_16" else {}))
     per_epoch = 5

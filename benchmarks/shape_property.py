@@ -25,7 +25,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 from common import machine  # noqa: E402
 from shapegen import compare, generate  # noqa: E402
 
-import compiler  # noqa: E402
+from nncompile import compiler  # noqa: E402
 
 
 def main(count: int, first: int) -> int:

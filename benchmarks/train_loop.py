@@ -29,8 +29,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).parent))
 from common import machine
 
-import compiler
-import runtime
+from nncompile import compiler, runtime
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 TRAIN, VAL, BATCH = 60_000, 10_000, 100

@@ -19,7 +19,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).parent))
 from common import interleaved, machine
 
-import compiler
+from nncompile import compiler
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 

@@ -21,7 +21,7 @@ FORMATS = (".pt", ".pt2", ".onnx")
 
 def build(spec: Path, output: Path, fixed: list[str] = ()) -> tuple[bool, float, str]:
     start = time.perf_counter()
-    command = [sys.executable, "-m", "runtime.cli", "build", str(spec), "-o", str(output), *fixed]
+    command = [sys.executable, "-m", "nncompile.runtime.cli", "build", str(spec), "-o", str(output), *fixed]
     result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
     seconds = time.perf_counter() - start
     output.unlink(missing_ok=True)
@@ -33,7 +33,7 @@ def _sizes(spec: Path) -> list[str]:
     """`--set` flags fixing a spec's symbolic sizes at their defaults (for the ops an exporter cannot
     keep dynamic: adaptive pooling in ONNX, window attention in torch.export and ONNX)."""
     sys.path.insert(0, str(ROOT))
-    import compiler
+    from nncompile import compiler
 
     sizes = compiler.analyze(spec).graph.sizes
     return [part for name, size in sizes.items() for part in ("--set", f"{name}={size.example}")]

@@ -86,7 +86,7 @@ INITIALIZERS: dict[str, Initializer] = {
     for init in (
         Initializer("zeros", "torch.nn.init:zeros_"),
         Initializer("ones", "torch.nn.init:ones_"),
-        Initializer("arange", "compiler.nn:arange_"),
+        Initializer("arange", "nncompile.compiler.nn:arange_"),
         Initializer("kaiming_uniform", "torch.nn.init:kaiming_uniform_", (Argument("a", default=math.sqrt(5)),), _kaiming_problem),
         Initializer("constant", "torch.nn.init:constant_", (Argument("val", "value", _NUMBER),)),
         Initializer("normal", "torch.nn.init:normal_", (_MEAN, _STD)),

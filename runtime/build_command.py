@@ -9,9 +9,9 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from compiler import analyze
-from compiler.diagnostics import UsageError, did_you_mean, printable
-from compiler.files import check_writable, write_atomic
+from nncompile.compiler import analyze
+from nncompile.compiler.diagnostics import UsageError, did_you_mean, printable
+from nncompile.compiler.files import check_writable, write_atomic
 
 
 def add_parser(commands: argparse._SubParsersAction, add_spec_options: Callable[[argparse.ArgumentParser], None]) -> None:
@@ -34,9 +34,9 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_SPEC_ERRORS
     if python:
         return _eject(args, analysis, output)
-    from compiler.emit import emit, example_inputs
-    from compiler.export import ExportError, export
-    from compiler.targets import SUFFIXES, export_limits
+    from nncompile.compiler.emit import emit, example_inputs
+    from nncompile.compiler.export import ExportError, export
+    from nncompile.compiler.targets import SUFFIXES, export_limits
 
     limits = export_limits(analysis.graph, SUFFIXES[output.suffix])
     if limits:  # known not to export: say where, before trying
@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
 def _output(args: argparse.Namespace) -> tuple[Path, bool]:
     """The file to write and whether it is ejected Python, refused before any work where it cannot be
     written: a directory, a path under a file, an unknown format, a name torch's exporters cannot take."""
-    from compiler.targets import SUFFIXES
+    from nncompile.compiler.targets import SUFFIXES
 
     from .cli import undecodable
 
@@ -72,7 +72,7 @@ def _output(args: argparse.Namespace) -> tuple[Path, bool]:
 
 
 def _eject(args: argparse.Namespace, analysis, output: Path) -> int:
-    from compiler.eject import EjectError, eject
+    from nncompile.compiler.eject import EjectError, eject
 
     from .cli import EXIT_OK
 
@@ -81,7 +81,7 @@ def _eject(args: argparse.Namespace, analysis, output: Path) -> int:
     command = (
         shlex.join(["nncompile", "build", *sys.argv[2:]]) if sys.argv[1:2] == ["build"] else f"nncompile build {args.spec} --emit python"
     )
-    from compiler.params import model_values
+    from nncompile.compiler.params import model_values
 
     from .cli import parse_overrides
 

@@ -10,8 +10,8 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
-from compiler.diagnostics import Diagnostic, UsageError, printable, render_text, sort_key
-from compiler.targets import TARGETS, export_limits
+from nncompile.compiler.diagnostics import Diagnostic, UsageError, printable, render_text, sort_key
+from nncompile.compiler.targets import TARGETS, export_limits
 
 FORMATS = ("text", "json", "github", "sarif")
 
@@ -56,11 +56,11 @@ def run(args: argparse.Namespace) -> int:
         elif args.format in ("text", "github"):
             _print(result, keep, args.format)
     if args.format == "json":
-        from compiler.report import render_json
+        from nncompile.compiler.report import render_json
 
         print(render_json(diagnostics))
     elif args.format == "sarif":
-        from compiler.report import render_sarif
+        from nncompile.compiler.report import render_sarif
 
         print(render_sarif(diagnostics, version()))
     unusable = sum(1 for result in results if result.unusable)
@@ -105,7 +105,7 @@ def _print(result: Checked, keep: Callable[[str], bool], fmt: str) -> None:
         if not keep(diagnostic.code):
             continue
         if fmt == "github":
-            from compiler.report import render_github
+            from nncompile.compiler.report import render_github
 
             print(render_github(diagnostic))
         else:

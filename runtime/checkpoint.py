@@ -10,10 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from nncompile.compiler.files import replacing
+from nncompile.compiler.layer_patterns import matches
 from torch import nn
-
-from compiler.files import replacing
-from compiler.layer_patterns import matches
 
 from .config import TrainError
 from .optim import check_patterns

@@ -9,11 +9,11 @@ import sys
 import traceback
 from typing import Any
 
-from compiler import Analysis, analyze
-from compiler.diagnostics import Diagnostic, SpecError, UsageError, printable, render_text
-from compiler.files import OutputError
-from compiler.infer import MAX_PARAMS
-from compiler.load import MAX_DEPTH, load_text, read_limited
+from nncompile.compiler import Analysis, analyze
+from nncompile.compiler.diagnostics import Diagnostic, SpecError, UsageError, printable, render_text
+from nncompile.compiler.files import OutputError
+from nncompile.compiler.infer import MAX_PARAMS
+from nncompile.compiler.load import MAX_DEPTH, load_text, read_limited
 
 EXIT_OK, EXIT_SPEC_ERRORS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
@@ -183,7 +183,7 @@ def _checked(args: argparse.Namespace, stream: Any = None):
 
 
 def _summary(args: argparse.Namespace) -> int:
-    from compiler.summary import Summary, frozen_layers, summary_json, summary_markdown, summary_text
+    from nncompile.compiler.summary import Summary, frozen_layers, summary_json, summary_markdown, summary_text
 
     if args.depth is not None and args.depth < 1:
         raise UsageError("--depth must be 1 or more")
@@ -200,8 +200,8 @@ def _summary(args: argparse.Namespace) -> int:
 
 
 def _schema(args: argparse.Namespace) -> int:
-    from compiler.plugins import registry_with
-    from compiler.schema import dumps, generate
+    from nncompile.compiler.plugins import registry_with
+    from nncompile.compiler.schema import dumps, generate
 
     sys.stdout.write(dumps(generate(registry_with(tuple(args.plugin)))))
     return EXIT_OK

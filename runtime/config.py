@@ -7,11 +7,10 @@ from collections.abc import Mapping
 from typing import Any
 
 import yaml
-
-from compiler.diagnostics import SpecError
-from compiler.load import JsonPath, load_text
-from compiler.train_schema import CLASSIFICATION_LOSSES, train_schema
-from compiler.validate import validate_section
+from nncompile.compiler.diagnostics import SpecError
+from nncompile.compiler.load import JsonPath, load_text
+from nncompile.compiler.train_schema import CLASSIFICATION_LOSSES, train_schema
+from nncompile.compiler.validate import validate_section
 
 
 class TrainError(Exception):

@@ -14,9 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from nncompile.compiler.train_schema import MAX_SAMPLES, TORCHVISION_DATASETS
 from torch.utils.data import Dataset, Subset
-
-from compiler.train_schema import MAX_SAMPLES, TORCHVISION_DATASETS
 
 from . import batch
 from .checkpoint import CheckpointError, read, tensor_problem

@@ -12,8 +12,8 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from compiler.diagnostics import UsageError, printable, render_text
-from compiler.load import MAX_BYTES
+from nncompile.compiler.diagnostics import UsageError, printable, render_text
+from nncompile.compiler.load import MAX_BYTES
 
 
 def add_parser(commands: argparse._SubParsersAction, add_spec_options: Callable[[argparse.ArgumentParser], None]) -> None:
@@ -26,7 +26,7 @@ def add_parser(commands: argparse._SubParsersAction, add_spec_options: Callable[
 
 
 def run(args: argparse.Namespace) -> int:
-    from compiler.diff import diff, diff_text
+    from nncompile.compiler.diff import diff, diff_text
 
     from .cli import EXIT_OK, EXIT_SPEC_ERRORS, analyze_spec
 

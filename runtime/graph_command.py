@@ -6,8 +6,8 @@ import argparse
 from collections.abc import Callable
 from pathlib import Path
 
-from compiler.diagnostics import UsageError, printable
-from compiler.files import check_writable, write_atomic
+from nncompile.compiler.diagnostics import UsageError, printable
+from nncompile.compiler.files import check_writable, write_atomic
 
 
 def add_parser(commands: argparse._SubParsersAction, add_spec_options: Callable[[argparse.ArgumentParser], None]) -> None:
@@ -21,7 +21,7 @@ def add_parser(commands: argparse._SubParsersAction, add_spec_options: Callable[
 
 
 def run(args: argparse.Namespace) -> int:
-    from compiler.picture import WRITERS, picture, to_dot, to_html, to_mermaid, to_svg
+    from nncompile.compiler.picture import WRITERS, picture, to_dot, to_html, to_mermaid, to_svg
 
     from .cli import EXIT_OK, EXIT_SPEC_ERRORS, analyze_spec, print_diagnostics
 

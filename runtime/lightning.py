@@ -1,7 +1,7 @@
 """Lightning: a spec's model and train section as a `LightningModule` and a `LightningDataModule`, for
 people who run their training with their own `lightning.Trainer`.
 
-    from runtime.lightning import from_spec
+    from nncompile.runtime.lightning import from_spec
     module, data = from_spec("specs/digits_mlp.yaml")
     lightning.Trainer(max_epochs=10).fit(module, data)
 
@@ -40,15 +40,16 @@ from .setup import Monitor, scored_classes, scored_outputs, sequence_length
 
 def from_spec(path: str | Path, **overrides: Any) -> tuple[SpecModule, SpecData]:
     """The spec's model (built with `overrides` of its parameters) and its train section."""
-    import compiler
-    from compiler.diagnostics import SpecError
+    from nncompile.compiler.diagnostics import SpecError
+
+    from nncompile import compiler
 
     analysis = compiler.analyze(path, overrides)
     if not analysis.ok:
         raise SpecError(analysis.diagnostics)
     if "train" not in analysis.document.data:
         raise ValueError(f"{path} has no train section")
-    from compiler.emit import emit
+    from nncompile.compiler.emit import emit
 
     config = with_defaults(analysis.document.data["train"])
     torch.manual_seed(config["seed"])

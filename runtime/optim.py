@@ -7,10 +7,9 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
+from nncompile.compiler.layer_patterns import matches
+from nncompile.compiler.train_schema import LOSSES, OPTIMIZERS, SCHEDULES
 from torch import nn
-
-from compiler.layer_patterns import matches
-from compiler.train_schema import LOSSES, OPTIMIZERS, SCHEDULES
 
 from .config import TrainError, loss_settings, per_output
 

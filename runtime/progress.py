@@ -6,7 +6,7 @@ import sys
 import time
 from typing import TextIO
 
-from compiler.diagnostics import printable
+from nncompile.compiler.diagnostics import printable
 
 
 class Progress:

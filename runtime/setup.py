@@ -7,9 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from nncompile.compiler.train_schema import CLASSIFICATION_LOSSES
 from torch import nn
-
-from compiler.train_schema import CLASSIFICATION_LOSSES
 
 from . import batch
 from .config import TrainError, is_classification, loss_settings, per_output

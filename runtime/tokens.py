@@ -16,9 +16,8 @@ from typing import Any
 
 import numpy as np
 import torch
+from nncompile.compiler.train_schema import MAX_SAMPLES
 from torch.utils.data import Dataset
-
-from compiler.train_schema import MAX_SAMPLES
 
 from .checkpoint import CheckpointError, read
 from .config import TrainError

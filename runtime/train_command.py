@@ -7,9 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
-from compiler import Analysis, analyze
-from compiler.diagnostics import Diagnostic, UsageError, printable, render_text
+from nncompile.compiler import Analysis, analyze
+from nncompile.compiler.diagnostics import Diagnostic, UsageError, printable, render_text
 
 EXIT_INTERRUPTED = 130
 LAUNCH_FLAGS = ("nnodes", "node_rank", "rdzv_backend", "rdzv_endpoint", "rdzv_id", "master_addr", "master_port")
@@ -55,9 +54,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _train(analysis: Analysis, overrides: dict[str, Any], out: Path, resume: str | None) -> int:
     import torch
-
-    from compiler.emit import emit
-    from compiler.files import write_atomic
+    from nncompile.compiler.emit import emit
+    from nncompile.compiler.files import write_atomic
 
     from . import checkpoint, distributed
     from .config import TrainError, with_defaults
@@ -91,7 +89,7 @@ def _train(analysis: Analysis, overrides: dict[str, Any], out: Path, resume: str
 
 def _resolved_spec(data: dict[str, Any], overrides: dict[str, Any], config: dict[str, Any]) -> str:
     """The spec as trained: parameters with their overrides, the train section merged and defaulted."""
-    from compiler.overlay import is_train_override
+    from nncompile.compiler.overlay import is_train_override
 
     resolved = dict(data)
     params = {key: value for key, value in overrides.items() if not is_train_override(key)}

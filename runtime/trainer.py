@@ -14,10 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from nncompile.compiler.files import append_line, write_atomic
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
-
-from compiler.files import append_line, write_atomic
 
 from . import batch, checkpoint, distributed
 from .config import TrainError, label_losses, per_output
@@ -302,7 +301,7 @@ class _Trainer:
     def _write_torchscript(self) -> bool:
         """model.ts: TorchScript of the best weights (of the last ones if no epoch improved); False if
         TorchScript cannot compile the module."""
-        from compiler.export import export
+        from nncompile.compiler.export import export
 
         best = self.out / "best.pt"
         module = export_copy(self.model, self.batchnorms)

@@ -6,9 +6,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
+from nncompile.compiler.train_schema import TRANSFORMS
 from torchvision.transforms import v2
-
-from compiler.train_schema import TRANSFORMS
 
 _CLASSES = {
     "normalize": v2.Normalize,

@@ -30,8 +30,8 @@ def write_spec(tmp_path: Path):
 def check_fx_shapes(model, typed, batch: int) -> int:
     """Every fx node that holds a typed node's value has the inferred shape (batch prepended where the
     value has a batch dimension) and dtype; returns how many were compared."""
-    from compiler.dims import is_symbolic
-    from compiler.emit import LAYER_KEY
+    from nncompile.compiler.dims import is_symbolic
+    from nncompile.compiler.emit import LAYER_KEY
 
     checked = 0
     for node in model.graph.nodes:

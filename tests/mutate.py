@@ -332,7 +332,7 @@ def mutant(seed: int) -> tuple[Path, str]:
 def fuzz_one(path: Path, seconds: int = 120) -> Outcome:
     """Check the spec at `path` as the CLI does; build and run it if the check passes. A step over
     `seconds` counts as a hang (generous: a hang detector, not a speed test)."""
-    from runtime.cli import main
+    from nncompile.runtime.cli import main
 
     output = io.StringIO()
     try:
@@ -350,10 +350,10 @@ def fuzz_one(path: Path, seconds: int = 120) -> Outcome:
 
 def _build_and_run(path: Path, seconds: int) -> Outcome:
     import torch
+    from nncompile.compiler import SpecError, costs
+    from nncompile.compiler.emit import emit, example_inputs
 
-    import compiler
-    from compiler import SpecError, costs
-    from compiler.emit import emit, example_inputs
+    from nncompile import compiler
 
     try:
         with deadline(seconds):

@@ -9,13 +9,13 @@ import subprocess
 import pytest
 import torch
 from conftest import ROOT
+from nncompile.compiler import costs
+from nncompile.compiler.budgets import count, size_in_bytes
+from nncompile.compiler.emit import LAYER_KEY, example_inputs
+from nncompile.runtime.cli import main
 from torch.fx.passes.shape_prop import ShapeProp
 
-import compiler
-from compiler import costs
-from compiler.budgets import count, size_in_bytes
-from compiler.emit import LAYER_KEY, example_inputs
-from runtime.cli import main
+from nncompile import compiler
 
 SMALL = """\
 nncompile: 1

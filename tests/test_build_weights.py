@@ -14,11 +14,11 @@ import pytest
 import torch
 import torchvision
 from conftest import ROOT
+from nncompile.compiler.emit import example_inputs
+from nncompile.runtime.checkpoint import state_dict_of
+from nncompile.runtime.cli import main
 
-import compiler
-from compiler.emit import example_inputs
-from runtime.checkpoint import state_dict_of
-from runtime.cli import main
+from nncompile import compiler
 
 DIGITS = ROOT / "specs" / "digits_mlp.yaml"
 RESNET18 = ROOT / "specs" / "resnet18.yaml"

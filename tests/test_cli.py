@@ -10,16 +10,15 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT, SPECS
-
-from compiler.schema import shipped
-from runtime.cli import main
+from nncompile.compiler.schema import shipped
+from nncompile.runtime.cli import main
 
 MNIST = str(ROOT / "specs" / "mnist_mlp.yaml")
 
 
 def test_check_never_imports_torch():
     code = (
-        "import sys; from runtime.cli import main; rc = main(['check', *sys.argv[1:]]); "
+        "import sys; from nncompile.runtime.cli import main; rc = main(['check', *sys.argv[1:]]); "
         "assert 'torch' not in sys.modules, 'torch imported'; sys.exit(rc)"
     )
     result = subprocess.run([sys.executable, "-c", code, *map(str, SPECS)], capture_output=True, text=True, cwd=ROOT)
@@ -119,7 +118,7 @@ def test_a_top_level_list_with_train_overrides_is_a_diagnostic(write_spec, capsy
 def test_a_plugin_rule_that_crashes_is_the_plugins_bug(write_spec, tmp_path, capsys):
     plugin = tmp_path / "broken_rule.py"
     plugin.write_text(
-        "from compiler.ops.core import ModuleEmit, OpDef\n"
+        "from nncompile.compiler.ops.core import ModuleEmit, OpDef\n"
         "def infer(call):\n    raise ValueError('oops')\n"
         "NNCOMPILE_OPS = [OpDef(name='broken', doc='', infer=infer, emit=ModuleEmit('torch.nn:Identity', lambda call: {}))]\n"
     )
@@ -144,8 +143,7 @@ def _run(*argv: str) -> subprocess.CompletedProcess:
 
 def test_sarif_is_valid_sarif_2_1_0_with_a_rule_per_code():
     import jsonschema
-
-    from compiler.codes import CODES
+    from nncompile.compiler.codes import CODES
 
     result = _run("check", str(BAD / "cycle.yaml"), str(BAD / "unknown_key.yaml"), MNIST, "--format", "sarif")
     assert result.returncode == 1
@@ -194,7 +192,7 @@ def test_parallel_check_reports_in_the_order_given():
 
 
 def test_version_and_module_entry_point():
-    from runtime.cli import version
+    from nncompile.runtime.cli import version
 
     result = _run("--version")
     assert result.returncode == 0 and result.stdout.strip() == f"nncompile {version()}"
@@ -204,5 +202,9 @@ def test_every_package_is_in_the_distribution():
     tomllib = pytest.importorskip("tomllib")  # Python 3.11+
 
     listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
-    found = {".".join(p.parent.relative_to(ROOT).parts) for top in ("compiler", "runtime") for p in (ROOT / top).rglob("__init__.py")}
+    found = {"nncompile"} | {
+        ".".join(("nncompile", *p.parent.relative_to(ROOT).parts))
+        for top in ("compiler", "runtime")
+        for p in (ROOT / top).rglob("__init__.py")
+    }
     assert found == listed

@@ -16,14 +16,14 @@ import pytest
 import torch
 import torchvision
 from conftest import ROOT, SPECS
+from nncompile.compiler import analyze
+from nncompile.compiler.eject import eject
+from nncompile.compiler.eject.namespace import HELPERS
+from nncompile.compiler.emit import emit, example_inputs
+from nncompile.runtime.cli import main
 from zoo import ZOO
 
-import compiler
-from compiler import analyze
-from compiler.eject import eject
-from compiler.eject.namespace import HELPERS
-from compiler.emit import emit, example_inputs
-from runtime.cli import main
+from nncompile import compiler
 
 SHIPPED = [*SPECS, *sorted((ROOT / "specs" / "zoo").glob("*.yaml"))]
 
@@ -56,7 +56,7 @@ for name, file, data, cls in json.loads(sys.argv[1]):
             checks["outputs"] = all(torch.equal(a, b) for a, b in zip(run(model, saved["inputs"]), saved["outputs"], strict=True))
             scripted = torch.jit.script(model)
             checks["torchscript"] = all(torch.equal(a, b) for a, b in zip(run(scripted, saved["inputs"]), saved["outputs"], strict=True))
-        checks["nncompile imported"] = any(m.split(".")[0] in ("compiler", "runtime") for m in sys.modules)
+        checks["nncompile imported"] = any(m.split(".")[0] in ("compiler", "runtime", "nncompile") for m in sys.modules)
         results[name] = checks
     except Exception as error:
         results[name] = {"error": f"{type(error).__name__}: {error}"}
@@ -289,7 +289,7 @@ def test_the_root_takes_only_parameters_that_really_configure_it(tmp_path: Path,
 def test_every_helper_name_is_kept_free_in_forward():
     import inspect
 
-    from compiler import nn as helpers
+    from nncompile.compiler import nn as helpers
 
     defined = {name for name, value in vars(helpers).items() if inspect.getmodule(value) is helpers and not name.startswith("_")}
     assert defined - {"initialize"} == HELPERS
@@ -329,9 +329,9 @@ def _blocks_spec(names: list[str]) -> dict:
     """A block per name (where check lets it name a block), whose parameter, input and a layer in a
     group take the name too where check lets them; each block copies the helpers Attention, StochasticDepth and cat,
     and is called twice, with two values of its parameter."""
-    from compiler.names import reserved
-    from compiler.ops import BUILTIN
-    from compiler.schema import LAYER_KEYS
+    from nncompile.compiler.names import reserved
+    from nncompile.compiler.ops import BUILTIN
+    from nncompile.compiler.schema import LAYER_KEYS
 
     blocks, layers = {}, []
     for name in names:
@@ -389,7 +389,7 @@ file copies (LayerNorm2d, pad_to, ShiftedWindowAttention)."""
 def _params_spec(names: list[str]) -> dict:
     """A model parameter per name (where check lets it name one), each the width of a layer: each
     is a keyword argument of the ejected root class."""
-    from compiler.schema import LAYER_KEYS
+    from nncompile.compiler.schema import LAYER_KEYS
 
     usable = [name for name in names if name not in LAYER_KEYS and name != "not"]
     params = {name: 10 + index for index, name in enumerate(usable)}
@@ -443,7 +443,7 @@ def _eject_job(text: str, folder: Path, stem: str) -> tuple[str, str, str, str]:
 def test_the_renaming_rule():
     """A reserved name gets `_`, a name given before a number (`_` before it after a digit); leading
     underscores are cut to one (Python would mangle `self.__x` inside a class)."""
-    from compiler.eject.namespace import class_name, python_name, reserved
+    from nncompile.compiler.eject.namespace import class_name, python_name, reserved
 
     avoid = reserved(["normlinear.layers"])
     assert [python_name(name, avoid) for name in ("class", "None", "self", "torch", "getattr", "cat", "normlinear")] == [

@@ -6,10 +6,10 @@ import re
 import time
 
 import pytest
+from nncompile.compiler import expr
+from nncompile.compiler.expr import MAX_ELEMENTS, MAX_STEPS, ExprError, Function, evaluate, parse
 
-import compiler
-from compiler import expr
-from compiler.expr import MAX_ELEMENTS, MAX_STEPS, ExprError, Function, evaluate, parse
+from nncompile import compiler
 
 PARAMS = {"width": 64, "stride": 2}
 
@@ -191,7 +191,7 @@ def test_a_list_doubled_as_deep_as_set_is_refused_at_the_expression(write_spec):
 
 def test_symbolic_results_are_bounded_at_every_point():
     """A size over a symbolic input stays below 2**63 at every value of the size, as a plain number does."""
-    from compiler.dims import Dim, Size
+    from nncompile.compiler.dims import Dim, Size
 
     height = Dim.of(Size("H", 1, 8))
     assert evaluate(parse("shape(x)[0] * 2**59"), {}, lambda name: (height,)).table[-1] == 2**62

@@ -11,11 +11,10 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from compiler import analyze, build
-from compiler.emit import resolve_target
-from compiler.initializers import INITIALIZERS
-from runtime.cli import main
+from nncompile.compiler import analyze, build
+from nncompile.compiler.emit import resolve_target
+from nncompile.compiler.initializers import INITIALIZERS
+from nncompile.runtime.cli import main
 
 TRUNCATED = "{type: trunc_normal, mean: 1, std: 0.02}"
 

@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from nncompile.compiler.ir import OUTPUT, IRError, TypedGraph
 
-import compiler
-from compiler.ir import OUTPUT, IRError, TypedGraph
+from nncompile import compiler
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = "nncompile: 1\nname: t\ninputs: {x: [4]}\nlayers:\n  - {id: a, op: linear, out: 4}\n  - {id: b, op: relu}\n"
@@ -37,7 +37,7 @@ def test_the_lint_survives_python_optimisations(tmp_path: Path) -> None:
     spec = tmp_path / "t.yaml"
     spec.write_text(SPEC)
     script = (
-        "import compiler\nfrom compiler.ir import OUTPUT, IRError, TypedGraph\n"
+        "from nncompile import compiler\nfrom nncompile.compiler.ir import OUTPUT, IRError, TypedGraph\n"
         f"g = compiler.analyze({str(spec)!r}).graph\n"
         "try:\n    TypedGraph(g.name, {n: g.nodes[n] for n in ['x', 'b', 'a', OUTPUT]}).lint()\n"
         "except IRError as error:\n    print('refused:', error)\n"

@@ -7,9 +7,9 @@ import textwrap
 
 import pytest
 import torch
+from nncompile.compiler.diagnostics import UsageError
 
-import compiler
-from compiler.diagnostics import UsageError
+from nncompile import compiler
 
 HEADER = "nncompile: 1\nname: t\n"
 
@@ -266,8 +266,8 @@ def test_a_fixed_size_cannot_come_from_a_symbolic_one(write_spec):
 
 
 def test_symbolic_exports_run_at_two_sizes(write_spec, tmp_path):
-    from compiler.emit import example_inputs
-    from compiler.export import export
+    from nncompile.compiler.emit import example_inputs
+    from nncompile.compiler.export import export
 
     model = build(write_spec, SYMBOLIC.replace("kernel: 7", "kernel: 3") + "  - {op: adaptive_avgpool2d, size: 1}\n").eval()
     for suffix in (".pt2", ".onnx"):
@@ -321,7 +321,7 @@ def test_modules_are_registered_in_spec_order_and_wired_by_from(write_spec):
 def test_activation_is_a_node_of_its_own(write_spec, tmp_path):
     plugin = tmp_path / "modact.py"
     plugin.write_text(
-        "from compiler.ops.core import ModuleEmit, OpDef\n"
+        "from nncompile.compiler.ops.core import ModuleEmit, OpDef\n"
         "NNCOMPILE_OPS = [OpDef(name='tanh_module', doc='Tanh as a module', infer=lambda call: call.x,\n"
         "    emit=ModuleEmit('torch.nn:Tanh', lambda call: {}), category='activation')]\n"
     )
@@ -411,9 +411,8 @@ def test_ids_that_a_module_already_has_are_refused(write_spec, name):
 
 
 def test_the_reserved_names_are_torchs():
+    from nncompile.compiler.names import MODULE_ATTRIBUTES
     from torch import fx, nn
-
-    from compiler.names import MODULE_ATTRIBUTES
 
     module = fx.GraphModule(nn.Module(), fx.Graph())
     assert {n for n in set(dir(module)) | set(dir(nn.Module())) if not n.startswith("__")} == MODULE_ATTRIBUTES

@@ -7,7 +7,7 @@ from conftest import ROOT
 
 lightning = pytest.importorskip("lightning")
 
-from runtime.lightning import from_spec  # noqa: E402 - only where Lightning is installed
+from nncompile.runtime.lightning import from_spec  # noqa: E402 - only where Lightning is installed
 
 
 @pytest.mark.slow

@@ -10,9 +10,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from nncompile.compiler.memory import BUILD_BATCH, build_bytes, unaffordable
 
-import compiler
-from compiler.memory import BUILD_BATCH, build_bytes, unaffordable
+from nncompile import compiler
 
 ROOT = Path(__file__).resolve().parent.parent
 LIMIT = 6 * 2**30
@@ -74,7 +74,8 @@ def test_an_allocation_the_estimate_missed_is_located(tmp_path: Path) -> None:
     spec = tmp_path / "big.yaml"
     spec.write_text(FOUR_BIG_LAYERS)
     script = textwrap.dedent(f"""
-        import compiler, compiler.emit
+        from nncompile import compiler
+        import nncompile.compiler.emit
         compiler.emit.unaffordable = lambda graph, registry: []
         try:
             compiler.build({str(spec)!r})

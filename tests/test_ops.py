@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from nncompile.compiler.ops import BUILTIN, Call, ShapeError, TensorType
 from op_samples import DTYPE_IDS, DTYPE_RULES, DTYPE_SHAPES
-
-from compiler.ops import BUILTIN, Call, ShapeError, TensorType
 
 
 def infer(op: str, *shapes: tuple[int, ...], dtype: str = "float32", **args):

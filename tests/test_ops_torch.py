@@ -19,7 +19,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 from torchvision.models.swin_transformer import ShiftedWindowAttention
 
-import compiler
+from nncompile import compiler
 
 
 def _layers(text: str) -> str:
@@ -219,9 +219,8 @@ def test_op_agrees_with_torch(case: str, write_spec):
 
 
 def test_stochastic_depth_drops_rows_like_torchvision():
+    from nncompile.compiler.nn import StochasticDepth as Ours
     from torchvision.ops import StochasticDepth
-
-    from compiler.nn import StochasticDepth as Ours
 
     x = torch.randn(64, 3, 4)
     for mode in ("row", "batch"):
@@ -234,8 +233,8 @@ def test_stochastic_depth_drops_rows_like_torchvision():
 
 def test_symbolic_reshape_scripts_and_exports(write_spec, tmp_path):
     """A reshape over a symbolic length keeps the batch and the one -1 at run time, in every format."""
-    from compiler.emit import example_inputs
-    from compiler.export import export
+    from nncompile.compiler.emit import example_inputs
+    from nncompile.compiler.export import export
 
     path = write_spec(
         "nncompile: 1\nname: r\ninputs: {x: [T, 8]}\nsizes:\n  T: {min: 2, max: 64, default: 6}\n"

@@ -15,10 +15,9 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT
-
-from compiler import analyze
-from compiler.picture import Box, Picture, picture, to_dot, to_html, to_mermaid, to_svg
-from runtime.cli import main
+from nncompile.compiler import analyze
+from nncompile.compiler.picture import Box, Picture, picture, to_dot, to_html, to_mermaid, to_svg
+from nncompile.runtime.cli import main
 
 TINY = """\
 nncompile: 1
@@ -92,9 +91,11 @@ def test_a_link_planted_at_the_default_output_is_replaced(command: str, default:
 @pytest.mark.parametrize("argv", [["build"], ["build", "--emit", "python"], ["graph"]])
 @pytest.mark.parametrize("where", ["directory", "under a file"])
 def test_an_output_that_cannot_be_a_file_is_refused_before_any_work(argv, where, tiny: Path, tmp_path: Path, monkeypatch, capsys):
-    import runtime.cli
+    import nncompile.runtime.cli
 
-    monkeypatch.setattr(runtime.cli, "analyze_spec", lambda *_: pytest.fail("the spec was analysed before the output was checked"))
+    monkeypatch.setattr(
+        nncompile.runtime.cli, "analyze_spec", lambda *_: pytest.fail("the spec was analysed before the output was checked")
+    )
     (tmp_path / "file").write_text("a file")
     suffix = {"graph": ".svg"}.get(argv[0], ".py" if "python" in argv else ".pt")
     output = tmp_path / f"dir{suffix}" if where == "directory" else tmp_path / "file" / "sub" / f"m{suffix}"
@@ -108,9 +109,11 @@ def test_an_output_that_cannot_be_a_file_is_refused_before_any_work(argv, where,
 
 
 def test_an_unknown_export_format_is_refused_before_any_work(tiny: Path, tmp_path: Path, monkeypatch, capsys):
-    import runtime.cli
+    import nncompile.runtime.cli
 
-    monkeypatch.setattr(runtime.cli, "analyze_spec", lambda *_: pytest.fail("the spec was analysed before the output was checked"))
+    monkeypatch.setattr(
+        nncompile.runtime.cli, "analyze_spec", lambda *_: pytest.fail("the spec was analysed before the output was checked")
+    )
     assert main(["build", str(tiny), "-o", str(tmp_path / "model.h5")]) == 2
     assert "unknown output format '.h5': use one of .pt, .pt2, .onnx, or .py to eject" in capsys.readouterr().err
 
@@ -129,13 +132,13 @@ def test_a_folder_that_refuses_new_files_is_a_usage_error(command: str, suffix: 
 def test_an_export_that_fails_verification_leaves_the_old_file(suffix: str, tiny: Path, tmp_path: Path, monkeypatch, capsys):
     if suffix == ".onnx":
         pytest.importorskip("onnxruntime")
-    import compiler.export
-    from compiler.export import ExportError
+    import nncompile.compiler.export
+    from nncompile.compiler.export import ExportError
 
     def differs(expected, actual, path, inputs):
         raise ExportError(f"{path}: reloaded outputs differ from the eager model's")
 
-    monkeypatch.setattr(compiler.export, "_compare", differs)
+    monkeypatch.setattr(nncompile.compiler.export, "_compare", differs)
     good, fresh = tmp_path / "good", tmp_path / "fresh"
     good.mkdir()
     fresh.mkdir()
@@ -155,7 +158,7 @@ def _forged(text: str) -> list[str]:
 
 def test_a_weights_key_cannot_forge_a_workflow_command(tiny: Path, tmp_path: Path, capsys):
     torch = pytest.importorskip("torch")
-    import compiler
+    from nncompile import compiler
 
     state = compiler.build(tiny).state_dict()
     for i, brk in enumerate(BREAKS):
@@ -290,9 +293,9 @@ def test_an_html_page_from_a_hostile_spec_runs_only_its_own_script(tmp_path: Pat
 
 def _steps(draw, pic: Picture, budget: int) -> int:
     """Lines of compiler/picture.py run by `draw(pic)`; fails as soon as `budget` is passed."""
-    import compiler.picture
+    import nncompile.compiler.picture
 
-    source = compiler.picture.__file__
+    source = nncompile.compiler.picture.__file__
     count = 0
 
     def line(frame, event, arg):
@@ -358,7 +361,7 @@ def test_a_file_named_like_a_workflow_command_does_not_start_a_line(tmp_path: Pa
 
 def test_training_lines_escape_what_they_print(capsys) -> None:
     """A run's notes carry paths and error text (a file name may hold a newline): one line each, escaped."""
-    from runtime.progress import Progress
+    from nncompile.runtime.progress import Progress
 
     Progress().line("model.ts not written: runs/a\n::error::forged")
     assert capsys.readouterr().out == "model.ts not written: runs/a\\n::error::forged\n"

@@ -8,7 +8,7 @@ import torchvision
 from conftest import ROOT
 from torch.utils.flop_counter import FlopCounterMode
 
-import compiler
+from nncompile import compiler
 
 MODELS = {"resnet18": (11_689_512, 1.814), "resnet50": (25_557_032, 4.089)}
 
@@ -54,7 +54,7 @@ def test_num_classes_override_changes_the_head():
 
 TORCHVISION_IN_CLEAN_PROCESS = """
 import sys
-sys.modules["compiler"] = None  # the exported file must stand alone
+sys.modules["nncompile"] = None  # the exported file must stand alone
 import torch
 model = torch.jit.load(sys.argv[1])
 weights, x, expected = torch.load(sys.argv[2])
@@ -70,7 +70,7 @@ def test_cli_torchscript_is_torchvision_resnet18_in_a_clean_process(tmp_path):
     import subprocess
     import sys
 
-    from runtime.cli import main
+    from nncompile.runtime.cli import main
 
     assert main(["build", str(ROOT / "specs" / "resnet18.yaml"), "-o", str(tmp_path / "r18.pt")]) == 0
     torch.manual_seed(1)

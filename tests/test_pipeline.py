@@ -7,12 +7,12 @@ import gc
 from pathlib import Path
 
 import pytest
+from nncompile.compiler.diagnostics import UsageError
+from nncompile.compiler.ops import BUILTIN
+from nncompile.compiler.values import _suits, check_value
+from nncompile.runtime.cli import main
 
-import compiler
-from compiler.diagnostics import UsageError
-from compiler.ops import BUILTIN
-from compiler.values import _suits, check_value
-from runtime.cli import main
+from nncompile import compiler
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -50,7 +50,7 @@ def test_the_value_check_cache_is_bounded():
 def test_integral_reads_the_schema_once_per_value(monkeypatch: pytest.MonkeyPatch):
     """A long list argument is made integral in one pass (the schema was re-read for every element:
     11 s for 100 copies of an 8,192-element shape)."""
-    from compiler import values
+    from nncompile.compiler import values
 
     calls = []
     types = values._types

@@ -9,11 +9,10 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
-from runtime.cli import main
+from nncompile.runtime.cli import main
 
 PLUGIN = """
-from compiler.ops.core import ModuleEmit, OpDef
+from nncompile.compiler.ops.core import ModuleEmit, OpDef
 
 
 def boom(*args, **kwargs):
@@ -85,8 +84,7 @@ def test_a_plugin_file_builds_with_the_modules_beside_it(plugin: Path, tmp_path:
     code, out = run(capsys, "build", spec(tmp_path, "twice"), "--plugin", str(plugin), "-o", str(tmp_path / "twice.pt"))
     assert code == 0 and "wrote" in out
     import torch
-
-    from compiler.export import quiet_torchscript
+    from nncompile.compiler.export import quiet_torchscript
 
     with quiet_torchscript():
         reloaded = torch.jit.load(str(tmp_path / "twice.pt"))

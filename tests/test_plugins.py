@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import PLUGINS, ROOT
+from nncompile.compiler.diagnostics import UsageError
+from nncompile.compiler.plugins import registry_with
 
-import compiler
-from compiler.diagnostics import UsageError
-from compiler.plugins import registry_with
+from nncompile import compiler
 
 SPEC = ROOT / "tests" / "specs" / "normalized_mlp.yaml"
 
@@ -49,7 +49,7 @@ def test_installed_plugin_is_found_through_its_entry_point(tmp_path: Path, monke
 
 def test_plugin_clashing_with_a_builtin_is_refused(tmp_path: Path):
     clash = tmp_path / "clash.py"
-    clash.write_text("from compiler.ops import BUILTIN\nNNCOMPILE_OPS = [BUILTIN.get('linear')]\n")
+    clash.write_text("from nncompile.compiler.ops import BUILTIN\nNNCOMPILE_OPS = [BUILTIN.get('linear')]\n")
     with pytest.raises(UsageError, match="defined twice"):
         registry_with((str(clash),))
 

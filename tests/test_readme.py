@@ -7,9 +7,9 @@ import re
 
 import pytest
 from conftest import ROOT
+from nncompile.compiler.ops import BUILTIN
 
-import compiler
-from compiler.ops import BUILTIN
+from nncompile import compiler
 
 README = (ROOT / "README.md").read_text()
 
@@ -20,7 +20,7 @@ def test_every_op_is_in_the_ops_table():
 
 
 def test_every_error_code_is_documented_and_every_documented_code_exists():
-    from compiler.codes import CODES
+    from nncompile.compiler.codes import CODES
 
     used = set()
     for path in [*(ROOT / "compiler").rglob("*.py"), *(ROOT / "runtime").rglob("*.py")]:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import textwrap
 
 import pytest
+from nncompile.compiler.diagnostics import UsageError
 
-import compiler
-from compiler.diagnostics import UsageError
+from nncompile import compiler
 
 HEADER = "nncompile: 1\nname: t\n"
 

@@ -12,9 +12,8 @@ import jsonschema
 import pytest
 import yaml
 from conftest import ROOT, SPECS
-
-from compiler.ops import BUILTIN
-from compiler.schema import dumps, generate, shipped
+from nncompile.compiler.ops import BUILTIN
+from nncompile.compiler.schema import dumps, generate, shipped
 
 
 def test_shipped_schema_matches_the_registry():
@@ -53,7 +52,7 @@ def test_an_independent_validator_agrees_with_check_on_schema_errors():
     schema-level; YAML-level errors (E01) are left out, since YAML parsers differ on those."""
     import subprocess
 
-    import compiler
+    from nncompile import compiler
 
     specs = [*SPECS, *(ROOT / "specs" / "zoo").glob("*.yaml"), *sorted((ROOT / "tests" / "bad_specs").glob("*.yaml"))]
     verdicts = {}
@@ -90,7 +89,7 @@ def ajv(tmp_path_factory):
 def test_ajv_agrees_with_check_on_schema_errors(ajv):
     import subprocess
 
-    import compiler
+    from nncompile import compiler
 
     specs = [*SPECS, *(ROOT / "specs" / "zoo").glob("*.yaml"), *sorted((ROOT / "tests" / "bad_specs").glob("*.yaml"))]
     expected = {}

@@ -11,12 +11,12 @@ import pytest
 import torch
 import yaml
 from conftest import check_fx_shapes
+from nncompile.compiler.emit import emit, example_inputs
+from nncompile.compiler.ops import BUILTIN
 from shapegen import BATCH, Case, compare, generate
 from torch.fx.passes.shape_prop import ShapeProp
 
-import compiler
-from compiler.emit import emit, example_inputs
-from compiler.ops import BUILTIN
+from nncompile import compiler
 
 SEEDS = range(400)
 BUILT = 40

@@ -10,15 +10,15 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import SPECS, check_fx_shapes
+from nncompile.compiler.emit import example_inputs
+from nncompile.compiler.export import export
 from torch.fx.passes.shape_prop import ShapeProp
 
-import compiler
-from compiler.emit import example_inputs
-from compiler.export import export
+from nncompile import compiler
 
 CLEAN_PROCESS = """
 import sys
-sys.modules["compiler"] = None  # nncompile must not be needed to run what it exported
+sys.modules["nncompile"] = None  # nncompile must not be needed to run what it exported
 import torch
 model = torch.jit.load(sys.argv[1])
 inputs, expected = torch.load(sys.argv[2])

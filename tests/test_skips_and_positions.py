@@ -9,7 +9,7 @@ import textwrap
 import pytest
 import torch
 
-import compiler
+from nncompile import compiler
 
 OPTIONAL_BIAS = """
 nncompile: 1

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT
+from nncompile.compiler import analyze
+from nncompile.compiler.costs import activation_bytes
+from nncompile.runtime.cli import main
 
-import compiler
-from compiler import analyze
-from compiler.costs import activation_bytes
-from runtime.cli import main
+from nncompile import compiler
 
 RESNET18 = ROOT / "specs" / "resnet18.yaml"
 

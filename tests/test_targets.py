@@ -8,14 +8,14 @@ import warnings
 
 import pytest
 import torch
+from nncompile.compiler.emit import example_inputs
+from nncompile.compiler.export import ExportError, export
+from nncompile.compiler.ops import BUILTIN
+from nncompile.compiler.targets import TARGETS, export_limits
+from nncompile.runtime.cli import main
 from op_samples import EDGES, SAMPLES, sample_spec
 
-import compiler
-from compiler.emit import example_inputs
-from compiler.export import ExportError, export
-from compiler.ops import BUILTIN
-from compiler.targets import TARGETS, export_limits
-from runtime.cli import main
+from nncompile import compiler
 
 SUFFIX = {"torchscript": ".pt", "export": ".pt2", "onnx": ".onnx"}
 

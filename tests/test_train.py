@@ -15,14 +15,14 @@ import pytest
 import torch
 import yaml
 from conftest import ROOT
+from nncompile.compiler.diagnostics import SpecError
+from nncompile.runtime import train
+from nncompile.runtime.checkpoint import load
+from nncompile.runtime.cli import main
+from nncompile.runtime.config import checked
+from nncompile.runtime.data import load as load_data
 
-import compiler
-from compiler.diagnostics import SpecError
-from runtime import train
-from runtime.checkpoint import load
-from runtime.cli import main
-from runtime.config import checked
-from runtime.data import load as load_data
+from nncompile import compiler
 
 SMALL = """\
 nncompile: 1
@@ -92,7 +92,7 @@ busy machine runs these ten times slower than an idle one)."""
 
 
 def cli(*argv: str, cwd: Path = ROOT, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "runtime.cli", *argv]
+    command = [sys.executable, "-m", "nncompile.runtime.cli", *argv]
     return subprocess.run(command, capture_output=True, text=True, cwd=cwd, env=env, timeout=HANG)
 
 
@@ -163,14 +163,14 @@ def test_run_directory_reloads_without_nncompile(tmp_path, write_spec):
     best = load(run / "best.pt")
     code = (
         "import sys, torch; m = torch.jit.load(sys.argv[1]); x = torch.load(sys.argv[2]);"
-        "assert 'compiler' not in sys.modules and 'runtime' not in sys.modules; torch.save(m(x), sys.argv[3])"
+        "assert 'nncompile' not in sys.modules; torch.save(m(x), sys.argv[3])"
     )
     inputs = torch.rand(3, 1, 8, 8)
     torch.save(inputs, tmp_path / "x.pt")
     subprocess.run(
         [sys.executable, "-c", code, str(run / "model.ts"), str(tmp_path / "x.pt"), str(tmp_path / "y.pt")], check=True, cwd=tmp_path
     )
-    from compiler import build
+    from nncompile.compiler import build
 
     model = build(run / "spec.yaml").eval()
     model.load_state_dict(best["model"])
@@ -194,8 +194,8 @@ def test_resume_is_bit_identical_to_a_straight_run(tmp_path, write_spec):
 
 KILLED_AT_STEP = """
 import os, signal, sys
-from runtime import loop
-from runtime.cli import main
+from nncompile.runtime import loop
+from nncompile.runtime.cli import main
 
 step, done, last = loop._optimizer_step, [0], int(sys.argv[3])
 
@@ -235,7 +235,7 @@ def test_ctrl_c_saves_last_pt_and_exits_130(tmp_path, write_spec):
     run = tmp_path / "run"
     run.mkdir()
     (run / "model.ts").write_text("from an earlier run")
-    child = Child([sys.executable, "-m", "runtime.cli", "train", str(spec), "--out", str(run)])
+    child = Child([sys.executable, "-m", "nncompile.runtime.cli", "train", str(spec), "--out", str(run)])
     child.wait_for("epoch 1/500")  # epoch 2 is under way, Ctrl-C's handler installed
     child.process.send_signal(signal.SIGINT)
     status, output, errors = child.finish()
@@ -254,7 +254,7 @@ if os.environ.get("NNCOMPILE_TEST_RECORD"):
     from pathlib import Path
 
     import torch
-    from runtime import trainer
+    from nncompile.runtime import trainer
 
     batches, run = trainer.batches, trainer._Trainer.run
 

@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 import torch
 from conftest import ROOT
+from nncompile.runtime import train
+from nncompile.runtime.checkpoint import load
+from nncompile.runtime.cli import main
+from nncompile.runtime.config import checked
+from nncompile.runtime.data import load as load_data
 from test_train import SMALL, Probe, records, section
 from torch.utils.data import DataLoader
 
-import compiler
-from runtime import train
-from runtime.checkpoint import load
-from runtime.cli import main
-from runtime.config import checked
-from runtime.data import load as load_data
+from nncompile import compiler
 
 CONV = """\
 nncompile: 1
@@ -156,7 +156,7 @@ def _colours(batches: list[torch.Tensor]) -> list[tuple[int, ...]]:
 def test_image_folder_with_augmentation_uses_a_dataloader(tmp_path, write_spec, monkeypatch):
     """Files are read through a DataLoader, augmented to the model's 16×16, and every sample is seen:
     validation reads the files' colours, training changes their hue."""
-    import runtime.loop
+    import nncompile.runtime.loop
 
     loaders = []
 
@@ -165,7 +165,7 @@ def test_image_folder_with_augmentation_uses_a_dataloader(tmp_path, write_spec, 
             loaders.append(self)
             return super().__iter__()
 
-    monkeypatch.setattr(runtime.loop, "DataLoader", CountingLoader)
+    monkeypatch.setattr(nncompile.runtime.loop, "DataLoader", CountingLoader)
     _image_folders(tmp_path)
     config = section(CONV) | {
         "data": {"dataset": "image_folder", "root": str(tmp_path / "train"), "val_root": str(tmp_path / "val"), "workers": 0},

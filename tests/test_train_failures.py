@@ -12,10 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import ROOT
+from nncompile.runtime.checkpoint import FORMAT
+from nncompile.runtime.cli import main
 from test_train import HANG, Child
-
-from runtime.checkpoint import FORMAT
-from runtime.cli import main
 
 SPEC = """\
 nncompile: 1
@@ -79,7 +78,7 @@ def test_onecycle_bends_when_a_run_is_resumed_for_more_epochs(write_spec, tmp_pa
 @pytest.mark.slow
 def test_a_failing_child_under_torchrun_ends_with_its_status(write_spec, tmp_path):
     spec = write_spec(SPEC.replace("data: {dataset: digits}", "data: {dataset: tensors, path: missing.pt}"))
-    command = [sys.executable, "-m", "runtime.cli", "train", str(spec), "--out", str(tmp_path / "run"), "--nproc-per-node", "2"]
+    command = [sys.executable, "-m", "nncompile.runtime.cli", "train", str(spec), "--out", str(tmp_path / "run"), "--nproc-per-node", "2"]
     result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=HANG)
     assert result.returncode == 1, result.stderr[-2000:]
     assert "error[E0501]: no such file: missing.pt" in result.stdout, result.stdout[-2000:]  # the child's own diagnostic
@@ -92,7 +91,19 @@ def test_ctrl_c_under_torchrun_saves_and_ends_with_130(write_spec, tmp_path):
     save last.pt and exit; the launcher ends with 130, not a traceback."""
     spec = write_spec(SPEC.replace("epochs: 1", "epochs: 500").replace("batch_size: 128", "batch_size: 4"))
     run = tmp_path / "run"
-    command = [sys.executable, "-m", "runtime.cli", "train", str(spec), "--out", str(run), "--nproc-per-node", "2", "--device", "cpu"]
+    command = [
+        sys.executable,
+        "-m",
+        "nncompile.runtime.cli",
+        "train",
+        str(spec),
+        "--out",
+        str(run),
+        "--nproc-per-node",
+        "2",
+        "--device",
+        "cpu",
+    ]
     launcher = Child(command, cwd=tmp_path)
     launcher.wait_for("epoch 1/500")  # both children are training, their Ctrl-C handlers installed
     launcher.process.send_signal(signal.SIGINT)
@@ -110,7 +121,7 @@ def test_ddp_trains_a_spec_with_an_unused_layer(write_spec, tmp_path):
             "  - {id: spare, op: linear, out: 3, from: fc1}\n  - {id: fc2, op: linear, out: 10, from: fc1}",
         )
     )
-    command = [sys.executable, "-m", "runtime.cli", "train", str(spec), "--out", str(tmp_path / "run"), "--nproc-per-node", "2"]
+    command = [sys.executable, "-m", "nncompile.runtime.cli", "train", str(spec), "--out", str(tmp_path / "run"), "--nproc-per-node", "2"]
     result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=HANG)
     assert result.returncode == 0, result.stderr[-2000:]
     assert (tmp_path / "run" / "last.pt").is_file()
@@ -127,7 +138,20 @@ def test_two_nodes_on_one_machine(write_spec, tmp_path):
     spec = write_spec(SPEC)
     common = ["--nnodes", "2", "--nproc-per-node", "1", "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", "nncompile-test"]
     launchers = [
-        Child([sys.executable, "-m", "runtime.cli", "train", str(spec), "--out", str(tmp_path / "run"), *common, "--node-rank", str(rank)])
+        Child(
+            [
+                sys.executable,
+                "-m",
+                "nncompile.runtime.cli",
+                "train",
+                str(spec),
+                "--out",
+                str(tmp_path / "run"),
+                *common,
+                "--node-rank",
+                str(rank),
+            ]
+        )
         for rank in range(2)
     ]
     results = [launcher.finish() for launcher in launchers]

@@ -16,17 +16,17 @@ from pathlib import Path
 
 import pytest
 import torch
+from nncompile.runtime import distributed, loop, setup, trainer
+from nncompile.runtime import train as train_model
+from nncompile.runtime.config import checked
+from nncompile.runtime.data import _images, load
+from nncompile.runtime.loop import StopFlag, Tally, evaluate, tally_dtype
+from nncompile.runtime.progress import Progress
+from nncompile.runtime.transforms import pipeline
 from test_train import SMALL, section
 from torchvision.transforms import v2
 
-import compiler
-from runtime import distributed, loop, setup, trainer
-from runtime import train as train_model
-from runtime.config import checked
-from runtime.data import _images, load
-from runtime.loop import StopFlag, Tally, evaluate, tally_dtype
-from runtime.progress import Progress
-from runtime.transforms import pipeline
+from nncompile import compiler
 
 CUDA = torch.device("cuda")
 

@@ -14,13 +14,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from nncompile.compiler.export import quiet_torchscript
+from nncompile.runtime import data as data_module
+from nncompile.runtime import trainer
+from nncompile.runtime.checkpoint import FORMAT
+from nncompile.runtime.cli import main
 from torch import nn
-
-from compiler.export import quiet_torchscript
-from runtime import data as data_module
-from runtime import trainer
-from runtime.checkpoint import FORMAT
-from runtime.cli import main
 
 SPEC = """\
 nncompile: 1
@@ -410,8 +409,8 @@ def test_model_ts_of_a_sync_batchnorm_model_is_the_plain_model():
 
 def test_lightning_accuracy_is_the_loops_with_ignored_labels(write_spec, tmp_path):
     lightning = pytest.importorskip("lightning")
-    from runtime.lightning import from_spec
-    from runtime.loop import Tally, evaluate
+    from nncompile.runtime.lightning import from_spec
+    from nncompile.runtime.loop import Tally, evaluate
 
     path = tmp_path / "data.pt"
     spec = SPEC.replace("DATA", str(path)).replace("optimizer:", "loss: {type: cross_entropy, ignore_index: -1}\n  optimizer:")
@@ -444,8 +443,8 @@ def predicted_of(model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
 
 
 def test_a_batch_whose_labels_are_all_ignored_leaves_the_tally_finite():
-    from runtime.loop import Tally
-    from runtime.optim import loss_function
+    from nncompile.runtime.loop import Tally
+    from nncompile.runtime.optim import loss_function
 
     loss_fn = loss_function({"loss": {"type": "cross_entropy", "ignore_index": -1}})
     tally = Tally(torch.device("cpu"), 3, False, -1)

@@ -10,8 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
-from runtime.cli import main
+from nncompile.runtime.cli import main
 
 SPEC = """\
 nncompile: 1

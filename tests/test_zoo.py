@@ -13,10 +13,10 @@ import warnings
 import pytest
 import torch
 import torchvision
+from nncompile.compiler.export import export
 from zoo import ZOO, ZOO_DIR, counted_macs, inputs_for, macs_at, pair
 
-import compiler
-from compiler.export import export
+from nncompile import compiler
 
 NAMES = sorted(path.stem for path in ZOO_DIR.glob("*.yaml"))
 
@@ -76,7 +76,7 @@ def test_backward_reaches_every_trainable_parameter(built):
 
 CLEAN_PROCESS = """
 import json, sys
-sys.modules["compiler"] = None  # what nncompile exported must run without it
+sys.modules["nncompile"] = None  # what nncompile exported must run without it
 import torch
 import torchvision
 import onnxruntime
@@ -106,7 +106,7 @@ def test_exports_reload_in_a_clean_process(name, tmp_path):
 
     entry = ZOO[name]
     model = compiler.build(ZOO_DIR / f"{name}.yaml", **entry.export_overrides).eval()
-    from compiler.emit import example_inputs
+    from nncompile.compiler.emit import example_inputs
 
     inputs = example_inputs(model)
     with torch.no_grad():

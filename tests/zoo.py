@@ -19,7 +19,7 @@ from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
-import compiler
+from nncompile import compiler
 
 ROOT = Path(__file__).resolve().parent.parent
 ZOO_DIR = ROOT / "specs" / "zoo"

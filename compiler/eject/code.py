@@ -12,7 +12,7 @@ from ..emit import resolve_target
 from ..ir import TypedNode
 from ..ops import Call, FunctionEmit, ModuleEmit, OpDef
 
-HELPERS = "compiler.nn"
+HELPERS = "nncompile.compiler.nn"
 """Functions and modules from here are copied into the ejected file."""
 
 INFIX = {"add": "+", "sub": "-", "mul": "*", "truediv": "/", "matmul": "@"}

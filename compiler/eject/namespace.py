@@ -6,7 +6,7 @@ Every name from the spec (a block's class, a parameter, a value of `forward`) is
 Python does not mangle it inside a class; one that starts with a digit is named after its op), then
 checked against the
 names it must not shadow (`reserved`): Python's keywords and builtins, `self`, the names the file
-imports (`torch`, `nn`, `F`, `Tensor`, a plugin's module), every helper it may copy from compiler.nn
+imports (`torch`, `nn`, `F`, `Tensor`, a plugin's module), every helper it may copy from nncompile.compiler.nn
 and ruff's ambiguous `l`, `O`, `I`. A reserved name gets `_` appended (`class` → `class_`, a block
 `attention` → the class `Attention_`); a name already given in the same namespace gets a number
 (`ConvBlock2` for classes, `width_2` otherwise). Classes are module-level names, so a class name is
@@ -26,7 +26,7 @@ IMPORTS = frozenset({"torch", "nn", "F", "Tensor"})
 HELPERS = frozenset(
     {"reshape", "cat", "positions", "Attention", "LayerNorm2d", "StochasticDepth", "ShiftedWindowAttention", "pad_to", "arange_"}
 )
-"""compiler.nn's modules and functions, which the file copies where it uses them (reserved even where not)."""
+"""nncompile.compiler.nn's modules and functions, which the file copies where it uses them (reserved even where not)."""
 
 _PYTHON = frozenset({*keyword.kwlist, *dir(builtins), "self", "l", "O", "I"}) - {"input"}
 """`input` may name a forward's input, as torchvision's blocks name it (the file never calls `input()`)."""

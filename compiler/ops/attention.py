@@ -111,7 +111,7 @@ SCALED_DOT_PRODUCT_ATTENTION = OpDef(
     ),
     infer=_sdpa_infer,
     emit=ModuleEmit(
-        "compiler.nn:Attention",
+        "nncompile.compiler.nn:Attention",
         lambda call: {"dropout": call.args["dropout"], "causal": call.args["causal"], "scale": call.args["scale"]},
     ),
     count_macs=_sdpa_macs,
@@ -251,7 +251,7 @@ SHIFTED_WINDOW_ATTENTION = OpDef(
     ),
     infer=_window_infer,
     emit=ModuleEmit(
-        "compiler.nn:ShiftedWindowAttention",
+        "nncompile.compiler.nn:ShiftedWindowAttention",
         lambda call: {
             "dim": call.x.shape[2],
             "window_size": list(pair(call.args["window"])),

@@ -151,7 +151,7 @@ LAYERNORM2D = OpDef(
     params=(Float("eps", 1e-5, minimum=0), Bool("affine", True)),
     infer=_layernorm2d_infer,
     emit=ModuleEmit(
-        "compiler.nn:LayerNorm2d",
+        "nncompile.compiler.nn:LayerNorm2d",
         lambda call: {"normalized_shape": call.x.shape[0], "eps": call.args["eps"], "elementwise_affine": call.args["affine"]},
     ),
     count_params=lambda call: 2 * call.x.shape[0] if call.args["affine"] else 0,
@@ -208,7 +208,7 @@ STOCHASTIC_DEPTH = OpDef(
     doc="drops a residual branch per sample (row) or per batch while training, identity in eval (torchvision.ops.StochasticDepth)",
     params=(Float("p", minimum=0, maximum=1, doc="drop probability"), Choice("mode", ("row", "batch"), "row")),
     infer=_floats_unless_trivial,
-    emit=ModuleEmit("compiler.nn:StochasticDepth", lambda call: {"p": call.args["p"], "mode": call.args["mode"]}),
+    emit=ModuleEmit("nncompile.compiler.nn:StochasticDepth", lambda call: {"p": call.args["p"], "mode": call.args["mode"]}),
 )
 
 OPS = (

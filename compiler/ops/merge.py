@@ -65,12 +65,12 @@ def _concat_infer(call: Call) -> TensorType:
 
 
 def _cat_target(call: Call) -> str:
-    return "torch:cat" if all(t.batched for t in call.inputs) or not any(t.batched for t in call.inputs) else "compiler.nn:cat"
+    return "torch:cat" if all(t.batched for t in call.inputs) or not any(t.batched for t in call.inputs) else "nncompile.compiler.nn:cat"
 
 
 def _cat_kwargs(call: Call) -> dict:
     kwargs = {"dim": call.args["dim"]}
-    if _cat_target(call) == "compiler.nn:cat":
+    if _cat_target(call) == "nncompile.compiler.nn:cat":
         kwargs["batched"] = [t.batched for t in call.inputs]
     return kwargs
 

@@ -84,7 +84,7 @@ PAD = OpDef(
         Float("value", 0.0, doc="the fill of constant padding"),
     ),
     infer=_pad_infer,
-    emit=FunctionEmit(lambda call: "compiler.nn:pad_to" if len(call.inputs) == 2 else "torch.nn.functional:pad", _pad_emit),
+    emit=FunctionEmit(lambda call: "nncompile.compiler.nn:pad_to" if len(call.inputs) == 2 else "torch.nn.functional:pad", _pad_emit),
     arity=(1, 2),
     category="tensor",
 )

@@ -75,7 +75,7 @@ RESHAPE = OpDef(
     doc="reshapes each sample to `shape` (per sample, batch kept; one -1 allowed)",
     params=(Ints("shape"),),
     infer=lambda call: call.x.with_shape(_reshape_target(call)),
-    emit=FunctionEmit(lambda call: "compiler.nn:reshape" if is_symbolic(call.x.shape) else "torch:reshape", _reshape_emit),
+    emit=FunctionEmit(lambda call: "nncompile.compiler.nn:reshape" if is_symbolic(call.x.shape) else "torch:reshape", _reshape_emit),
     category="tensor",
 )
 
@@ -290,7 +290,7 @@ POSITIONS = OpDef(
     doc="the positions 0..T-1 along `dim` of its input, as int64 without a batch dimension (for position embeddings)",
     params=(Int("dim", 1),),
     infer=_positions_infer,
-    emit=FunctionEmit("compiler.nn:positions", lambda call: {"dim": call.args["dim"]}),
+    emit=FunctionEmit("nncompile.compiler.nn:positions", lambda call: {"dim": call.args["dim"]}),
     category="tensor",
 )
 

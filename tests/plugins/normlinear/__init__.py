@@ -3,8 +3,8 @@ normalised to unit length before the linear map. It shares the builtin linear's 
 counts; only its module differs. This module stays torch-free (so `check` does); the module class
 lives in `normlinear.layers`, imported only when building."""
 
-from compiler.ops.core import ModuleEmit, OpDef
-from compiler.ops.dense import LINEAR
+from nncompile.compiler.ops.core import ModuleEmit, OpDef
+from nncompile.compiler.ops.dense import LINEAR
 
 NORMALIZED_LINEAR = OpDef(
     name="normalized_linear",
