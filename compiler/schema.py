@@ -174,7 +174,7 @@ def _defs(registry: Registry, dispatch_ops: bool) -> dict[str, Any]:
 
 def shipped() -> str:
     """The schema file shipped inside the package, as text."""
-    return resources.files("compiler").joinpath(SHIPPED_SCHEMA).read_text(encoding="utf-8")
+    return resources.files(__package__).joinpath(SHIPPED_SCHEMA).read_text(encoding="utf-8")
 
 
 def dumps(schema: dict[str, Any]) -> str:
