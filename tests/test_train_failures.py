@@ -16,6 +16,9 @@ from nncompile.runtime.checkpoint import FORMAT
 from nncompile.runtime.cli import main
 from test_train import HANG, Child
 
+TRAIN = [sys.executable, "-m", "nncompile.runtime.cli", "train"]
+"""`nncompile train` in a process of its own."""
+
 SPEC = """\
 nncompile: 1
 name: small
@@ -78,7 +81,7 @@ def test_onecycle_bends_when_a_run_is_resumed_for_more_epochs(write_spec, tmp_pa
 @pytest.mark.slow
 def test_a_failing_child_under_torchrun_ends_with_its_status(write_spec, tmp_path):
     spec = write_spec(SPEC.replace("data: {dataset: digits}", "data: {dataset: tensors, path: missing.pt}"))
-    command = [sys.executable, "-m", "nncompile.runtime.cli", "train", str(spec), "--out", str(tmp_path / "run"), "--nproc-per-node", "2"]
+    command = [*TRAIN, str(spec), "--out", str(tmp_path / "run"), "--nproc-per-node", "2"]
     result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=HANG)
     assert result.returncode == 1, result.stderr[-2000:]
     assert "error[E0501]: no such file: missing.pt" in result.stdout, result.stdout[-2000:]  # the child's own diagnostic
@@ -92,10 +95,7 @@ def test_ctrl_c_under_torchrun_saves_and_ends_with_130(write_spec, tmp_path):
     spec = write_spec(SPEC.replace("epochs: 1", "epochs: 500").replace("batch_size: 128", "batch_size: 4"))
     run = tmp_path / "run"
     command = [
-        sys.executable,
-        "-m",
-        "nncompile.runtime.cli",
-        "train",
+        *TRAIN,
         str(spec),
         "--out",
         str(run),
@@ -121,7 +121,7 @@ def test_ddp_trains_a_spec_with_an_unused_layer(write_spec, tmp_path):
             "  - {id: spare, op: linear, out: 3, from: fc1}\n  - {id: fc2, op: linear, out: 10, from: fc1}",
         )
     )
-    command = [sys.executable, "-m", "nncompile.runtime.cli", "train", str(spec), "--out", str(tmp_path / "run"), "--nproc-per-node", "2"]
+    command = [*TRAIN, str(spec), "--out", str(tmp_path / "run"), "--nproc-per-node", "2"]
     result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=HANG)
     assert result.returncode == 0, result.stderr[-2000:]
     assert (tmp_path / "run" / "last.pt").is_file()
@@ -140,10 +140,7 @@ def test_two_nodes_on_one_machine(write_spec, tmp_path):
     launchers = [
         Child(
             [
-                sys.executable,
-                "-m",
-                "nncompile.runtime.cli",
-                "train",
+                *TRAIN,
                 str(spec),
                 "--out",
                 str(tmp_path / "run"),
