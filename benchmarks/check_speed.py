@@ -38,7 +38,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     rounds = parser.parse_args().rounds
     specs = sorted(str(p) for p in (ROOT / "specs").rglob("*.yaml"))
-    check = [sys.executable, "-m", "nncompile.runtime.cli", "check"]
+    check = [sys.executable, "-m", "nncompile.cli", "check"]
     torch_import = wall([sys.executable, "-c", "import torch"], rounds)
     check_all = wall([*check, *specs], rounds)
     alone = {spec: wall([*check, spec], max(1, rounds // 2)) for spec in specs}

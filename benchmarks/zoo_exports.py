@@ -21,7 +21,7 @@ FORMATS = (".pt", ".pt2", ".onnx")
 
 def build(spec: Path, output: Path, fixed: list[str] = ()) -> tuple[bool, float, str]:
     start = time.perf_counter()
-    command = [sys.executable, "-m", "nncompile.runtime.cli", "build", str(spec), "-o", str(output), *fixed]
+    command = [sys.executable, "-m", "nncompile.cli", "build", str(spec), "-o", str(output), *fixed]
     result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
     seconds = time.perf_counter() - start
     output.unlink(missing_ok=True)

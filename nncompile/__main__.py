@@ -2,7 +2,7 @@
 
 import sys
 
-from nncompile.runtime.cli import main
+from nncompile.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -15,10 +15,10 @@ from typing import Any
 
 import torch
 from nncompile.compiler.train_schema import MAX_SAMPLES, TORCHVISION_DATASETS
+from nncompile.compiler.weights import CheckpointError, read, tensor_problem
 from torch.utils.data import Dataset, Subset
 
 from . import batch
-from .checkpoint import CheckpointError, read, tensor_problem
 from .config import TrainError, label_losses
 from .transforms import image_pipeline, is_random, pipeline
 

@@ -17,7 +17,7 @@ def wanted(nproc_per_node: int, launcher_flags: dict[str, str | None]) -> bool:
 
 
 def launch(nproc_per_node: int, launcher_flags: dict[str, str], command: Sequence[str]) -> int:
-    """Run `python -m nncompile.runtime.cli COMMAND…` in `nproc_per_node` processes under torchrun; a child that
+    """Run `python -m nncompile.cli COMMAND…` in `nproc_per_node` processes under torchrun; a child that
     fails (or Ctrl-C) ends it with that child's exit status, after torchrun has reported it."""
     from torch.distributed import run
     from torch.distributed.elastic.multiprocessing.api import SignalException
@@ -28,7 +28,7 @@ def launch(nproc_per_node: int, launcher_flags: dict[str, str], command: Sequenc
     if not launcher_flags.get("nnodes") and not launcher_flags.get("rdzv_endpoint"):
         flags.append("--standalone")
     try:
-        run.main([*flags, "-m", "nncompile.runtime.cli", *command])
+        run.main([*flags, "-m", "nncompile.cli", *command])
     except ChildFailedError as error:  # torchrun already printed each failure
         return max(1, next(iter(error.failures.values())).exitcode)
     except KeyboardInterrupt:

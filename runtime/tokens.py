@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 import torch
 from nncompile.compiler.train_schema import MAX_SAMPLES
+from nncompile.compiler.weights import CheckpointError, read
 from torch.utils.data import Dataset
 
-from .checkpoint import CheckpointError, read
 from .config import TrainError
 
 WHERE = ("data", "path")

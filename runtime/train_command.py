@@ -8,14 +8,21 @@ from typing import Any
 
 import yaml
 from nncompile.compiler import Analysis, analyze
+from nncompile.compiler.commands.common import (
+    EXIT_INTERRUPTED,
+    EXIT_SPEC_ERRORS,
+    Commands,
+    add_spec_options,
+    parse_overrides,
+    print_diagnostics,
+)
 from nncompile.compiler.diagnostics import Diagnostic, UsageError, printable, render_text
 
-EXIT_INTERRUPTED = 130
 LAUNCH_FLAGS = ("nnodes", "node_rank", "rdzv_backend", "rdzv_endpoint", "rdzv_id", "master_addr", "master_port")
 """torchrun's multi-node flags, passed through as given."""
 
 
-def add_parser(commands: argparse._SubParsersAction, add_spec_options) -> None:
+def add_parser(commands: Commands) -> None:
     train = commands.add_parser("train", help="train a spec with its train section; keep a run directory")
     train.add_argument("spec", metavar="SPEC")
     train.add_argument("--out", type=Path, help="run directory (default: runs/NAME)")
@@ -31,7 +38,6 @@ def add_parser(commands: argparse._SubParsersAction, add_spec_options) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .cli import EXIT_SPEC_ERRORS, parse_overrides, print_diagnostics
 
     overrides = parse_overrides(args.set) | ({"train.device": args.device} if args.device else {})
     analysis = analyze(args.spec, overrides, tuple(args.plugin), args.config, args.max_params)

@@ -332,7 +332,7 @@ def mutant(seed: int) -> tuple[Path, str]:
 def fuzz_one(path: Path, seconds: int = 120) -> Outcome:
     """Check the spec at `path` as the CLI does; build and run it if the check passes. A step over
     `seconds` counts as a hang (generous: a hang detector, not a speed test)."""
-    from nncompile.runtime.cli import main
+    from nncompile.cli import main
 
     output = io.StringIO()
     try:

@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 import yaml
 from mutate import deadline
-from nncompile.runtime.cli import main
+
+from nncompile.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 BAD_SPECS = Path("tests/bad_specs")

@@ -12,10 +12,10 @@ from conftest import ROOT
 from nncompile.compiler import costs
 from nncompile.compiler.budgets import count, size_in_bytes
 from nncompile.compiler.emit import LAYER_KEY, example_inputs
-from nncompile.runtime.cli import main
 from torch.fx.passes.shape_prop import ShapeProp
 
 from nncompile import compiler
+from nncompile.cli import main
 
 SMALL = """\
 nncompile: 1

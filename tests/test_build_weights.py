@@ -15,10 +15,10 @@ import torch
 import torchvision
 from conftest import ROOT
 from nncompile.compiler.emit import example_inputs
-from nncompile.runtime.checkpoint import state_dict_of
-from nncompile.runtime.cli import main
+from nncompile.compiler.weights import state_dict_of
 
 from nncompile import compiler
+from nncompile.cli import main
 
 DIGITS = ROOT / "specs" / "digits_mlp.yaml"
 RESNET18 = ROOT / "specs" / "resnet18.yaml"

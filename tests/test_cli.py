@@ -11,14 +11,15 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, SPECS
 from nncompile.compiler.schema import shipped
-from nncompile.runtime.cli import main
+
+from nncompile.cli import main
 
 MNIST = str(ROOT / "specs" / "mnist_mlp.yaml")
 
 
 def test_check_never_imports_torch():
     code = (
-        "import sys; from nncompile.runtime.cli import main; rc = main(['check', *sys.argv[1:]]); "
+        "import sys; from nncompile.cli import main; rc = main(['check', *sys.argv[1:]]); "
         "assert 'torch' not in sys.modules, 'torch imported'; sys.exit(rc)"
     )
     result = subprocess.run([sys.executable, "-c", code, *map(str, SPECS)], capture_output=True, text=True, cwd=ROOT)
@@ -192,7 +193,7 @@ def test_parallel_check_reports_in_the_order_given():
 
 
 def test_version_and_module_entry_point():
-    from nncompile.runtime.cli import version
+    from nncompile.compiler.commands.common import version
 
     result = _run("--version")
     assert result.returncode == 0 and result.stdout.strip() == f"nncompile {version()}"

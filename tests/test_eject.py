@@ -20,10 +20,10 @@ from nncompile.compiler import analyze
 from nncompile.compiler.eject import eject
 from nncompile.compiler.eject.namespace import HELPERS
 from nncompile.compiler.emit import emit, example_inputs
-from nncompile.runtime.cli import main
 from zoo import ZOO
 
 from nncompile import compiler
+from nncompile.cli import main
 
 SHIPPED = [*SPECS, *sorted((ROOT / "specs" / "zoo").glob("*.yaml"))]
 

@@ -15,7 +15,8 @@ import pytest
 from conftest import ROOT
 from nncompile.compiler import analyze
 from nncompile.compiler.picture import picture, to_dot, to_mermaid
-from nncompile.runtime.cli import main
+
+from nncompile.cli import main
 
 RESNET18 = ROOT / "specs" / "resnet18.yaml"
 SVG = "{http://www.w3.org/2000/svg}"
@@ -74,7 +75,7 @@ def test_symbolic_sizes_show_as_formulas(tmp_path: Path):
 def test_graph_needs_no_torch(tmp_path: Path):
     code = (
         "import sys; sys.modules['torch'] = None\n"
-        "from nncompile.runtime.cli import main\n"
+        "from nncompile.cli import main\n"
         f"sys.exit(main(['graph', {str(RESNET18)!r}, '-o', {str(tmp_path / 'r.html')!r}]))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)

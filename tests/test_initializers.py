@@ -14,7 +14,8 @@ import torch
 from nncompile.compiler import analyze, build
 from nncompile.compiler.emit import resolve_target
 from nncompile.compiler.initializers import INITIALIZERS
-from nncompile.runtime.cli import main
+
+from nncompile.cli import main
 
 TRUNCATED = "{type: trunc_normal, mean: 1, std: 0.02}"
 

@@ -17,7 +17,8 @@ import pytest
 from conftest import ROOT
 from nncompile.compiler import analyze
 from nncompile.compiler.picture import Box, Picture, picture, to_dot, to_html, to_mermaid, to_svg
-from nncompile.runtime.cli import main
+
+from nncompile.cli import main
 
 TINY = """\
 nncompile: 1
@@ -88,14 +89,17 @@ def test_a_link_planted_at_the_default_output_is_replaced(command: str, default:
     assert (checkout / default).is_file() and not (checkout / default).is_symlink()
 
 
+def _refuse_analysis(monkeypatch) -> None:
+    from nncompile.compiler.commands import build, graph
+
+    for command in (build, graph):
+        monkeypatch.setattr(command, "analyze_spec", lambda *_: pytest.fail("the spec was analysed before the output was checked"))
+
+
 @pytest.mark.parametrize("argv", [["build"], ["build", "--emit", "python"], ["graph"]])
 @pytest.mark.parametrize("where", ["directory", "under a file"])
 def test_an_output_that_cannot_be_a_file_is_refused_before_any_work(argv, where, tiny: Path, tmp_path: Path, monkeypatch, capsys):
-    import nncompile.runtime.cli
-
-    monkeypatch.setattr(
-        nncompile.runtime.cli, "analyze_spec", lambda *_: pytest.fail("the spec was analysed before the output was checked")
-    )
+    _refuse_analysis(monkeypatch)
     (tmp_path / "file").write_text("a file")
     suffix = {"graph": ".svg"}.get(argv[0], ".py" if "python" in argv else ".pt")
     output = tmp_path / f"dir{suffix}" if where == "directory" else tmp_path / "file" / "sub" / f"m{suffix}"
@@ -109,11 +113,7 @@ def test_an_output_that_cannot_be_a_file_is_refused_before_any_work(argv, where,
 
 
 def test_an_unknown_export_format_is_refused_before_any_work(tiny: Path, tmp_path: Path, monkeypatch, capsys):
-    import nncompile.runtime.cli
-
-    monkeypatch.setattr(
-        nncompile.runtime.cli, "analyze_spec", lambda *_: pytest.fail("the spec was analysed before the output was checked")
-    )
+    _refuse_analysis(monkeypatch)
     assert main(["build", str(tiny), "-o", str(tmp_path / "model.h5")]) == 2
     assert "unknown output format '.h5': use one of .pt, .pt2, .onnx, or .py to eject" in capsys.readouterr().err
 

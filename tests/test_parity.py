@@ -70,7 +70,7 @@ def test_cli_torchscript_is_torchvision_resnet18_in_a_clean_process(tmp_path):
     import subprocess
     import sys
 
-    from nncompile.runtime.cli import main
+    from nncompile.cli import main
 
     assert main(["build", str(ROOT / "specs" / "resnet18.yaml"), "-o", str(tmp_path / "r18.pt")]) == 0
     torch.manual_seed(1)

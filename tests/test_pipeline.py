@@ -10,9 +10,9 @@ import pytest
 from nncompile.compiler.diagnostics import UsageError
 from nncompile.compiler.ops import BUILTIN
 from nncompile.compiler.values import _suits, check_value
-from nncompile.runtime.cli import main
 
 from nncompile import compiler
+from nncompile.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 

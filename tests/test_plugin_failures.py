@@ -9,7 +9,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from nncompile.runtime.cli import main
+
+from nncompile.cli import main
 
 PLUGIN = """
 from nncompile.compiler.ops.core import ModuleEmit, OpDef

@@ -10,9 +10,9 @@ import pytest
 from conftest import ROOT
 from nncompile.compiler import analyze
 from nncompile.compiler.costs import activation_bytes
-from nncompile.runtime.cli import main
 
 from nncompile import compiler
+from nncompile.cli import main
 
 RESNET18 = ROOT / "specs" / "resnet18.yaml"
 

@@ -12,10 +12,10 @@ from nncompile.compiler.emit import example_inputs
 from nncompile.compiler.export import ExportError, export
 from nncompile.compiler.ops import BUILTIN
 from nncompile.compiler.targets import TARGETS, export_limits
-from nncompile.runtime.cli import main
 from op_samples import EDGES, SAMPLES, sample_spec
 
 from nncompile import compiler
+from nncompile.cli import main
 
 SUFFIX = {"torchscript": ".pt", "export": ".pt2", "onnx": ".onnx"}
 

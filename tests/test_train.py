@@ -18,11 +18,11 @@ from conftest import ROOT
 from nncompile.compiler.diagnostics import SpecError
 from nncompile.runtime import train
 from nncompile.runtime.checkpoint import load
-from nncompile.runtime.cli import main
 from nncompile.runtime.config import checked
 from nncompile.runtime.data import load as load_data
 
 from nncompile import compiler
+from nncompile.cli import main
 
 SMALL = """\
 nncompile: 1
@@ -92,7 +92,7 @@ busy machine runs these ten times slower than an idle one)."""
 
 
 def cli(*argv: str, cwd: Path = ROOT, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "nncompile.runtime.cli", *argv]
+    command = [sys.executable, "-m", "nncompile.cli", *argv]
     return subprocess.run(command, capture_output=True, text=True, cwd=cwd, env=env, timeout=HANG)
 
 
@@ -195,7 +195,7 @@ def test_resume_is_bit_identical_to_a_straight_run(tmp_path, write_spec):
 KILLED_AT_STEP = """
 import os, signal, sys
 from nncompile.runtime import loop
-from nncompile.runtime.cli import main
+from nncompile.cli import main
 
 step, done, last = loop._optimizer_step, [0], int(sys.argv[3])
 
@@ -235,7 +235,7 @@ def test_ctrl_c_saves_last_pt_and_exits_130(tmp_path, write_spec):
     run = tmp_path / "run"
     run.mkdir()
     (run / "model.ts").write_text("from an earlier run")
-    child = Child([sys.executable, "-m", "nncompile.runtime.cli", "train", str(spec), "--out", str(run)])
+    child = Child([sys.executable, "-m", "nncompile.cli", "train", str(spec), "--out", str(run)])
     child.wait_for("epoch 1/500")  # epoch 2 is under way, Ctrl-C's handler installed
     child.process.send_signal(signal.SIGINT)
     status, output, errors = child.finish()

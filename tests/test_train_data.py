@@ -11,13 +11,13 @@ import torch
 from conftest import ROOT
 from nncompile.runtime import train
 from nncompile.runtime.checkpoint import load
-from nncompile.runtime.cli import main
 from nncompile.runtime.config import checked
 from nncompile.runtime.data import load as load_data
 from test_train import SMALL, Probe, records, section
 from torch.utils.data import DataLoader
 
 from nncompile import compiler
+from nncompile.cli import main
 
 CONV = """\
 nncompile: 1

@@ -12,11 +12,12 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import ROOT
-from nncompile.runtime.checkpoint import FORMAT
-from nncompile.runtime.cli import main
+from nncompile.compiler.weights import CHECKPOINT_FORMAT as FORMAT
 from test_train import HANG, Child
 
-TRAIN = [sys.executable, "-m", "nncompile.runtime.cli", "train"]
+from nncompile.cli import main
+
+TRAIN = [sys.executable, "-m", "nncompile.cli", "train"]
 """`nncompile train` in a process of its own."""
 
 SPEC = """\

@@ -15,11 +15,12 @@ from pathlib import Path
 import pytest
 import torch
 from nncompile.compiler.export import quiet_torchscript
+from nncompile.compiler.weights import CHECKPOINT_FORMAT as FORMAT
 from nncompile.runtime import data as data_module
 from nncompile.runtime import trainer
-from nncompile.runtime.checkpoint import FORMAT
-from nncompile.runtime.cli import main
 from torch import nn
+
+from nncompile.cli import main
 
 SPEC = """\
 nncompile: 1

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from nncompile.runtime.cli import main
+
+from nncompile.cli import main
 
 SPEC = """\
 nncompile: 1

@@ -13,11 +13,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 from conftest import ROOT
-from nncompile.runtime.cli import main
 from nncompile.runtime.config import TrainError
 from nncompile.runtime.loop import Tally
 from nncompile.runtime.optim import loss_function
 from nncompile.runtime.tokens import token_splits
+
+from nncompile.cli import main
 
 GPT = str(ROOT / "specs" / "zoo" / "gpt.yaml")
 SMALL_GPT = ["--set", "block_size=32", "--set", "vocab_size=128", "--set", "n_layer=2", "--set", "n_head=2", "--set", "n_embd=32"]

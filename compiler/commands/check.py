@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from nncompile.compiler.diagnostics import Diagnostic, UsageError, printable, render_text, sort_key
 from nncompile.compiler.targets import TARGETS, export_limits
 
+from .common import EXIT_OK, EXIT_SPEC_ERRORS, EXIT_USAGE, Commands, add_spec_options, analyze_spec, source_lines, version
+
 FORMATS = ("text", "json", "github", "sarif")
 
 
@@ -26,7 +28,7 @@ class Checked:
     unusable: str | None = None
 
 
-def add_parser(commands: argparse._SubParsersAction, add_spec_options: Callable[[argparse.ArgumentParser], None]) -> None:
+def add_parser(commands: Commands) -> None:
     check = commands.add_parser("check", help="validate specs and infer every shape (no torch import)")
     check.add_argument("specs", nargs="+", metavar="SPEC")
     check.add_argument("--format", choices=FORMATS, default="text", help="diagnostic format (default text)")
@@ -45,7 +47,6 @@ def add_parser(commands: argparse._SubParsersAction, add_spec_options: Callable[
 
 
 def run(args: argparse.Namespace) -> int:
-    from .cli import EXIT_OK, EXIT_SPEC_ERRORS, EXIT_USAGE, version
 
     keep = _selector(args.select, args.ignore)
     results = _check_all(args)
@@ -86,7 +87,6 @@ def _check_all(args: argparse.Namespace) -> list[Checked]:
 
 
 def _check_one(args: argparse.Namespace, spec: str) -> Checked:
-    from .cli import analyze_spec, source_lines
 
     try:
         analysis = analyze_spec(args, spec)

@@ -9,14 +9,15 @@ import json
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
 from nncompile.compiler.diagnostics import UsageError, printable, render_text
 from nncompile.compiler.load import MAX_BYTES
 
+from .common import EXIT_OK, EXIT_SPEC_ERRORS, Commands, add_spec_options, analyze_spec, source_lines
 
-def add_parser(commands: argparse._SubParsersAction, add_spec_options: Callable[[argparse.ArgumentParser], None]) -> None:
+
+def add_parser(commands: Commands) -> None:
     diff = commands.add_parser("diff", help="per-layer changes in shapes, parameters and MACs between two specs")
     diff.add_argument("old", metavar="OLD", help="a spec file, or REV:PATH for a git revision of one")
     diff.add_argument("new", metavar="NEW", help="a spec file, or REV:PATH")
@@ -27,8 +28,6 @@ def add_parser(commands: argparse._SubParsersAction, add_spec_options: Callable[
 
 def run(args: argparse.Namespace) -> int:
     from nncompile.compiler.diff import diff, diff_text
-
-    from .cli import EXIT_OK, EXIT_SPEC_ERRORS, analyze_spec
 
     analyses = []
     with tempfile.TemporaryDirectory() as folder:
@@ -46,7 +45,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _print(analysis, path: str, label: str, stream) -> None:
     """The diagnostics of one side, naming a git revision as the user wrote it (not its scratch file)."""
-    from .cli import source_lines
 
     for diagnostic in analysis.diagnostics:
         span = diagnostic.span

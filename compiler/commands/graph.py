@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from pathlib import Path
 
 from nncompile.compiler.diagnostics import UsageError, printable
 from nncompile.compiler.files import check_writable, write_atomic
 
+from .common import EXIT_OK, EXIT_SPEC_ERRORS, Commands, add_spec_options, analyze_spec, print_diagnostics
 
-def add_parser(commands: argparse._SubParsersAction, add_spec_options: Callable[[argparse.ArgumentParser], None]) -> None:
+
+def add_parser(commands: Commands) -> None:
     graph = commands.add_parser("graph", help="draw the model: SVG, an HTML page with pan/zoom, Graphviz DOT or Mermaid")
     graph.add_argument("spec", metavar="SPEC")
     graph.add_argument(
@@ -22,8 +23,6 @@ def add_parser(commands: argparse._SubParsersAction, add_spec_options: Callable[
 
 def run(args: argparse.Namespace) -> int:
     from nncompile.compiler.picture import WRITERS, picture, to_dot, to_html, to_mermaid, to_svg
-
-    from .cli import EXIT_OK, EXIT_SPEC_ERRORS, analyze_spec, print_diagnostics
 
     output = args.output or Path("build") / f"{Path(args.spec).stem}.svg"
     kind = "mermaid" if str(output) == "-" else WRITERS.get(output.suffix)
