@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import traceback
 from typing import Any
 
 from nncompile.compiler.commands import build, check, diff, graph, schema, summary
@@ -26,6 +25,11 @@ from nncompile.compiler.files import OutputError
 from nncompile.runtime import train_command
 
 COMMANDS = (check, build, summary, train_command, graph, diff, schema)
+TORCH_MODULES = ("torch", "torchvision")
+MISSING_TORCH = (
+    "this command needs PyTorch, and {module} is not installed: pip install 'nncompile[torch]' "
+    "(check, summary, graph, diff and schema work without it)"
+)
 
 
 class _Version(argparse.Action):
@@ -54,7 +58,12 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `nncompile summary SPEC | head`: the reader has what it wanted
         sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - silence the interpreter's own flush at exit
         return EXIT_OK
-    except Exception:
+    except Exception as error:
+        if isinstance(error, ModuleNotFoundError) and (error.name or "").partition(".")[0] in TORCH_MODULES:
+            print(f"nncompile: error: {MISSING_TORCH.format(module=error.name)}", file=sys.stderr)
+            return EXIT_USAGE
+        import traceback
+
         print("nncompile: internal error (this is a bug in nncompile, not in your spec; please report it):", file=sys.stderr)
         traceback.print_exc()
         return EXIT_INTERNAL

@@ -7,7 +7,6 @@ import argparse
 import os
 import sys
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 from nncompile.compiler.diagnostics import Diagnostic, UsageError, printable, render_text, sort_key
@@ -82,6 +81,8 @@ def _check_all(args: argparse.Namespace) -> list[Checked]:
     jobs = (os.cpu_count() or 1) if args.jobs == 0 else max(1, args.jobs)
     if jobs == 1 or len(args.specs) == 1:
         return [_check_one(args, spec) for spec in args.specs]
+    from concurrent.futures import ProcessPoolExecutor  # imported only here: it costs the one-file check 5 ms
+
     with ProcessPoolExecutor(min(jobs, len(args.specs))) as pool:
         return list(pool.map(_check_one, [args] * len(args.specs), args.specs))
 
