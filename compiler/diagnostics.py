@@ -111,17 +111,40 @@ def printable(text: str) -> str:
     return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
 
 
-def render_text(diagnostic: Diagnostic, source: str | Sequence[str] | None = None) -> str:
+def render_text(diagnostic: Diagnostic, source: str | Sequence[str] | None = None, colour: bool = False) -> str:
     """`file:line:col: error[E0302]: message`, then the source line with a caret, then the hint.
-    `source` is the file's text or, cheaper for many diagnostics, its lines."""
-    head = f"{diagnostic.severity.value}[{diagnostic.code}]: {diagnostic.message}"
+    `source` is the file's text or, cheaper for many diagnostics, its lines; `colour` adds ANSI
+    colours (a terminal's), which change no character of the text."""
+    paint = _painter(diagnostic.severity) if colour else _plain
+    head = f"{paint('severity', f'{diagnostic.severity.value}[{diagnostic.code}]')}: {paint('bold', printable(diagnostic.message))}"
     span = diagnostic.span
-    lines = [printable(f"{_file_at_line_start(span.file)}:{span.line}:{span.col}: {head}" if span else head)]
+    lines = [f"{paint('bold', printable(f'{_file_at_line_start(span.file)}:{span.line}:{span.col}:'))} {head}" if span else head]
     if span and source is not None:
-        lines.extend(_snippet(span, source.splitlines() if isinstance(source, str) else source))
+        snippet = _snippet(span, source.splitlines() if isinstance(source, str) else source)
+        if snippet:  # the caret in the severity's colour
+            caret = snippet[-1]
+            snippet[-1] = caret.rstrip("^") + paint("severity", caret[len(caret.rstrip("^")) :])
+        lines.extend(snippet)
     if diagnostic.hint:
-        lines.append(printable(f"  = hint: {diagnostic.hint}"))
+        lines.append(paint("hint", printable(f"  = hint: {diagnostic.hint}")))
     return "\n".join(lines)
+
+
+ANSI = {"bold": "1", "hint": "36", Severity.ERROR: "1;31", Severity.WARNING: "1;33"}
+
+
+def _plain(_role: str, text: str) -> str:
+    return text
+
+
+def _painter(severity: Severity):
+    """Wraps text in the ANSI colour of its role: the severity's colour for the code and the caret."""
+
+    def paint(role: str, text: str) -> str:
+        code = ANSI[severity] if role == "severity" else ANSI[role]
+        return f"\x1b[{code}m{text}\x1b[0m"
+
+    return paint
 
 
 def _file_at_line_start(file: str) -> str:

@@ -1,6 +1,6 @@
-"""Writing artefacts safely: through a temporary file beside the target and a rename, so a crash never
-leaves half a file and a symbolic link planted at the target (a checkout is a stranger's pull request)
-is replaced, never written through."""
+"""Files: artefacts written safely, through a temporary file beside the target and a rename, so a crash
+never leaves half a file and a symbolic link planted at the target (a checkout is a stranger's pull
+request) is replaced, never written through; and what to say of an input that is not there."""
 
 from __future__ import annotations
 
@@ -10,6 +10,13 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+
+def no_such(path: Path, kind: str = "file") -> str:
+    """`no such file: data/x.pt`, naming the directory a relative path was looked up in (the current
+    one: paths in a spec or a command line are read from where nncompile runs, not where the spec is)."""
+    where = "" if path.is_absolute() else f" (looked for in the current directory, {Path.cwd()})"
+    return f"no such {kind}: {path}{where}"
 
 
 class OutputError(Exception):

@@ -8,10 +8,12 @@ alias expansion and size are bounded before anything downstream sees the data.
 from __future__ import annotations
 
 import errno
+import functools
 import math
 import os
 import re
 import stat
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -99,13 +101,25 @@ def read_limited(path: str | Path) -> bytes | None:
     return None if len(data) > MAX_BYTES else data
 
 
+STDIN, STDIN_NAME = "-", "<stdin>"
+
+
 def load_file(path: str | Path) -> tuple[Document | None, list[Diagnostic]]:
-    """Read and load a spec file; a missing or unreadable file is the caller's usage error (OSError)."""
-    name = str(path)
-    data = read_limited(path)
+    """Read and load a spec file, or standard input for `-`; a missing or unreadable file is the
+    caller's usage error (OSError)."""
+    name = STDIN_NAME if str(path) == STDIN else str(path)
+    data = _standard_input() if str(path) == STDIN else read_limited(path)
     if data is None:
         return None, [Diagnostic("E0104", f"spec is over the {MAX_BYTES}-byte limit", Span(name, 1, 1))]
     return load_text(data, name)
+
+
+@functools.cache
+def _standard_input() -> bytes | None:
+    """Standard input's bytes, read once (a command may load its spec more than once), or None if
+    they are more than MAX_BYTES."""
+    data = sys.stdin.buffer.read(MAX_BYTES + 1)
+    return None if len(data) > MAX_BYTES else data
 
 
 def load_text(raw: bytes | str, name: str = "<string>") -> tuple[Document | None, list[Diagnostic]]:

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from .diagnostics import UsageError, did_you_mean
+from .files import no_such
 
 CHECKPOINT_FORMAT = "nncompile-checkpoint"
 
@@ -28,7 +29,7 @@ def read(path: str | Path, what: str, real: bool = False) -> Any:
     integers only). Raises CheckpointError saying why it cannot be read as `what`."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"{path}: no such file" if not path.exists() else f"{path}: not a regular file")
+        raise CheckpointError(no_such(path) if not path.exists() else f"{path}: not a regular file")
     try:
         try:
             found = _load(path, mmap=True)

@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.command(args)
     except SpecError as error:  # found while building: a model this machine cannot allocate
-        print_diagnostics(error.diagnostics, None)
+        print_diagnostics(args, error.diagnostics, None)
         return EXIT_SPEC_ERRORS
     except (UsageError, OutputError) as error:  # every line break in a message is escaped: only details start lines
         details = getattr(error, "details", ())
@@ -79,7 +79,7 @@ def parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     top.add_argument("--version", action=_Version)
-    commands = top.add_subparsers(required=True, metavar="COMMAND")
+    commands = top.add_subparsers(required=True, metavar="COMMAND", help="one of these; `nncompile COMMAND --help` for its options")
     for command in COMMANDS:
         command.add_parser(commands)
     for sub in commands.choices.values():

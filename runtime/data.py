@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from nncompile.compiler.files import no_such
 from nncompile.compiler.train_schema import MAX_SAMPLES, TORCHVISION_DATASETS
 from nncompile.compiler.weights import CheckpointError, read, tensor_problem
 from torch.utils.data import Dataset, Subset
@@ -213,7 +214,7 @@ def _tensor_file(path: Path) -> _Source:
     integers, with one row per sample."""
     where = ("data", "path")
     if not path.is_file():
-        raise TrainError(where, f"no such file: {path}")
+        raise TrainError(where, no_such(path))
     hint = "a .pt file saved with torch.save({'inputs': x, 'targets': y}) or an .npz"
     try:
         found = _npz(path) if path.suffix == ".npz" else read(path, "training data", real=True)
@@ -339,7 +340,7 @@ def _image_folder(data: Mapping[str, Any]) -> _Source:
     for train, key in ((True, "root"), (False, "val_root")):
         root = Path(data.get(key, data["root"]))
         if not root.is_dir():
-            raise TrainError(("data", key), f"no such directory: {root}", "an image folder holds one subdirectory of images per class")
+            raise TrainError(("data", key), no_such(root, "directory"), "an image folder holds one subdirectory of images per class")
         found[train] = _scan(root, key)
     classes = found[True][1]
     if "val_root" in data and found[False][1] != classes:

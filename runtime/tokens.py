@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from nncompile.compiler.files import no_such
 from nncompile.compiler.train_schema import MAX_SAMPLES
 from nncompile.compiler.weights import CheckpointError, read
 from torch.utils.data import Dataset
@@ -29,7 +30,7 @@ SCAN_CHUNK = 1 << 24
 def read_tokens(path: Path, dtype: str) -> Any:
     """A 1-D integer array-like over the file, without reading it into memory."""
     if not path.is_file():
-        raise TrainError(WHERE, f"no such file: {path}")
+        raise TrainError(WHERE, no_such(path))
     try:
         if path.suffix == ".npy":
             tokens = np.load(path, mmap_mode="r", allow_pickle=False)

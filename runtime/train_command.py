@@ -15,6 +15,7 @@ from nncompile.compiler.commands.common import (
     add_spec_options,
     parse_overrides,
     print_diagnostics,
+    wants_colour,
 )
 from nncompile.compiler.diagnostics import Diagnostic, UsageError, printable, render_text
 
@@ -24,7 +25,7 @@ LAUNCH_FLAGS = ("nnodes", "node_rank", "rdzv_backend", "rdzv_endpoint", "rdzv_id
 
 def add_parser(commands: Commands) -> None:
     train = commands.add_parser("train", help="train a spec with its train section; keep a run directory")
-    train.add_argument("spec", metavar="SPEC")
+    train.add_argument("spec", metavar="SPEC", help="the spec file, with a train section (or give one with --config)")
     train.add_argument("--out", type=Path, help="run directory (default: runs/NAME)")
     train.add_argument("--resume", metavar="CKPT", help="continue from a checkpoint (a run's last.pt)")
     train.add_argument("--device", help="cpu, cuda, cuda:N (default: the train section's, else CUDA when present)")
@@ -41,13 +42,13 @@ def run(args: argparse.Namespace) -> int:
 
     overrides = parse_overrides(args.set) | ({"train.device": args.device} if args.device else {})
     analysis = analyze(args.spec, overrides, tuple(args.plugin), args.config, args.max_params)
-    print_diagnostics(analysis.diagnostics, analysis)
+    print_diagnostics(args, analysis.diagnostics, analysis)
     if not analysis.ok:
         return EXIT_SPEC_ERRORS
     document = analysis.document
     if "train" not in document.data:
         hint = "add a train: section (data, optimizer, epochs) or pass --config FILE"
-        print(render_text(Diagnostic("E0506", "the spec has no train section", document.span(()), hint), document.text))
+        print(render_text(Diagnostic("E0506", "the spec has no train section", document.span(()), hint), document.text, wants_colour(args)))
         return EXIT_SPEC_ERRORS
     out = args.out or Path("runs") / (analysis.graph.name or Path(args.spec).stem)
     from . import distributed
@@ -55,10 +56,10 @@ def run(args: argparse.Namespace) -> int:
     flags = {f: getattr(args, f) for f in LAUNCH_FLAGS}
     if distributed.wanted(args.nproc_per_node, flags):
         return distributed.launch(args.nproc_per_node, flags, _child_command(args, out))
-    return _train(analysis, overrides, out, args.resume)
+    return _train(analysis, overrides, out, args.resume, wants_colour(args))
 
 
-def _train(analysis: Analysis, overrides: dict[str, Any], out: Path, resume: str | None) -> int:
+def _train(analysis: Analysis, overrides: dict[str, Any], out: Path, resume: str | None, colour: bool) -> int:
     import torch
     from nncompile.compiler.emit import emit
     from nncompile.compiler.files import write_atomic
@@ -81,7 +82,7 @@ def _train(analysis: Analysis, overrides: dict[str, Any], out: Path, resume: str
         result = fit(model, config, out, state, ready)
     except TrainError as error:
         span = document.span(("train", *error.path))
-        print(render_text(Diagnostic(error.code, error.message, span, error.hint), document.source(span.file)))
+        print(render_text(Diagnostic(error.code, error.message, span, error.hint), document.source(span.file), colour))
         return 1
     except checkpoint.CheckpointError as error:
         raise UsageError(f"--resume {resume}: {error}") from None

@@ -17,7 +17,7 @@ from .common import EXIT_OK, EXIT_SPEC_ERRORS, Commands, add_spec_options, analy
 
 def add_parser(commands: Commands) -> None:
     build = commands.add_parser("build", help="compile a spec and export it (.pt, .pt2, .onnx) or eject it as PyTorch source (.py)")
-    build.add_argument("spec", metavar="SPEC")
+    build.add_argument("spec", metavar="SPEC", help="the spec file")
     build.add_argument("-o", "--output", type=Path, help="output file; the suffix picks the format (default: build/NAME.pt)")
     build.add_argument("--emit", choices=["model", "python"], default=None, help="python: write the model as a standalone PyTorch module")
     build.add_argument("--weights", metavar="FILE", help="load these weights first: a state_dict file or a checkpoint of nncompile train")
@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
 
     output, python = _output(args)
     analysis = analyze_spec(args, args.spec)
-    print_diagnostics(analysis.diagnostics, analysis)
+    print_diagnostics(args, analysis.diagnostics, analysis)
     if not analysis.ok:
         return EXIT_SPEC_ERRORS
     if python:
@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
 
     limits = export_limits(analysis.graph, SUFFIXES[output.suffix])
     if limits:  # known not to export: say where, before trying
-        print_diagnostics(limits, analysis)
+        print_diagnostics(args, limits, analysis)
         return EXIT_SPEC_ERRORS
     module = emit(analysis.graph, analysis.registry)
     if args.weights:

@@ -4,6 +4,7 @@ diagnostics with their source lines. The commands import this module; it imports
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any
 
@@ -45,6 +46,23 @@ def add_spec_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-params", type=int, default=MAX_PARAMS, metavar="N", help=f"refuse models with more parameters (default {MAX_PARAMS:,})"
     )
+    parser.add_argument(
+        "--color",
+        choices=["auto", "always", "never"],
+        default="auto",
+        help="colour diagnostics: auto (the default) on a terminal unless NO_COLOR is set",
+    )
+
+
+def wants_colour(args: argparse.Namespace, stream: Any = None) -> bool:
+    """Whether diagnostics written to `stream` (stdout by default) get ANSI colours: `--color always`,
+    or `auto` on a terminal when NO_COLOR (https://no-color.org) is unset or empty and TERM is not dumb."""
+    choice = getattr(args, "color", "auto")
+    if choice != "auto":
+        return choice == "always"
+    stream = stream or sys.stdout
+    terminal = hasattr(stream, "isatty") and stream.isatty()
+    return terminal and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:
@@ -98,19 +116,21 @@ def source_lines(analysis: Analysis | None, file: str) -> list[str]:
     return source.splitlines()
 
 
-def print_diagnostics(diagnostics: list[Diagnostic], analysis: Analysis | None, stream: Any = None) -> None:
+def print_diagnostics(args: argparse.Namespace, diagnostics: list[Diagnostic], analysis: Analysis | None, stream: Any = None) -> None:
     """Diagnostics with the source line each points at; each file is read and split once. `stream`
     defaults to stdout; commands whose stdout is data (JSON, Markdown) pass stderr."""
+    stream = stream or sys.stdout
+    colour = wants_colour(args, stream)
     lines: dict[str, list[str]] = {}
     for diagnostic in diagnostics:
         file = diagnostic.span.file if diagnostic.span else None
         if file is not None and file not in lines:
             lines[file] = source_lines(analysis, file)
-        print(render_text(diagnostic, lines.get(file) if file else None), file=stream or sys.stdout)
+        print(render_text(diagnostic, lines.get(file) if file else None, colour), file=stream)
 
 
 def checked_spec(args: argparse.Namespace, stream: Any = None) -> Analysis | None:
     """The analysis of `args.spec` with its diagnostics printed, or None when it has errors."""
     analysis = analyze_spec(args, args.spec)
-    print_diagnostics(analysis.diagnostics, analysis, stream)
+    print_diagnostics(args, analysis.diagnostics, analysis, stream)
     return analysis if analysis.ok else None

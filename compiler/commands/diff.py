@@ -14,14 +14,14 @@ from pathlib import Path
 from nncompile.compiler.diagnostics import UsageError, printable, render_text
 from nncompile.compiler.load import MAX_BYTES
 
-from .common import EXIT_OK, EXIT_SPEC_ERRORS, Commands, add_spec_options, analyze_spec, source_lines
+from .common import EXIT_OK, EXIT_SPEC_ERRORS, Commands, add_spec_options, analyze_spec, source_lines, wants_colour
 
 
 def add_parser(commands: Commands) -> None:
     diff = commands.add_parser("diff", help="per-layer changes in shapes, parameters and MACs between two specs")
     diff.add_argument("old", metavar="OLD", help="a spec file, or REV:PATH for a git revision of one")
     diff.add_argument("new", metavar="NEW", help="a spec file, or REV:PATH")
-    diff.add_argument("--format", choices=["text", "json"], default="text")
+    diff.add_argument("--format", choices=["text", "json"], default="text", help="output format (default text)")
     add_spec_options(diff)
     diff.set_defaults(command=run)
 
@@ -34,7 +34,8 @@ def run(args: argparse.Namespace) -> int:
         for side, spec in (("old", args.old), ("new", args.new)):
             path = _local(spec, Path(folder) / f"{side}.yaml")
             analysis = analyze_spec(args, path)
-            _print(analysis, path, spec, sys.stderr if args.format == "json" else sys.stdout)
+            stream = sys.stderr if args.format == "json" else sys.stdout
+            _print(analysis, path, spec, stream, wants_colour(args, stream))
             analyses.append(analysis)
     if not all(analysis.ok for analysis in analyses):
         return EXIT_SPEC_ERRORS
@@ -43,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _print(analysis, path: str, label: str, stream) -> None:
+def _print(analysis, path: str, label: str, stream, colour: bool) -> None:
     """The diagnostics of one side, naming a git revision as the user wrote it (not its scratch file)."""
 
     for diagnostic in analysis.diagnostics:
@@ -51,7 +52,7 @@ def _print(analysis, path: str, label: str, stream) -> None:
         lines = source_lines(analysis, span.file) if span else None
         if span and span.file == path:
             diagnostic = dataclasses.replace(diagnostic, span=dataclasses.replace(span, file=label))
-        print(render_text(diagnostic, lines), file=stream)
+        print(render_text(diagnostic, lines, colour), file=stream)
 
 
 def _local(spec: str, scratch: Path) -> str:

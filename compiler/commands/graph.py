@@ -13,7 +13,7 @@ from .common import EXIT_OK, EXIT_SPEC_ERRORS, Commands, add_spec_options, analy
 
 def add_parser(commands: Commands) -> None:
     graph = commands.add_parser("graph", help="draw the model: SVG, an HTML page with pan/zoom, Graphviz DOT or Mermaid")
-    graph.add_argument("spec", metavar="SPEC")
+    graph.add_argument("spec", metavar="SPEC", help="the spec file")
     graph.add_argument(
         "-o", "--output", type=Path, help="output file: .svg, .html, .dot or .mmd (default: build/NAME.svg; - prints Mermaid)"
     )
@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     if str(output) != "-":
         check_writable(output)  # a directory, or a path under a file: refused before any work
     analysis = analyze_spec(args, args.spec)
-    print_diagnostics(analysis.diagnostics, analysis)
+    print_diagnostics(args, analysis.diagnostics, analysis)
     if not analysis.ok:
         return EXIT_SPEC_ERRORS
     pic = picture(analysis.graph)
