@@ -4,8 +4,10 @@ files', and the complete specs it shows check clean."""
 from __future__ import annotations
 
 import re
+import subprocess
 
 import pytest
+import yaml
 from conftest import ROOT
 from nncompile.compiler.ops import BUILTIN
 
@@ -63,3 +65,34 @@ def test_the_python_examples_run_as_written(tmp_path, monkeypatch):
     for block in re.findall(r"```python\n(.*?)```", README, re.S):
         exec(compile(block.replace('"runs/mine"', repr(str(tmp_path / "mine"))), "README.md", "exec"), namespace)
     assert namespace["run"].stopped == "completed" and (tmp_path / "mine" / "last.pt").is_file()
+
+
+def test_the_exit_status_table_is_the_commands():
+    from nncompile.compiler.commands.common import EXIT_CODES
+
+    documented = re.findall(r"^\| (\d+) \| (.+) \|$", README, re.M)
+    assert [(int(code), meaning) for code, meaning in documented] == list(EXIT_CODES)
+
+
+def _git(*argv: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", *argv], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_the_pre_commit_rev_is_a_commit_of_main_whose_hook_installs_without_torch():
+    """The README's `rev` names a commit this repository's history holds (a clone of main brings it),
+    whose .pre-commit-hooks.yaml has the hook the README names and whose base install has no torch."""
+    if _git("rev-parse", "--is-inside-work-tree").stdout.strip() != "true":
+        pytest.skip("not a git checkout")
+    if _git("rev-parse", "--is-shallow-repository").stdout.strip() == "true":
+        pytest.skip("a shallow clone does not hold the history the rev names")
+    snippet = re.search(r"# \.pre-commit-config\.yaml\n(.*?)```", README, re.S).group(1)
+    config = yaml.safe_load(snippet)["repos"][0]
+    rev = config["rev"]
+    assert re.fullmatch(r"[0-9a-f]{40}", rev), f"rev {rev!r}: a full commit id (the repository has no tags to name)"
+    assert _git("merge-base", "--is-ancestor", rev, "HEAD").returncode == 0, f"{rev} is not a commit of this branch"
+    hooks = yaml.safe_load(_git("show", f"{rev}:.pre-commit-hooks.yaml").stdout)
+    assert [hook["id"] for hook in config["hooks"]] == [hook["id"] for hook in hooks]
+    assert hooks[0]["entry"].startswith("nncompile check")
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    dependencies = tomllib.loads(_git("show", f"{rev}:pyproject.toml").stdout)["project"]["dependencies"]
+    assert not [d for d in dependencies if re.match(r"torch|torchvision|nvidia", d)], dependencies

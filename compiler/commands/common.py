@@ -17,7 +17,7 @@ EXIT_OK, EXIT_SPEC_ERRORS, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2
 EXIT_CODES = (
     (EXIT_OK, "success: no errors (warnings may be printed)"),
     (EXIT_SPEC_ERRORS, "the spec has errors (each printed as a located diagnostic), or training failed on them"),
-    (EXIT_USAGE, "a usage error: a bad argument, a file that cannot be read or written, a failed export"),
+    (EXIT_USAGE, "a usage error: a bad argument, a file that cannot be read or written, a failed export, torch missing"),
     (EXIT_INTERNAL, "an internal error: a bug in nncompile, not in the spec (please report it)"),
     (EXIT_INTERRUPTED, "interrupted (Ctrl-C); a training run keeps its last checkpoint"),
 )
