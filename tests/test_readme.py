@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import sys
 
 import pytest
 import yaml
@@ -96,3 +97,15 @@ def test_the_pre_commit_rev_is_a_commit_of_main_whose_hook_installs_without_torc
     tomllib = pytest.importorskip("tomllib")  # Python 3.11+
     dependencies = tomllib.loads(_git("show", f"{rev}:pyproject.toml").stdout)["project"]["dependencies"]
     assert not [d for d in dependencies if re.match(r"torch|torchvision|nvidia", d)], dependencies
+
+
+def test_the_diagnostics_example_is_what_check_prints(tmp_path):
+    spec = re.search(r"```yaml\n# specs/model\.yaml\n(.*?)```", README, re.S).group(1)
+    shown = re.search(r"prints \(and exits (\d)\):\n\n```\n(.*?)```", README, re.S)
+    (tmp_path / "specs").mkdir()
+    (tmp_path / "specs" / "model.yaml").write_text(spec)
+    result = subprocess.run(
+        [sys.executable, "-m", "nncompile", "check", "specs/model.yaml"], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == int(shown.group(1))
+    assert result.stdout + result.stderr == shown.group(2)
