@@ -1,28 +1,42 @@
 """Lightning: a spec's model and train section as a `LightningModule` and a `LightningDataModule`, for
 people who run their training with their own `lightning.Trainer`.
 
-    from nncompile.runtime.lightning import from_spec
-    module, data = from_spec("specs/digits_mlp.yaml")
+    from nncompile.runtime.lightning import SpecModule, from_spec
+    module, data = from_spec("specs/digits_mlp.yaml", hidden=128)
     lightning.Trainer(max_epochs=10).fit(module, data)
+    module = SpecModule.load_from_checkpoint("lightning_logs/version_0/checkpoints/epoch=9-step=450.ckpt")
 
 From the train section: data, transforms, batch size, workers, loss (one, or one per output), the
 optimizer with its groups, the schedule, `freeze` and `init`. The Trainer decides the rest, as Lightning
-users expect: epochs, devices and strategy, precision, compilation, checkpoints and logging. Metrics
-logged: `train_loss`, `val_loss`, `val_accuracy` where the targets are labels (per output with a loss per
-output: `val_NAME_loss`, `val_NAME_accuracy`), `val_perplexity` for a tokens dataset.
+users expect: epochs, devices and strategy, precision, compilation, checkpoints and logging.
+
+The module's hyperparameters are the spec's text, the parameters it was built with and the file it was
+read from, so a checkpoint reloads with `SpecModule.load_from_checkpoint(path)` alone, also where the
+spec file has since changed or gone. `init`'s weights are loaded by `from_spec` (a checkpoint holds the
+trained ones, and reloading it reads no other file).
+
+Each step is the loop's (`batch_loss`, `evaluate_batch`), and validation fills the tally `nncompile
+train` fills, so the metrics are its numbers under its names: `train_loss`, `val_loss`, `val_accuracy`
+and `val_top5` where the targets are labels (per output with a loss per output: `val_NAME_loss`,
+`val_NAME_accuracy`), `val_perplexity` for a tokens dataset. The validation metrics are logged once per
+epoch with `sync_dist=True`; under DDP the tally already sums every process's batches (a mean over all
+scored labels, not a mean of per-process means).
 
 Needs the `lightning` extra: `pip install 'nncompile[lightning]'`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
+from nncompile.compiler import Analysis, Diagnostic, SpecError, analyze
+from nncompile.compiler.emit import emit
 from torch.utils.data import DataLoader, Dataset
 
 try:
@@ -31,31 +45,23 @@ except ImportError as error:  # pragma: no cover - the message is the point
     raise ImportError("runtime.lightning needs Lightning: pip install 'nncompile[lightning]'") from error
 
 from . import batch, checkpoint
-from .config import label_losses, per_output, with_defaults
+from .config import with_defaults
 from .data import Data, Split, default_workers, load
-from .loop import accuracy
+from .loop import Tallies, Tally, batch_loss, evaluate_batch, validation_tally
 from .optim import PER_EPOCH_SCHEDULES, freeze, loss_function, optimizer, scheduler
-from .setup import Monitor, scored_classes, scored_outputs, sequence_length
+from .setup import Monitor, sequence_length
 
 
-def from_spec(path: str | Path, **overrides: Any) -> tuple[SpecModule, SpecData]:
-    """The spec's model (built with `overrides` of its parameters) and its train section."""
-    from nncompile.compiler.diagnostics import SpecError
-
-    from nncompile import compiler
-
-    analysis = compiler.analyze(path, overrides)
+def from_spec(path: str | Path, **params: Any) -> tuple[SpecModule, SpecData]:
+    """The spec's model (built with `params` overriding its parameters, `init`'s weights loaded) and
+    its train section."""
+    analysis = analyze(path, params)  # here, so that diagnostics name the file and its lines
     if not analysis.ok:
         raise SpecError(analysis.diagnostics)
-    if "train" not in analysis.document.data:
-        raise ValueError(f"{path} has no train section")
-    from nncompile.compiler.emit import emit
-
-    config = with_defaults(analysis.document.data["train"])
-    torch.manual_seed(config["seed"])
-    model = emit(analysis.graph, analysis.registry)
-    data = SpecData(config, sequence_length(model))
-    return SpecModule(model, config, data), data
+    module = SpecModule(analysis.document.text, params, str(path))
+    if "init" in module.config:
+        checkpoint.initialize(module.model, module.config["init"])
+    return module, module.spec_data
 
 
 class _Tensors(Dataset):
@@ -83,78 +89,70 @@ class SpecData(L.LightningDataModule):
         if self.data is None:
             self.data = load(self.config, torch.device("cpu"), self.block_size)
 
+    def loaded(self) -> Data:
+        """The data, read on first use."""
+        self.setup()
+        return self.data
+
     def _loader(self, split: Split, shuffle: bool) -> DataLoader:
         workers = self.config["data"]["workers"]
         workers = default_workers() if workers == "auto" else workers
         dataset = _Tensors(split) if split.inputs is not None else split.dataset
         workers = 0 if split.inputs is not None else workers
         return DataLoader(
-            dataset, batch_size=self.config["batch_size"], shuffle=shuffle, num_workers=workers, persistent_workers=workers > 0
+            dataset,
+            batch_size=self.config["batch_size"],
+            shuffle=shuffle,
+            num_workers=workers,
+            persistent_workers=workers > 0,
+            pin_memory=torch.cuda.is_available(),  # batches copy to a GPU asynchronously
         )
 
     def train_dataloader(self) -> DataLoader:
-        self.setup()
-        return self._loader(self.data.train, shuffle=True)
+        return self._loader(self.loaded().train, shuffle=True)
 
     def val_dataloader(self) -> DataLoader:
-        self.setup()
-        return self._loader(self.data.val, shuffle=False)
+        return self._loader(self.loaded().val, shuffle=False)
 
 
 class SpecModule(L.LightningModule):
     """The model, its loss, optimizer and schedule; validation reports what `nncompile train` does."""
 
-    def __init__(self, model: nn.Module, config: Mapping[str, Any], data: SpecData):
+    def __init__(self, spec: str, params: Mapping[str, Any] | None = None, source: str = "spec.yaml"):
+        """`spec`: a spec's text, with a train section; `params`: overrides of its parameters (as
+        `from_spec` takes them); `source`: the file it was read from, which diagnostics name."""
         super().__init__()
-        self.model, self.config, self.datamodule_ = model, config, data
-        if "init" in config:
-            checkpoint.initialize(model, config["init"])
-        if "freeze" in config:
-            freeze(model, config["freeze"])
-        self.loss = loss_function(config, getattr(model, "nncompile_outputs", None))
-        self.order = batch.input_order(model)
+        self.save_hyperparameters()  # spec, params, source: what load_from_checkpoint builds it from
+        analysis = _analysis(spec, dict(params or {}), source)
+        self.config = with_defaults(analysis.document.data["train"])
+        torch.manual_seed(self.config["seed"])
+        self.model = emit(analysis.graph, analysis.registry)
+        if "freeze" in self.config:
+            freeze(self.model, self.config["freeze"])
+        self.loss = loss_function(self.config, getattr(self.model, "nncompile_outputs", None))
+        self.order = batch.input_order(self.model)
+        self.spec_data = SpecData(self.config, sequence_length(self.model))
+        self._tally: Tally | Tallies | None = None
 
     def forward(self, *inputs: torch.Tensor) -> Any:
         return self.model(*inputs)
 
     def training_step(self, pair: tuple[Any, Any], index: int) -> torch.Tensor:
         inputs, targets = pair
-        loss = self.loss(batch.run(self.model, inputs, self.order), targets)
+        loss = batch_loss(self.model, self.loss, inputs, targets, self.order)
         self.log("train_loss", loss, batch_size=batch.length(targets), prog_bar=True)
         return loss
 
+    def on_validation_epoch_start(self) -> None:
+        self._tally = validation_tally(self.config, self.spec_data.loaded(), self.device, self.loss)
+
     def validation_step(self, pair: tuple[Any, Any], index: int) -> None:
         inputs, targets = pair
-        output = batch.run(self.model, inputs, self.order)
-        loss = self.loss(output, targets)
-        size = batch.length(targets)
-        data, ignored = self.datamodule_.data, label_losses(self.config)
-        if per_output(self.config):
-            self.log("val_loss", loss, batch_size=size, prog_bar=True)
-            outputs = output if isinstance(output, (tuple, list)) else (output,)
-            for name, classes in scored_outputs(data, self.config).items():
-                value = outputs[self.loss.names.index(name)]
-                scored = self._log_accuracy(f"val_{name}", value, targets[name], ignored[name]) if classes else size
-                if scored:
-                    self.log(f"val_{name}_loss", self.loss.last[name], batch_size=scored)
-            return
-        scored = self._log_accuracy("val", output, targets, ignored[None], prog_bar=True) if scored_classes(data, self.config) else size
-        if scored:
-            self.log("val_loss", loss, batch_size=scored, prog_bar=True)
-
-    def _log_accuracy(self, prefix: str, output: torch.Tensor, labels: torch.Tensor, ignore_index: int, **options: Any) -> int:
-        """The loop's accuracy for one batch, weighted by the labels it scored, which it returns (the
-        epoch's means are then over scored labels, as `nncompile train` reports them)."""
-        value, count = accuracy(output.float(), labels, ignore_index)
-        scored = int(count)
-        if scored:
-            self.log(f"{prefix}_accuracy", value, batch_size=scored, **options)
-        return scored
+        evaluate_batch(self.model, self.loss, inputs, targets, self._tally, self.order)
 
     def on_validation_epoch_end(self) -> None:
-        if self.datamodule_.data is not None and self.datamodule_.data.sequence and "val_loss" in self.trainer.callback_metrics:
-            loss = float(self.trainer.callback_metrics["val_loss"])
-            self.log("val_perplexity", math.exp(min(loss, 700.0)))
+        for name, value in self._tally.result("val").items():
+            self.log(name, value, sync_dist=True, prog_bar=name in ("val_loss", "val_accuracy"))
 
     def configure_optimizers(self) -> Any:
         optim = optimizer(self.model, self.config["optimizer"])
@@ -163,10 +161,31 @@ class SpecModule(L.LightningModule):
             return optim
         epochs = max(1, self.trainer.max_epochs or 1)
         steps = max(1, math.ceil(self.trainer.estimated_stepping_batches / epochs))
-        self.datamodule_.setup()
-        best = Monitor.of(self.config.get("checkpoint", {}), self.datamodule_.data, self.config)
+        best = Monitor.of(self.config.get("checkpoint", {}), self.spec_data.loaded(), self.config)
         per_epoch = schedule["type"] in PER_EPOCH_SCHEDULES
         lr_scheduler = {"scheduler": scheduler(optim, schedule, steps, epochs, best.mode), "interval": "epoch" if per_epoch else "step"}
         if per_epoch:
             lr_scheduler["monitor"] = best.metric
         return {"optimizer": optim, "lr_scheduler": lr_scheduler}
+
+
+def _analysis(spec: str, params: dict[str, Any], source: str) -> Analysis:
+    """The spec's text analysed as its file would be, from a scratch copy (the file itself may have
+    moved or changed since); raises SpecError naming `source`."""
+    with tempfile.TemporaryDirectory() as folder:
+        scratch = Path(folder) / (Path(source).name or "spec.yaml")
+        scratch.write_bytes(spec.encode("utf-8"))
+        analysis = analyze(scratch, params)
+    if not analysis.ok:
+        raise SpecError([_naming(diagnostic, str(scratch), source) for diagnostic in analysis.diagnostics])
+    if "train" not in analysis.document.data:
+        raise ValueError(f"{source} has no train section")
+    return analysis
+
+
+def _naming(diagnostic: Diagnostic, scratch: str, source: str) -> Diagnostic:
+    """`diagnostic` pointing into `source` instead of its scratch copy."""
+    span = diagnostic.span
+    if span is None or span.file != scratch:
+        return diagnostic
+    return dataclasses.replace(diagnostic, span=dataclasses.replace(span, file=source))

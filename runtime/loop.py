@@ -1,11 +1,12 @@
-"""The inner loops: batches of a split, one training epoch, one evaluation, and their tallies."""
+"""The inner loops: batches of a split, one batch's loss and one batch's evaluation (the Lightning adapter
+runs these too), one training epoch, one evaluation, and their tallies."""
 
 from __future__ import annotations
 
 import contextlib
 import math
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,9 +15,11 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from . import batch
-from .data import Split
+from .config import label_losses, per_output
+from .data import Data, Split
 from .distributed import all_sum, any_rank
 from .progress import Progress
+from .setup import scored_classes, scored_outputs
 
 
 @dataclass
@@ -173,15 +176,6 @@ def correct(scores: torch.Tensor, labels: torch.Tensor, kept: torch.Tensor) -> t
     return ((scores.argmax(-1) == labels) & kept).sum()
 
 
-def accuracy(output: torch.Tensor, target: torch.Tensor, ignore_index: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Top-1 accuracy over the labels that are not `ignore_index` (one per sample or per position),
-    and how many labels it is over: what `Tally` sums, for one batch."""
-    scores, labels = flat_labels(output, target)
-    kept = labels != ignore_index
-    count = kept.sum()
-    return correct(scores, labels, kept) / count.clamp(min=1), count
-
-
 def tally_dtype(device: torch.device) -> torch.dtype:
     """float64 sums (exact counts past 2**24 samples), float32 on MPS, which has no float64."""
     return torch.float32 if device.type == "mps" else torch.float64
@@ -206,7 +200,7 @@ def train_epoch(
         final = (index + 1) % step.accumulate == 0 or index + 1 == total
         with contextlib.nullcontext() if final or step.no_sync is None else step.no_sync():
             with step.autocast():
-                loss = step.loss(batch.run(step.model, batch.channels_last(inputs, step.channels_last), step.inputs), targets)
+                loss = batch_loss(step.model, step.loss, inputs, targets, step.inputs, step.channels_last)
             step.scaler.scale(loss / step.accumulate if step.accumulate > 1 else loss).backward()
         tally.add_loss(loss, batch.length(targets))
         if final:
@@ -246,14 +240,47 @@ def evaluate(
     last sample, whose outputs are dropped), so that a compiled model is not compiled again for it."""
     model.eval()
     for inputs, targets in source:
-        count = batch.length(inputs)
-        if pad_to is not None and count < pad_to:
-            inputs = batch.pad(inputs, pad_to)
         with autocast():
-            output = batch.run(model, batch.channels_last(inputs, channels_last), order)
-            output = tuple(o[:count] for o in output) if isinstance(output, (tuple, list)) else output[:count]
-            tally.add(loss_fn(output, targets), output, targets)
+            evaluate_batch(model, loss_fn, inputs, targets, tally, order, channels_last, pad_to)
     return tally.result("val")
+
+
+def batch_loss(
+    model: nn.Module, loss_fn: nn.Module, inputs: Any, targets: Any, order: list[str] | None = None, channels_last: bool = False
+) -> torch.Tensor:
+    """One training batch's loss (`order`: the model's input names, for inputs by name)."""
+    return loss_fn(batch.run(model, batch.channels_last(inputs, channels_last), order), targets)
+
+
+def evaluate_batch(
+    model: nn.Module,
+    loss_fn: nn.Module,
+    inputs: Any,
+    targets: Any,
+    tally: Tally | Tallies,
+    order: list[str] | None = None,
+    channels_last: bool = False,
+    pad_to: int | None = None,
+) -> None:
+    """One validation batch's loss and scores into `tally` (padded to `pad_to` as `evaluate` says)."""
+    count = batch.length(inputs)
+    if pad_to is not None and count < pad_to:
+        inputs = batch.pad(inputs, pad_to)
+    output = batch.run(model, batch.channels_last(inputs, channels_last), order)
+    output = tuple(o[:count] for o in output) if isinstance(output, (tuple, list)) else output[:count]
+    tally.add(loss_fn(output, targets), output, targets)
+
+
+def validation_tally(config: Mapping[str, Any], data: Data, device: torch.device, loss_fn: nn.Module) -> Tally | Tallies:
+    """What validation measures: the loss, accuracy for labels (not counting each loss's
+    `ignore_index`), perplexity for tokens; with a loss per output, each output's too."""
+    ignored = label_losses(config)
+    if not per_output(config):
+        return Tally(device, scored_classes(data, config), data.sequence, ignored.get(None, -100))
+    parts = {}
+    for name, classes in scored_outputs(data, config).items():
+        parts[name] = Tally(device, classes, False, ignored.get(name, -100))
+    return Tallies(device, loss_fn, parts)
 
 
 def batch_count(samples: int, size: int) -> int:

@@ -19,12 +19,12 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from . import batch, checkpoint, distributed
-from .config import TrainError, label_losses, per_output
+from .config import TrainError
 from .data import Data, Split, default_workers, load
-from .loop import Position, Step, StopFlag, Tallies, Tally, batch_count, batches, evaluate, train_epoch
+from .loop import Position, Step, StopFlag, Tally, batch_count, batches, evaluate, train_epoch, validation_tally
 from .optim import PER_EPOCH_SCHEDULES, freeze, loss_function, optimizer, scheduler
 from .progress import Progress
-from .setup import Monitor, check_fit, conv_model, pick_device, precision, scored_classes, scored_outputs, sequence_length
+from .setup import Monitor, check_fit, conv_model, pick_device, precision, sequence_length
 
 
 @dataclass
@@ -263,23 +263,12 @@ class _Trainer:
     def _validate(self) -> dict[str, Any]:
         val = self.data.val
         order = torch.arange(self.rank, len(val), self.world)
-        tally = self._tally()
+        tally = validation_tally(self.config, self.data, self.device, self.step.loss)
         source = batches(val, order, self.size, 0, self.device, self.workers, loaders=self.loaders)
         pad = self.size if self.evaluated is not self.model else None
         values = evaluate(self.evaluated, self.step.loss, source, tally, self.step.autocast, self.step.channels_last, pad, self.step.inputs)
         values.setdefault("val_accuracy", None)
         return values
-
-    def _tally(self) -> Tally | Tallies:
-        """What validation measures: the loss, accuracy for labels, perplexity for tokens; with a loss
-        per output, each output's too."""
-        ignored = label_losses(self.config)
-        if not per_output(self.config):
-            return Tally(self.device, scored_classes(self.data, self.config), self.data.sequence, ignored.get(None, -100))
-        parts = {}
-        for name, classes in scored_outputs(self.data, self.config).items():
-            parts[name] = Tally(self.device, classes, False, ignored.get(name, -100))
-        return Tallies(self.device, self.step.loss, parts)
 
     def _log(self, record: dict[str, Any]) -> None:
         self.history.append(record)
