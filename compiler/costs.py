@@ -4,7 +4,7 @@ and an estimate of the memory one training step needs.
 The training-step estimate adds the float32 weights, their gradients, the optimizer's state (per
 weight: Adam and AdamW keep 2 tensors, SGD with momentum, RMSprop and Adagrad 1, plain SGD none)
 and the activations autograd keeps: every layer's output at the batch size, except the outputs of
-ops that return views of their input (reshapes, permutes, slices, picks). It leaves out the
+ops that return views of their input (`OpDef.view`: reshapes, permutes, slices, picks). It leaves out the
 allocator's overhead, kernels' workspaces and the data loader: a lower bound to compare with a
 budget or a device, not a measurement.
 """
@@ -17,10 +17,11 @@ from typing import Any
 
 from .dims import Point, at
 from .ir import Kind, TypedGraph, TypedNode
+from .ops import BUILTIN, Registry
 
 DTYPE_BYTES = {"float32": 4, "float64": 8, "float16": 2, "bfloat16": 2, "int64": 8, "int32": 4, "bool": 1}
-VIEW_OPS = frozenset({"flatten", "reshape", "unflatten", "permute", "transpose", "identity", "select", "slice", "split", "chunk"})
-"""Ops whose outputs share their input's storage: they allocate no activation memory."""
+VIEW_OPS = frozenset(op.name for op in BUILTIN if op.view)
+"""The builtin ops whose outputs share their input's storage (`OpDef.view`): they allocate no activation memory."""
 
 
 @dataclass(frozen=True)
@@ -58,10 +59,16 @@ def output_bytes(node: TypedNode, batch: int, point: Point) -> int:
     return total
 
 
-def activation_bytes(graph: TypedGraph, batch: int) -> int:
-    """The bytes of every layer output a forward pass allocates at `batch` (views excluded)."""
+def activation_bytes(graph: TypedGraph, batch: int, registry: Registry = BUILTIN) -> int:
+    """The bytes of every layer output a forward pass allocates at `batch`: views excluded, by the ops
+    of `registry` (default: the builtins; pass the analysis's registry for plugin ops' views)."""
     point = default_point(graph)
-    return sum(output_bytes(node, batch, point) for node in graph.nodes.values() if node.kind is Kind.CALL and node.node.op not in VIEW_OPS)
+    return sum(output_bytes(node, batch, point) for node in graph.nodes.values() if node.kind is Kind.CALL and not _is_view(node, registry))
+
+
+def _is_view(node: TypedNode, registry: Registry) -> bool:
+    op = registry.get(node.node.op)
+    return op is not None and bool(op.view)
 
 
 def optimizer_states(settings: Mapping[str, Any] | None) -> int:

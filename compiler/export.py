@@ -1,5 +1,6 @@
-"""Export: TorchScript (.pt), torch.export (.pt2) and ONNX (.onnx), each verified by reloading the
-file and comparing its outputs with the eager module's; only a verified file is renamed into place.
+"""Export to each `targets.ExportTarget` (TorchScript .pt, torch.export .pt2, ONNX .onnx), each verified
+by reloading the file and comparing its outputs with the eager module's; only a verified file is
+renamed into place.
 The batch dimension is dynamic in every format; so are symbolic sizes (`torch.export.Dim` with the
 declared range and multiple, ONNX dynamic axes), and a model with symbolic sizes is verified at two sizes."""
 
@@ -14,8 +15,8 @@ from typing import Any
 import torch
 
 from .files import replacing, staging
+from .targets import SUFFIXES, ExportTarget
 
-FORMATS = {".pt": "torchscript", ".pt2": "torch.export", ".onnx": "onnx"}
 TOLERANCE = 1e-4
 
 
@@ -34,45 +35,45 @@ def quiet_torchscript() -> Iterator[None]:
         yield
 
 
-def export(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], path: str | Path, kind: str | None = None) -> str:
-    """Write `module` to `path` in format `kind` (by default the one its suffix names) through a
+def export(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], path: str | Path, kind: ExportTarget | str | None = None) -> str:
+    """Write `module` to `path` as target `kind` (by default the one its suffix names) through a
     temporary file beside it, verify that file, and only then rename it onto `path` (a failed export
     leaves `path` as it was; a link planted there is replaced, never written through); return the
-    format's name."""
+    target's title."""
     path = Path(path)
-    kind = kind or FORMATS.get(path.suffix)
-    if kind is None:
-        raise ExportError(f"unknown output format '{path.suffix}': use one of {', '.join(FORMATS)}")
+    target = ExportTarget(kind) if kind is not None else SUFFIXES.get(path.suffix)
+    if target is None:
+        raise ExportError(f"unknown output format '{path.suffix}': use one of {', '.join(SUFFIXES)}")
     module = module.eval()
     checks = [inputs, *_other_sizes(module, inputs)]
     with torch.no_grad():
         expected = [module(*each) for each in checks]
-        with _staged(path, kind) as staged:
-            run = _written(module, inputs, staged, path, kind)
+        with _staged(path, target) as staged:
+            run = _written(module, inputs, staged, path, target)
             for each, want in zip(checks, expected):
-                _compare(want, _reloaded(run, each, path, kind), path, each)
-    return kind
+                _compare(want, _reloaded(run, each, path, target), path, each)
+    return target.title
 
 
-def _written(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], staged: Path, path: Path, kind: str) -> Callable:
+def _written(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], staged: Path, path: Path, target: ExportTarget) -> Callable:
     """Export to `staged`; return a function that runs the file reloaded. Errors name `path`."""
     try:
-        return {"torchscript": _torchscript, "torch.export": _torch_export, "onnx": _onnx}[kind](module, inputs, staged)
+        return EXPORTERS[target](module, inputs, staged)
     except ExportError:
         raise
     except Exception as error:  # the exporter refuses the model: a failed export, reported as one
         detail = str(error).strip().splitlines()
         shown = next((line.strip() for line in detail if line.strip() and not line.startswith(" ")), type(error).__name__)
-        raise ExportError(f"{path}: {kind} cannot export this model: {shown[:300]}") from None
+        raise ExportError(f"{path}: {target.title} cannot export this model: {shown[:300]}") from None
 
 
-def _staged(path: Path, kind: str) -> AbstractContextManager[Path]:
+def _staged(path: Path, target: ExportTarget) -> AbstractContextManager[Path]:
     """Where to export before the file is verified and renamed onto `path`: ONNX writes the weights
     beside the model, in a file named after the one it is given, so it is staged in a folder."""
-    return staging(path) if kind == "onnx" else replacing(path)
+    return staging(path) if target is ExportTarget.ONNX else replacing(path)
 
 
-def _reloaded(run, inputs: tuple[torch.Tensor, ...], path: Path, kind: str):
+def _reloaded(run, inputs: tuple[torch.Tensor, ...], path: Path, target: ExportTarget):
     """The reloaded export's outputs; one that fails to run is a failed export, not a crash."""
     try:
         return run(inputs)
@@ -80,7 +81,7 @@ def _reloaded(run, inputs: tuple[torch.Tensor, ...], path: Path, kind: str):
         shapes = ", ".join(str(list(t.shape)) for t in inputs)
         detail = str(error).strip().splitlines()[-1][:300] if str(error).strip() else type(error).__name__
         hint = " (symbolic sizes: fix them with --set to export this format with fixed shapes)" if len(inputs[0].shape) > 1 else ""
-        raise ExportError(f"{path}: the reloaded {kind} model fails at inputs {shapes}: {detail}{hint}") from None
+        raise ExportError(f"{path}: the reloaded {target.title} model fails at inputs {shapes}: {detail}{hint}") from None
 
 
 def _other_sizes(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...]) -> list[tuple[torch.Tensor, ...]]:
@@ -159,6 +160,14 @@ def _onnx(module, inputs, path):
         return tuple(torch.from_numpy(out) for out in session.run(None, feeds))
 
     return run
+
+
+EXPORTERS: dict[ExportTarget, Callable[[torch.nn.Module, tuple[torch.Tensor, ...], Path], Callable]] = {
+    ExportTarget.TORCHSCRIPT: _torchscript,
+    ExportTarget.EXPORT: _torch_export,
+    ExportTarget.ONNX: _onnx,
+}
+"""Each target's exporter: it writes the module to a path and returns a function running the file reloaded."""
 
 
 def _compare(expected, actual, path: Path, inputs: tuple[torch.Tensor, ...]) -> None:

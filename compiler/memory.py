@@ -49,7 +49,7 @@ def build_bytes(graph: TypedGraph, registry: Registry) -> tuple[int, int]:
         for node in graph.layers.values()
         if node.kind is Kind.CALL
     ]
-    forward = activation_bytes(graph, BUILD_BATCH) + BUILD_BATCH * max(scratch, default=0)
+    forward = activation_bytes(graph, BUILD_BATCH, registry) + BUILD_BATCH * max(scratch, default=0)
     return graph.total_params * DTYPE_BYTES["float32"], forward
 
 

@@ -1,10 +1,13 @@
-"""Per-op shape rules: good cases and failing cases, straight from each op's definition."""
+"""Per-op shape rules (good cases and failing cases, straight from each op's definition) and each op's
+dtype rule (its sample's), through the whole check path."""
 
 from __future__ import annotations
 
 import pytest
 from nncompile.compiler.ops import BUILTIN, Call, ShapeError, TensorType
-from op_samples import DTYPE_IDS, DTYPE_RULES, DTYPE_SHAPES
+from op_samples import DTYPE_CASES, DTYPE_IDS, dtype_spec
+
+from nncompile import compiler
 
 
 def infer(op: str, *shapes: tuple[int, ...], dtype: str = "float32", **args):
@@ -112,10 +115,6 @@ def test_inferred_shape(op, shapes, args, expected):
     assert infer(op, *shapes, dtype=dtype, **args) == expected
 
 
-def test_every_op_has_a_test_row():
-    assert {row[0] for row in GOOD} == set(BUILTIN.names)
-
-
 BAD = [
     ("conv2d", [(3, 32)], {"out": 8, "kernel": 3}, "rank 3"),
     ("conv2d", [(3, 2, 2)], {"out": 8, "kernel": 3}, "too small"),
@@ -194,15 +193,15 @@ def test_embedding_on_indices():
     assert infer("embedding", (6,), dtype="int64", num=10, dim=4) == (6, 4)
 
 
-@pytest.mark.parametrize(("op", "dtypes", "args", "expected"), DTYPE_RULES, ids=DTYPE_IDS)
-def test_dtype_rule(op, dtypes, args, expected):
-    """Each op's output dtype, or its refusal, is torch's (op_samples.DTYPE_RULES, itself held to torch)."""
-    definition = BUILTIN.get(op)
-    values = {p.name: args.get(p.name, p.default) for p in definition.params}
-    shape = DTYPE_SHAPES.get(op, (4, 4))
-    call = Call(values, tuple(TensorType(shape, dtype) for dtype in dtypes))
-    if expected is None:
-        with pytest.raises(ShapeError):
-            definition.infer(call)
+@pytest.mark.parametrize(("op", "case"), DTYPE_CASES, ids=DTYPE_IDS)
+def test_dtype_rule(op, case, write_spec):
+    """check gives each op's output the dtype its sample's rule says, or refuses that layer (the rule
+    is held to torch by test_ops_torch)."""
+    text = dtype_spec(BUILTIN.get(op), case)
+    analysis = compiler.analyze(write_spec(text))
+    if case.gives is None:
+        line = next(i for i, row in enumerate(text.splitlines(), 1) if '"id": "sample"' in row)
+        assert [d.span.line for d in analysis.diagnostics if d.is_error] == [line], analysis.diagnostics
     else:
-        assert definition.infer(call).dtype == expected
+        assert analysis.ok, analysis.diagnostics
+        assert analysis.graph.nodes["sample"].outputs[0].dtype == case.gives

@@ -12,7 +12,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 from conftest import check_fx_shapes
-from op_samples import DTYPE_IDS, DTYPE_RULES, DTYPE_SHAPES
+from nncompile.compiler.emit import example_inputs
+from nncompile.compiler.ops import BUILTIN
+from nncompile.compiler.targets import ExportTarget
+from op_samples import DTYPE_CASES, DTYPE_IDS, dtype_spec
 from shapegen import Refused, Value, oracle
 from torch.fx.passes.shape_prop import ShapeProp
 from torch.nn.attention import SDPBackend, sdpa_kernel
@@ -233,7 +236,6 @@ def test_stochastic_depth_drops_rows_like_torchvision():
 
 def test_symbolic_reshape_scripts_and_exports(write_spec, tmp_path):
     """A reshape over a symbolic length keeps the batch and the one -1 at run time, in every format."""
-    from nncompile.compiler.emit import example_inputs
     from nncompile.compiler.export import export
 
     path = write_spec(
@@ -241,18 +243,28 @@ def test_symbolic_reshape_scripts_and_exports(write_spec, tmp_path):
         "layers:\n  - {op: reshape, shape: [-1, 2, 4]}\n"
     )
     model = compiler.build(path).eval()
-    for suffix in (".pt", ".pt2", ".onnx"):
-        export(model, example_inputs(model), tmp_path / f"r{suffix}")  # verified at T=6 and T=7
+    for target in ExportTarget:
+        export(model, example_inputs(model), tmp_path / f"r{target.suffix}")  # verified at T=6 and T=7
 
 
-@pytest.mark.parametrize(("op", "dtypes", "args", "expected"), DTYPE_RULES, ids=DTYPE_IDS)
-def test_dtype_rules_are_torchs(op, dtypes, args, expected):
-    """The dtype table the shape rules are tested against (op_samples.DTYPE_RULES) is torch's own."""
-    shape = DTYPE_SHAPES.get(op, (4, 4))
-    values = [Value(torch.zeros(2, *shape, dtype=getattr(torch, dtype)), f"x{i}", f"x{i}") for i, dtype in enumerate(dtypes)]
-    try:
-        (result, _), *_ = oracle(op, dict(args), values, [])
-    except Refused:
-        assert expected is None, f"torch refused {op} of {dtypes}"
-    else:
-        assert str(result.dtype).removeprefix("torch.") == expected
+@pytest.mark.parametrize(("op", "case"), DTYPE_CASES, ids=DTYPE_IDS)
+def test_dtype_rules_are_torchs(op, case, write_spec):
+    """Each op's dtype rule (its sample's, which test_ops holds check to) is torch's: where it gives a
+    dtype, the built layer runs and gives it; where it refuses, torch refuses too (shapegen's oracle)."""
+    definition = BUILTIN.get(op)
+    if case.gives is not None:
+        model = compiler.build(write_spec(dtype_spec(definition, case)))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's notes on half precision on CPU
+            outputs = model(*example_inputs(model))
+        first = outputs[0] if isinstance(outputs, tuple) else outputs
+        assert str(first.dtype).removeprefix("torch.") == case.gives
+        return
+    shapes = [[16 if size == "T" else size for size in shape] for shape in definition.sample.inputs.values()]
+    values = [
+        Value(torch.zeros(2, *shapes[min(i, len(shapes) - 1)], dtype=getattr(torch, dtype)), f"x{i}", f"x{i}")
+        for i, dtype in enumerate(case.dtypes)
+    ]
+    args = definition.sample.args if case.args is None else case.args
+    with pytest.raises(Refused):
+        oracle(op, dict(args), values, [])

@@ -1,5 +1,5 @@
-"""The export table (`compiler/targets.py`) is true: every op's sample, and the constructs beside the
-table's limits, exported to TorchScript, torch.export and ONNX at symbolic and at fixed sizes, fail
+"""Every op's export limits (`OpDef.export_limits`) are true: every op's sample, and the constructs
+beside the limits, exported to every target (`ExportTarget`) at symbolic and at fixed sizes, fail
 exactly where `check --target` says they would."""
 
 from __future__ import annotations
@@ -8,20 +8,22 @@ import warnings
 
 import pytest
 import torch
+from nncompile.compiler import export as exporter
 from nncompile.compiler.emit import example_inputs
 from nncompile.compiler.export import ExportError, export
-from nncompile.compiler.ops import BUILTIN
-from nncompile.compiler.targets import TARGETS, export_limits
+from nncompile.compiler.targets import SUFFIXES, TARGETS, ExportTarget, export_limits
 from op_samples import EDGES, SAMPLES, sample_spec
 
 from nncompile import compiler
 from nncompile.cli import main
 
-SUFFIX = {"torchscript": ".pt", "export": ".pt2", "onnx": ".onnx"}
 
-
-def test_every_builtin_op_has_a_sample():
-    assert set(SAMPLES) == set(BUILTIN.names)
+def test_every_target_is_a_choice_a_suffix_and_an_exporter():
+    """A target is named once, in ExportTarget: it is a `--target` choice, the suffix build writes it
+    to (one suffix each), and the exporter export runs."""
+    assert tuple(target.value for target in ExportTarget) == TARGETS
+    assert list(SUFFIXES.values()) == list(ExportTarget)
+    assert set(exporter.EXPORTERS) == set(ExportTarget)
 
 
 @pytest.mark.parametrize("fixed", [False, True], ids=["symbolic", "fixed"])
@@ -32,12 +34,12 @@ def test_check_target_predicts_the_export(name, fixed, write_spec, tmp_path):
     analysis = compiler.analyze(path, overrides)
     assert analysis.ok, analysis.diagnostics
     model = compiler.build(path, **overrides)
-    for target in TARGETS:
+    for target in ExportTarget:
         predicted = export_limits(analysis.graph, target)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                export(model, example_inputs(model), tmp_path / f"model{SUFFIX[target]}")
+                export(model, example_inputs(model), tmp_path / f"model{target.suffix}")
             exported = True
         except (ExportError, Exception) as error:  # torch's exporters raise many kinds
             exported, failure = False, error
@@ -58,7 +60,7 @@ def test_an_exporter_that_refuses_a_model_is_a_failed_export_not_a_crash(tmp_pat
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return torch.from_numpy(x.numpy() * 2)
 
-    with pytest.raises(ExportError, match="torchscript cannot export this model"):
+    with pytest.raises(ExportError, match="TorchScript cannot export this model"):
         export(Unscriptable(), (torch.randn(2, 3),), tmp_path / "m.pt")
 
 
@@ -66,3 +68,31 @@ def test_integers_given_for_real_parameters_script(write_spec, tmp_path):
     """`alpha: 1` is a float to TorchScript (an int there once made `build -o x.pt` fail)."""
     spec = write_spec("nncompile: 1\ninputs: {x: [4]}\nlayers:\n  - {op: elu, alpha: 1}\n  - {op: dropout, p: 0}\n")
     assert main(["build", str(spec), "-o", str(tmp_path / "m.pt")]) == 0
+
+
+PLUGIN = """
+from nncompile.compiler.ops import FunctionEmit, OpDef
+from nncompile.compiler.targets import ExportLimit, ExportTarget
+
+NNCOMPILE_OPS = [
+    OpDef(
+        name="doubled",
+        doc="x * 2",
+        infer=lambda call: call.x,
+        emit=FunctionEmit("operator:mul", operand=lambda call: 2),
+        export_limits=(ExportLimit(ExportTarget.ONNX, lambda call: call.x.rank > 1, "doubled takes vectors to ONNX"),),
+    ),
+    OpDef(name="halved", doc="x / 2", infer=lambda call: call.x, emit=FunctionEmit("operator:truediv", operand=lambda call: 2)),
+]
+"""
+
+
+def test_a_plugin_ops_declared_limits_are_checked_and_undeclared_ones_none(write_spec):
+    """A plugin op may declare export limits as a builtin does; one that declares none has none known."""
+    plugin = write_spec(PLUGIN, "doubling.py")
+    spec = write_spec("nncompile: 1\ninputs: {x: [3, 4]}\nlayers:\n  - {op: doubled}\n  - {op: halved}\n")
+    analysis = compiler.analyze(spec, plugins=(str(plugin),))
+    assert analysis.ok, analysis.diagnostics
+    [refusal] = export_limits(analysis.graph, "onnx", analysis.registry)
+    assert refusal.message == "layer '0' (doubled) would not export to ONNX (.onnx): doubled takes vectors to ONNX"
+    assert export_limits(analysis.graph, "torchscript", analysis.registry) == []

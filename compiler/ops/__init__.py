@@ -1,4 +1,5 @@
-"""The op registry: every op defined once (see `core.OpDef`), looked up by name."""
+"""The op registry: every op defined once, each fact of it in its `core.OpDef` in the op's own file
+(`tests/test_op_registry.py` fails for a builtin op missing one), looked up by name."""
 
 from __future__ import annotations
 
@@ -7,16 +8,19 @@ from collections.abc import Iterable, Iterator
 
 from . import activation, attention, conv, dense, merge, padding, pool, tensor
 from .core import REQUIRED, Call, FunctionEmit, ModuleEmit, OpDef, Param, ShapeError, TensorEmit, TensorType
+from .sample import DtypeCase, Sample
 
 __all__ = [
     "BUILTIN",
     "REQUIRED",
     "Call",
+    "DtypeCase",
     "FunctionEmit",
     "ModuleEmit",
     "OpDef",
     "Param",
     "Registry",
+    "Sample",
     "ShapeError",
     "TensorEmit",
     "TensorType",

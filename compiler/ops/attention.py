@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..dims import Undecided, is_symbolic
+from ..targets import ExportLimit, ExportTarget
 from .core import (
     Bool,
     Call,
@@ -33,6 +35,7 @@ from .core import (
     same_dtype,
 )
 from .geometry import volume
+from .sample import FLOAT32_ONLY, KEEPS_FLOATS, KEEPS_NUMBERS, DtypeCase, Sample
 
 
 def _matrix(t: TensorType, what: str) -> None:
@@ -65,6 +68,9 @@ MATMUL = OpDef(
     arity=(2, 2),
     category="attention",
     unbatched=True,
+    export_limits=(),
+    view=False,
+    sample=Sample({"x": ("T", 8), "y": (8, "T")}, KEEPS_NUMBERS, cases=(DtypeCase(("int32", "int64"), None),)),
 )
 
 
@@ -96,6 +102,10 @@ def _sdpa_infer(call: Call) -> TensorType:
     return TensorType(full[1:] if batched else full, q.dtype, batched)
 
 
+def _not_four_dims(call: Call) -> bool:
+    return any(len(t.full_shape) != 4 for t in call.inputs[:3])
+
+
 def _sdpa_macs(call: Call, y: TensorType) -> int:
     q, k, v = call.inputs[:3]
     return volume(y.shape[:-2]) * q.shape[-2] * k.shape[-2] * (q.shape[-1] + v.shape[-1])
@@ -118,6 +128,15 @@ SCALED_DOT_PRODUCT_ATTENTION = OpDef(
     arity=(3, 4),
     category="attention",
     scratch=lambda call: volume(call.inputs[0].shape[:-1]) * call.inputs[1].shape[-2],
+    export_limits=(
+        ExportLimit(
+            ExportTarget.ONNX,
+            _not_four_dims,
+            "ONNX exports attention only over 4-D query, key and value ([B, heads, L, E]): reshape to heads first",
+        ),
+    ),
+    view=False,
+    sample=Sample({"q": ("T", 8), "k": ("T", 8), "v": ("T", 8)}, KEEPS_FLOATS, {"causal": True}),
 )
 
 
@@ -192,6 +211,16 @@ MULTIHEAD_ATTENTION = OpDef(
     arity=(1, 4),
     category="attention",
     scratch=lambda call: call.args["heads"] * _mha_types(call)[0].shape[0] * _mha_types(call)[1].shape[0],
+    export_limits=(
+        ExportLimit(
+            ExportTarget.TORCHSCRIPT,
+            lambda call: not call.args["bias"],
+            "nn.MultiheadAttention without bias does not compile with TorchScript (a torch limitation): "
+            "use bias: true, or export to .pt2 or .onnx",
+        ),
+    ),
+    view=False,
+    sample=Sample({"x": ("T", 8)}, FLOAT32_ONLY, {"heads": 2}),
 )
 
 
@@ -226,6 +255,17 @@ def _window_params(call: Call) -> int:
 def windows_along(size: Any, window: int) -> Any:
     """How many windows cover `size` once it is padded to whole windows (a Dim for a symbolic size)."""
     return (size + window - 1) // window
+
+
+def _one_window_somewhere(call: Call) -> bool:
+    """True if the padded map is a single window along some dim at some sizes and not at others (the
+    module then shifts or not, a branch the ONNX graph keeps as traced)."""
+    for size, window in zip(call.x.shape[:2], pair(call.args["window"])):
+        try:
+            bool(windows_along(size, window) <= 1)
+        except Undecided:
+            return True
+    return False
 
 
 def _window_macs(call: Call, y: TensorType) -> int:
@@ -266,6 +306,22 @@ SHIFTED_WINDOW_ATTENTION = OpDef(
     count_params=_window_params,
     count_macs=_window_macs,
     category="attention",
+    export_limits=(
+        ExportLimit(
+            ExportTarget.EXPORT,
+            lambda call: is_symbolic(call.x.shape[:2]),
+            "window attention over a symbolic size: torch.export fixes the size where the window padding and shift "
+            "are decided (fix the sizes with --set)",
+        ),
+        ExportLimit(
+            ExportTarget.ONNX,
+            _one_window_somewhere,
+            "window attention whose map is one window at some sizes of its range and more at others: ONNX keeps the "
+            "shift decided at the example size (fix the sizes with --set)",
+        ),
+    ),
+    view=False,
+    sample=Sample({"x": ("T", "T", 8)}, FLOAT32_ONLY, {"heads": 2, "window": 4, "shift": 2}),
 )
 
 OPS = (MATMUL, SCALED_DOT_PRODUCT_ATTENTION, MULTIHEAD_ATTENTION, SHIFTED_WINDOW_ATTENTION)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .core import Bool, Call, Int, IntOrPair, ModuleEmit, OpDef, Param, ShapeError, TensorType, expect_float, expect_rank
 from .geometry import check_positive, spatial, transposed_out, volume, window_out
+from .sample import FLOAT32_ONLY, Sample
 
 _PADDING = Param(
     "padding",
@@ -77,7 +78,7 @@ def _conv_kwargs(call: Call) -> dict:
     }
 
 
-def _conv_op(dims: int) -> OpDef:
+def _conv_op(dims: int, sample: Sample) -> OpDef:
     def kernel_volume(call: Call) -> int:
         return volume(spatial(call.args["kernel"], dims, "kernel"))
 
@@ -102,6 +103,9 @@ def _conv_op(dims: int) -> OpDef:
         emit=ModuleEmit(f"torch.nn:Conv{dims}d", _conv_kwargs),
         count_params=count_params,
         count_macs=lambda call, y: y.numel() * (call.x.shape[0] // call.args["groups"]) * kernel_volume(call),
+        export_limits=(),
+        view=False,
+        sample=sample,
     )
 
 
@@ -124,7 +128,7 @@ def _transpose_infer(dims: int):
     return infer
 
 
-def _transpose_op(dims: int) -> OpDef:
+def _transpose_op(dims: int, sample: Sample) -> OpDef:
     def kernel_volume(call: Call) -> int:
         return volume(spatial(call.args["kernel"], dims, "kernel"))
 
@@ -156,7 +160,16 @@ def _transpose_op(dims: int) -> OpDef:
         emit=ModuleEmit(f"torch.nn:ConvTranspose{dims}d", kwargs),
         count_params=count_params,
         count_macs=lambda call, y: call.x.numel() * (call.args["out"] // call.args["groups"]) * kernel_volume(call),
+        export_limits=(),
+        view=False,
+        sample=sample,
     )
 
 
-OPS = (_conv_op(1), _conv_op(2), _transpose_op(1), _transpose_op(2))
+_LINE, _MAP = {"x": (3, "T")}, {"x": (3, "T", "T")}
+OPS = (
+    _conv_op(1, Sample(_LINE, FLOAT32_ONLY, {"out": 4, "kernel": 3, "padding": 1})),
+    _conv_op(2, Sample(_MAP, FLOAT32_ONLY, {"out": 4, "kernel": 3, "stride": 2, "padding": 1})),
+    _transpose_op(1, Sample(_LINE, FLOAT32_ONLY, {"out": 4, "kernel": 2, "stride": 2})),
+    _transpose_op(2, Sample(_MAP, FLOAT32_ONLY, {"out": 4, "kernel": 3, "stride": 2, "padding": 1, "output_padding": 1})),
+)

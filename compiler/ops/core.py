@@ -1,4 +1,5 @@
-"""What an op is: its parameters, its shape rule, its costs, and how it becomes PyTorch.
+"""What an op is: its parameters, its shape and dtype rule, its costs, how it becomes PyTorch, where
+it does not export, whether it is a view, and a sample for the tests.
 
 Everything here is plain Python. How an op becomes torch is data (an import path and the
 keyword arguments to call it with), resolved only by `compiler.emit`, so the check path
@@ -9,7 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from ..targets import ExportLimit
+    from .sample import Sample
 
 REQUIRED: Any = object()
 MAX_SIZE = 2**31 - 1  # sizes beyond this are never meant, and overflow torch's int32 kernels
@@ -186,12 +191,15 @@ def no_count(call: Call, *_: Any) -> int:
 
 @dataclass(frozen=True, eq=False)
 class OpDef:
-    """One op, defined once: parameters, shape rule, parameter and MAC counts, and emission.
+    """One op, defined once: parameters, shape and dtype rule, parameter and MAC counts, emission,
+    export limits, view-ness and a sample (`tests/test_op_registry.py` requires each of a builtin op).
 
     `infer` returns the output's type, or a tuple of types for an op with several outputs; it raises
     ShapeError for inputs the op cannot take. `count_macs` gets the first output's type. `unbatched`
     ops also take values without a batch dimension (learnable tensors). An op whose emission is a
-    `TensorEmit` makes a learnable tensor (a `tensor` node in the IR) and takes no input."""
+    `TensorEmit` makes a learnable tensor (a `tensor` node in the IR) and takes no input.
+    `export_limits`, `view` and `sample` are None where not declared (a plugin op's, by default):
+    no known export limits, not a view, no sample."""
 
     name: str
     doc: str
@@ -214,6 +222,12 @@ class OpDef:
     scratch: Callable[[Call], Any] = no_count
     """Elements per sample its kernel may allocate beyond its outputs while it runs (attention's score
     matrix, where a path materialises it): counted by the memory estimate before building."""
+    export_limits: tuple[ExportLimit, ...] | None = None
+    """Where its layers do not export (`compiler.targets`); () where they export to every target."""
+    view: bool | None = None
+    """Its outputs are views of its input (they share its storage), so they take no activation memory."""
+    sample: Sample | None = None
+    """A small use of it, with its dtype rule, that the tests hold to torch (`ops.sample`)."""
     param_index: Mapping[str, Param] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

@@ -17,6 +17,9 @@ from .core import (
     expect_float,
     expect_rank,
 )
+from .sample import FLOAT32_ONLY, KEEPS_FLOATS, KEEPS_NORM_FLOATS, DtypeCase, Sample, dtype_rule
+
+_SEQUENCE = {"x": ("T", 8)}
 
 
 def _linear_infer(call: Call) -> TensorType:
@@ -39,6 +42,9 @@ LINEAR = OpDef(
     count_macs=lambda call, y: call.x.shape[-1] * y.numel(),
     unbatched=True,
     weights=lambda call: {"weight": (call.args["out"], call.x.shape[-1])} | ({"bias": (call.args["out"],)} if call.args["bias"] else {}),
+    export_limits=(),
+    view=False,
+    sample=Sample(_SEQUENCE, FLOAT32_ONLY, {"out": 4}),
 )
 
 
@@ -69,10 +75,13 @@ EMBEDDING = OpDef(
     count_params=lambda call: call.args["num"] * call.args["dim"],
     unbatched=True,
     weights=lambda call: {"weight": (call.args["num"], call.args["dim"])},
+    export_limits=(),
+    view=False,
+    sample=Sample({"x": ("T",)}, dtype_rule(lambda dtype: "float32" if dtype in INT_DTYPES else None), {"num": 10, "dim": 4}, "int64"),
 )
 
 
-def _batchnorm_op(dims: int, shapes: tuple[int, ...], layout: str) -> OpDef:
+def _batchnorm_op(dims: int, shapes: tuple[int, ...], layout: str, sample: Sample) -> OpDef:
     def infer(call: Call) -> TensorType:
         expect_rank(call.x, shapes, layout)
         expect_float(call.x)
@@ -91,6 +100,9 @@ def _batchnorm_op(dims: int, shapes: tuple[int, ...], layout: str) -> OpDef:
         count_params=lambda call: 2 * call.x.shape[0] if call.args["affine"] else 0,
         float32_state=lambda call: True,  # its running statistics
         half_inputs=True,
+        export_limits=(),
+        view=False,
+        sample=sample,
     )
 
 
@@ -136,6 +148,9 @@ LAYERNORM = OpDef(
     count_params=_layernorm_params,
     unbatched=True,
     half_inputs=True,
+    export_limits=(),
+    view=False,
+    sample=Sample(_SEQUENCE, KEEPS_NORM_FLOATS),
 )
 
 
@@ -156,6 +171,9 @@ LAYERNORM2D = OpDef(
     ),
     count_params=lambda call: 2 * call.x.shape[0] if call.args["affine"] else 0,
     half_inputs=True,
+    export_limits=(),
+    view=False,
+    sample=Sample({"x": (3, "T", "T")}, KEEPS_NORM_FLOATS),
 )
 
 
@@ -184,6 +202,9 @@ GROUPNORM = OpDef(
     ),
     count_params=lambda call: 2 * call.x.shape[0] if call.args["affine"] else 0,
     half_inputs=True,
+    export_limits=(),
+    view=False,
+    sample=Sample({"x": (4, "T", "T")}, KEEPS_NORM_FLOATS, {"groups": 2}),
 )
 
 
@@ -201,6 +222,11 @@ DROPOUT = OpDef(
     infer=_floats_unless_trivial,
     emit=ModuleEmit("torch.nn:Dropout", lambda call: {"p": call.args["p"]}),
     unbatched=True,
+    export_limits=(),
+    view=False,
+    sample=Sample(
+        _SEQUENCE, KEEPS_FLOATS, {"p": 0.1}, cases=(DtypeCase(("int64",), "int64", {"p": 0.0}), DtypeCase(("bool",), "bool", {"p": 1.0}))
+    ),
 )
 
 STOCHASTIC_DEPTH = OpDef(
@@ -209,13 +235,16 @@ STOCHASTIC_DEPTH = OpDef(
     params=(Float("p", minimum=0, maximum=1, doc="drop probability"), Choice("mode", ("row", "batch"), "row")),
     infer=_floats_unless_trivial,
     emit=ModuleEmit("nncompile.compiler.nn:StochasticDepth", lambda call: {"p": call.args["p"], "mode": call.args["mode"]}),
+    export_limits=(),
+    view=False,
+    sample=Sample(_SEQUENCE, KEEPS_FLOATS, {"p": 0.1}),
 )
 
 OPS = (
     LINEAR,
     EMBEDDING,
-    _batchnorm_op(1, (1, 2), "[channels] or [channels, L]"),
-    _batchnorm_op(2, (3,), "[channels, H, W]"),
+    _batchnorm_op(1, (1, 2), "[channels] or [channels, L]", Sample({"x": (3, "T")}, KEEPS_NORM_FLOATS)),
+    _batchnorm_op(2, (3,), "[channels, H, W]", Sample({"x": (3, "T", "T")}, KEEPS_NORM_FLOATS)),
     LAYERNORM,
     LAYERNORM2D,
     GROUPNORM,

@@ -16,6 +16,7 @@ from .core import (
     expect_no_bool,
     result_dtype,
 )
+from .sample import KEEPS_ANY, KEEPS_FLOATS_ELSE_FLOAT32, KEEPS_NUMBERS, DtypeCase, Sample
 
 _VALUE = Param("value", {"type": ["number", "null"]}, None, "a constant operand, for a single input")
 
@@ -32,7 +33,7 @@ def _arithmetic_infer(name: str):
     return infer
 
 
-def _arithmetic(name: str, doc: str, symbol: str, most: int | None) -> OpDef:
+def _arithmetic(name: str, doc: str, symbol: str, most: int | None, sample: Sample) -> OpDef:
     return OpDef(
         name=name,
         doc=f"{doc} (broadcasting like torch; one input and a constant `value` gives x {symbol} value)",
@@ -42,7 +43,56 @@ def _arithmetic(name: str, doc: str, symbol: str, most: int | None) -> OpDef:
         arity=lambda args: (1, 1) if args.get("value") is not None else (2, most),
         category="merge",
         unbatched=True,
+        export_limits=(),
+        view=False,
+        sample=sample,
     )
+
+
+_PAIR = {"x": ("T", 8), "y": ("T", 8)}
+_ADD = Sample(
+    _PAIR,
+    KEEPS_ANY,
+    cases=(
+        DtypeCase(("bool",), "int64", {"value": 1}),
+        DtypeCase(("bool",), "float32", {"value": 0.5}),
+        DtypeCase(("bool", "int32"), "int32"),
+        DtypeCase(("bool", "int32", "float16"), "float16"),
+        DtypeCase(("int32",), "int32", {"value": 1}),
+        DtypeCase(("int32",), "float32", {"value": 2.0}),
+        DtypeCase(("float16",), "float16", {"value": 0.5}),
+        DtypeCase(("float16", "bfloat16"), "float32"),
+        DtypeCase(("int64", "bfloat16"), "bfloat16"),
+    ),
+)
+_MUL = Sample(
+    {"x": ("T", 8)},
+    KEEPS_FLOATS_ELSE_FLOAT32,
+    {"value": 0.5},
+    cases=(
+        DtypeCase(("bool", "bool"), "bool", {}),
+        DtypeCase(("bool",), "int64", {"value": 2}),
+        DtypeCase(("bool", "int32"), "int32", {}),
+        DtypeCase(("bool", "float64"), "float64", {}),
+    ),
+)
+_SUB = Sample(
+    _PAIR,
+    KEEPS_NUMBERS,
+    cases=(
+        DtypeCase(("bool", "float32"), None),
+        DtypeCase(("int64", "bool"), None),
+        DtypeCase(("bool",), None, {"value": 1}),
+        DtypeCase(("int32", "int64"), "int64"),
+    ),
+)
+_DIV = Sample(
+    {"x": ("T", 8)},
+    KEEPS_FLOATS_ELSE_FLOAT32,
+    {"value": 4},
+    cases=(DtypeCase(("bool", "bool"), "float32", {}), DtypeCase(("float64", "int32"), "float64", {})),
+)
+"""add and sub are sampled on two inputs, mul and div on one and a constant."""
 
 
 def _concat_infer(call: Call) -> TensorType:
@@ -84,12 +134,24 @@ CONCAT = OpDef(
     arity=(1, None),
     category="merge",
     unbatched=True,
+    export_limits=(),
+    view=False,
+    sample=Sample(
+        _PAIR,
+        KEEPS_ANY,
+        {"dim": 2},
+        cases=(
+            DtypeCase(("bool", "int32"), "int32"),
+            DtypeCase(("bool", "float16"), "float16"),
+            DtypeCase(("int32", "int64", "bool"), "int64"),
+        ),
+    ),
 )
 
 OPS = (
-    _arithmetic("add", "element-wise sum of its inputs", "+", None),
-    _arithmetic("mul", "element-wise product of its inputs", "*", None),
-    _arithmetic("sub", "the first input minus the second", "-", 2),
-    _arithmetic("div", "the first input divided by the second", "/", 2),
+    _arithmetic("add", "element-wise sum of its inputs", "+", None, _ADD),
+    _arithmetic("mul", "element-wise product of its inputs", "*", None, _MUL),
+    _arithmetic("sub", "the first input minus the second", "-", 2, _SUB),
+    _arithmetic("div", "the first input divided by the second", "/", 2, _DIV),
     CONCAT,
 )

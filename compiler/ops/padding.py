@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from .core import Call, Choice, Float, FunctionEmit, OpDef, Param, ShapeError, TensorType
+from .sample import KEEPS_NUMBERS, DtypeCase, Sample
 
 _FILL_RANGES = {
     "float16": (-65504.0, 65504.0),
@@ -87,6 +88,17 @@ PAD = OpDef(
     emit=FunctionEmit(lambda call: "nncompile.compiler.nn:pad_to" if len(call.inputs) == 2 else "torch.nn.functional:pad", _pad_emit),
     arity=(1, 2),
     category="tensor",
+    export_limits=(),
+    view=False,
+    sample=Sample(
+        {"x": (3, "T", "T")},
+        KEEPS_NUMBERS,
+        {"amounts": [1, 1, 2, 0], "mode": "reflect"},
+        cases=(
+            DtypeCase(("bool",), "bool", {"amounts": [1, 1]}),
+            DtypeCase(("bool",), "bool", {"amounts": [1, 1, 1, 1], "mode": "circular"}),
+        ),
+    ),
 )
 
 OPS = (PAD,)

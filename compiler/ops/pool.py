@@ -5,9 +5,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ..dims import lift
+from ..dims import is_symbolic, lift
+from ..targets import ExportLimit, ExportTarget
 from .core import Bool, Call, Choice, Int, IntOrPair, ModuleEmit, OpDef, Param, ShapeError, TensorType, expect_float, expect_rank
 from .geometry import check_positive, spatial, window_out
+from .sample import KEEPS_FLOATS, Sample
 
 
 def _stride_default_kernel(dims: int) -> Param:
@@ -41,11 +43,41 @@ def _pool_infer(dims: int):
     return infer
 
 
+def _ceil_over_symbolic(call: Call) -> bool:
+    return bool(call.args["ceil_mode"]) and is_symbolic(call.x.shape[1:])
+
+
+_CEIL_EXPORT = ExportLimit(
+    ExportTarget.EXPORT,
+    _ceil_over_symbolic,
+    "ceil_mode over a symbolic size: torch.export fixes the size (set ceil_mode: false, or fix the size with --set)",
+)
+_CEIL_ONNX = ExportLimit(
+    ExportTarget.ONNX,
+    _ceil_over_symbolic,
+    "ceil_mode over a symbolic size: the ONNX model fails at other sizes (fix the size with --set)",
+)
+
+
+def _adaptive_over_symbolic(call: Call) -> bool:
+    size = call.args["size"]
+    sizes = size if isinstance(size, list) else [size] * (len(call.x.shape) - 1)
+    return any(is_symbolic(dim) and out != 1 for dim, out in zip(call.x.shape[1:], sizes))
+
+
+_ADAPTIVE_ONNX = ExportLimit(
+    ExportTarget.ONNX,
+    _adaptive_over_symbolic,
+    "adaptive pooling to a size other than 1 over a symbolic size: ONNX fixes its windows at the example size "
+    "(fix the size with --set, or pool to 1)",
+)
+
+
 def _pool_kwargs(call: Call) -> dict:
     return {key: call.args[key] for key in call.args if key != "kernel"} | {"kernel_size": call.args["kernel"]}
 
 
-def _maxpool(dims: int) -> OpDef:
+def _maxpool(dims: int, sample: Sample) -> OpDef:
     spatial_param = IntOrPair if dims == 2 else Int
     return OpDef(
         name=f"maxpool{dims}d",
@@ -59,10 +91,13 @@ def _maxpool(dims: int) -> OpDef:
         ),
         infer=_pool_infer(dims),
         emit=ModuleEmit(f"torch.nn:MaxPool{dims}d", _pool_kwargs),
+        export_limits=(_CEIL_EXPORT, _CEIL_ONNX) if dims == 1 else (_CEIL_EXPORT,),
+        view=False,
+        sample=sample,
     )
 
 
-def _avgpool(dims: int) -> OpDef:
+def _avgpool(dims: int, sample: Sample) -> OpDef:
     spatial_param = IntOrPair if dims == 2 else Int
     return OpDef(
         name=f"avgpool{dims}d",
@@ -76,10 +111,13 @@ def _avgpool(dims: int) -> OpDef:
         ),
         infer=_pool_infer(dims),
         emit=ModuleEmit(f"torch.nn:AvgPool{dims}d", _pool_kwargs),
+        export_limits=(_CEIL_EXPORT,),
+        view=False,
+        sample=sample,
     )
 
 
-def _adaptive(dims: int) -> OpDef:
+def _adaptive(dims: int, sample: Sample) -> OpDef:
     def infer(call: Call) -> TensorType:
         expect_rank(call.x, (dims + 1,), _layout(dims))
         expect_float(call.x)
@@ -91,6 +129,9 @@ def _adaptive(dims: int) -> OpDef:
         params=((IntOrPair if dims == 2 else Int)("size", minimum=1, doc="output size"),),
         infer=infer,
         emit=ModuleEmit(f"torch.nn:AdaptiveAvgPool{dims}d", lambda call: {"output_size": call.args["size"]}),
+        export_limits=(_ADAPTIVE_ONNX,),
+        view=False,
+        sample=sample,
     )
 
 
@@ -165,6 +206,18 @@ UPSAMPLE = OpDef(
             "align_corners": call.args["align_corners"],
         },
     ),
+    export_limits=(),
+    view=False,
+    sample=Sample({"x": (3, "T", "T")}, KEEPS_FLOATS, {"scale": 2, "mode": "bilinear", "align_corners": False}),
 )
 
-OPS = (_maxpool(1), _maxpool(2), _avgpool(1), _avgpool(2), _adaptive(1), _adaptive(2), UPSAMPLE)
+_LINE, _MAP = {"x": (3, "T")}, {"x": (3, "T", "T")}
+OPS = (
+    _maxpool(1, Sample(_LINE, KEEPS_FLOATS, {"kernel": 3, "stride": 2, "ceil_mode": True})),
+    _maxpool(2, Sample(_MAP, KEEPS_FLOATS, {"kernel": 3, "stride": 2, "padding": 1})),
+    _avgpool(1, Sample(_LINE, KEEPS_FLOATS, {"kernel": 2})),
+    _avgpool(2, Sample(_MAP, KEEPS_FLOATS, {"kernel": 2, "count_include_pad": False, "padding": 1})),
+    _adaptive(1, Sample(_LINE, KEEPS_FLOATS, {"size": 4})),
+    _adaptive(2, Sample(_MAP, KEEPS_FLOATS, {"size": 1})),
+    UPSAMPLE,
+)

@@ -24,6 +24,9 @@ from .core import (
     normalize_dim,
 )
 from .geometry import volume
+from .sample import KEEPS_ANY, KEEPS_FLOATS, Sample, dtype_rule
+
+_SEQUENCE, _MAP = {"x": ("T", 8)}, {"x": (3, "T", "T")}
 
 
 def _flatten_infer(call: Call) -> TensorType:
@@ -42,6 +45,9 @@ FLATTEN = OpDef(
     infer=_flatten_infer,
     emit=FunctionEmit("torch:flatten", lambda call: {"start_dim": call.args["start"], "end_dim": call.args["end"]}),
     category="tensor",
+    export_limits=(),
+    view=True,
+    sample=Sample(_MAP, KEEPS_ANY),
 )
 
 
@@ -77,6 +83,9 @@ RESHAPE = OpDef(
     infer=lambda call: call.x.with_shape(_reshape_target(call)),
     emit=FunctionEmit(lambda call: "nncompile.compiler.nn:reshape" if is_symbolic(call.x.shape) else "torch:reshape", _reshape_emit),
     category="tensor",
+    export_limits=(),
+    view=True,
+    sample=Sample(_SEQUENCE, KEEPS_ANY, {"shape": [-1, 2, 4]}),
 )
 
 
@@ -93,6 +102,9 @@ UNFLATTEN = OpDef(
     infer=_unflatten_infer,
     emit=FunctionEmit("torch:unflatten", lambda call: {"dim": call.args["dim"], "sizes": list(call.args["sizes"])}),
     category="tensor",
+    export_limits=(),
+    view=True,
+    sample=Sample(_SEQUENCE, KEEPS_ANY, {"dim": 2, "sizes": [2, -1]}),
 )
 
 
@@ -110,6 +122,9 @@ PERMUTE = OpDef(
     infer=_permute_infer,
     emit=FunctionEmit("torch:permute", lambda call: {"dims": list(call.args["dims"])}),
     category="tensor",
+    export_limits=(),
+    view=True,
+    sample=Sample(_MAP, KEEPS_ANY, {"dims": [0, 2, 3, 1]}),
 )
 
 _PAIR = Param("dims", {"type": "array", "items": {"type": "integer"}, "minItems": 2, "maxItems": 2}, doc="the two dims to swap")
@@ -129,6 +144,9 @@ TRANSPOSE = OpDef(
     infer=_transpose_infer,
     emit=FunctionEmit("torch:transpose", lambda call: {"dim0": call.args["dims"][0], "dim1": call.args["dims"][1]}),
     category="tensor",
+    export_limits=(),
+    view=True,
+    sample=Sample(_SEQUENCE, KEEPS_ANY, {"dims": [1, 2]}),
 )
 
 IDENTITY = OpDef(
@@ -138,6 +156,9 @@ IDENTITY = OpDef(
     emit=ModuleEmit("torch.nn:Identity", lambda call: {}),
     category="tensor",
     unbatched=True,
+    export_limits=(),
+    view=True,
+    sample=Sample(_SEQUENCE, KEEPS_ANY),
 )
 
 
@@ -164,6 +185,9 @@ SELECT = OpDef(
     infer=_select_infer,
     emit=FunctionEmit("operator:getitem", operand=_index),
     category="tensor",
+    export_limits=(),
+    view=True,
+    sample=Sample(_SEQUENCE, KEEPS_ANY, {"dim": 1, "index": 0}),
 )
 
 
@@ -198,6 +222,9 @@ SLICE = OpDef(
     infer=_slice_infer,
     emit=FunctionEmit("operator:getitem", operand=_index),
     category="tensor",
+    export_limits=(),
+    view=True,
+    sample=Sample(_SEQUENCE, KEEPS_ANY, {"dim": 1, "start": 1, "step": 2}),
 )
 
 
@@ -242,6 +269,9 @@ SPLIT = OpDef(
         operand=lambda call: call.args["size"] or list(call.args["sizes"]),
     ),
     category="tensor",
+    export_limits=(),
+    view=True,
+    sample=Sample(_SEQUENCE, KEEPS_ANY, {"size": 3, "dim": 2}, then=({"op": "concat", "from": ["sample.0", "sample.2"], "dim": 2},)),
 )
 
 CHUNK = OpDef(
@@ -251,6 +281,9 @@ CHUNK = OpDef(
     infer=_pieces_infer,
     emit=FunctionEmit("torch:chunk", lambda call: {"chunks": call.args["chunks"], "dim": call.args["dim"]}),
     category="tensor",
+    export_limits=(),
+    view=True,
+    sample=Sample(_SEQUENCE, KEEPS_ANY, {"chunks": 2, "dim": 2}, then=({"op": "mul", "from": ["sample.0", "sample.1"]},)),
 )
 
 
@@ -269,7 +302,7 @@ def _reduce_infer(name: str):
     return infer
 
 
-def _reduction(name: str, doc: str) -> OpDef:
+def _reduction(name: str, doc: str, sample: Sample) -> OpDef:
     return OpDef(
         name=name,
         doc=f"{doc} over `dims` (torch.{name}); dims count the batch as 0",
@@ -277,6 +310,9 @@ def _reduction(name: str, doc: str) -> OpDef:
         infer=_reduce_infer(name),
         emit=FunctionEmit(f"torch:{name}", lambda call: {"dim": list(call.args["dims"]), "keepdim": call.args["keepdim"]}),
         category="tensor",
+        export_limits=(),
+        view=False,
+        sample=sample,
     )
 
 
@@ -292,6 +328,18 @@ POSITIONS = OpDef(
     infer=_positions_infer,
     emit=FunctionEmit("nncompile.compiler.nn:positions", lambda call: {"dim": call.args["dim"]}),
     category="tensor",
+    export_limits=(),
+    view=False,
+    sample=Sample(
+        {"x": ("T",)},
+        dtype_rule(lambda dtype: "int64"),
+        dtype="int64",
+        then=(
+            {"id": "wpe", "op": "embedding", "num": 64, "dim": 4},
+            {"id": "wte", "op": "embedding", "num": 10, "dim": 4, "from": "x"},
+            {"op": "add", "from": ["wte", "wpe"]},
+        ),
+    ),
 )
 
 
@@ -316,6 +364,11 @@ PARAMETER = OpDef(
     count_params=lambda call: volume(call.args["shape"]),
     arity=(0, 0),
     category="tensor",
+    export_limits=(),
+    view=False,
+    sample=Sample(
+        _SEQUENCE, dtype_rule(lambda dtype: "float32"), {"shape": [8], "init": "ones"}, then=({"op": "mul", "from": ["x", "sample"]},)
+    ),
 )
 
 OPS = (
@@ -329,8 +382,12 @@ OPS = (
     SLICE,
     SPLIT,
     CHUNK,
-    _reduction("mean", "average"),
-    _reduction("sum", "sum"),
+    _reduction("mean", "average", Sample(_MAP, KEEPS_FLOATS, {"dims": [2, 3]})),
+    _reduction(
+        "sum",
+        "sum",
+        Sample(_SEQUENCE, dtype_rule(lambda dtype: dtype if dtype in FLOAT_DTYPES else "int64"), {"dims": [1], "keepdim": True}),
+    ),
     POSITIONS,
     PARAMETER,
 )
