@@ -47,9 +47,10 @@ except ImportError as error:  # pragma: no cover - the message is the point
 from . import batch, checkpoint
 from .config import with_defaults
 from .data import Data, Split, default_workers, load
+from .fit_checks import sequence_length
 from .loop import Tallies, Tally, batch_loss, evaluate_batch, validation_tally
+from .metrics import Monitor
 from .optim import PER_EPOCH_SCHEDULES, freeze, loss_function, optimizer, scheduler
-from .setup import Monitor, sequence_length
 
 
 def from_spec(path: str | Path, **params: Any) -> tuple[SpecModule, SpecData]:

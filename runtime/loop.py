@@ -18,8 +18,8 @@ from . import batch
 from .config import label_losses, per_output
 from .data import Data, Split
 from .distributed import all_sum, any_rank
+from .metrics import scored_classes, scored_outputs
 from .progress import Progress
-from .setup import scored_classes, scored_outputs
 
 
 @dataclass

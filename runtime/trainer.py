@@ -21,10 +21,12 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from . import batch, checkpoint, distributed
 from .config import TrainError
 from .data import Data, Split, default_workers, load
+from .device import conv_model, pick_device, precision
+from .fit_checks import check_fit, sequence_length
 from .loop import Position, Step, StopFlag, Tally, batch_count, batches, evaluate, train_epoch, validation_tally
+from .metrics import Monitor
 from .optim import PER_EPOCH_SCHEDULES, freeze, loss_function, optimizer, scheduler
 from .progress import Progress
-from .setup import Monitor, check_fit, conv_model, pick_device, precision, sequence_length
 
 
 @dataclass

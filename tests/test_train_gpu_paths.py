@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from nncompile.runtime import distributed, loop, setup, trainer
+from nncompile.runtime import device, distributed, loop, trainer
 from nncompile.runtime import train as train_model
 from nncompile.runtime.config import checked
 from nncompile.runtime.data import _images, load
@@ -37,9 +37,9 @@ def test_auto_precision_never_picks_emulated_bf16(monkeypatch, native: bool, emu
         return native or (including_emulation and emulated)
 
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", supported)
-    assert setup.precision("auto", CUDA) is expected  # a V100 or T4 emulates bf16: fp16 with a scaler instead
-    assert setup.precision("auto", torch.device("cpu")) is None
-    assert setup.precision("bf16", CUDA) is torch.bfloat16
+    assert device.precision("auto", CUDA) is expected  # a V100 or T4 emulates bf16: fp16 with a scaler instead
+    assert device.precision("auto", torch.device("cpu")) is None
+    assert device.precision("bf16", CUDA) is torch.bfloat16
 
 
 def test_stop_requests_need_no_collective_per_step(monkeypatch):
