@@ -84,7 +84,8 @@ def optimizer_states(settings: Mapping[str, Any] | None) -> int:
     return 1
 
 
-def train_memory(graph: TypedGraph, batch: int, optimizer: Mapping[str, Any] | None = None) -> TrainMemory:
-    """The estimate described above, for one step at `batch` with `optimizer` (a train section's)."""
+def train_memory(graph: TypedGraph, batch: int, optimizer: Mapping[str, Any] | None = None, registry: Registry = BUILTIN) -> TrainMemory:
+    """The estimate described above, for one step at `batch` with `optimizer` (a train section's); views
+    are known from `registry` as in `activation_bytes`."""
     weights = graph.total_params * DTYPE_BYTES["float32"]
-    return TrainMemory(weights, weights, weights * optimizer_states(optimizer), activation_bytes(graph, batch))
+    return TrainMemory(weights, weights, weights * optimizer_states(optimizer), activation_bytes(graph, batch, registry))

@@ -58,6 +58,27 @@ def test_attention_counts_the_scores_it_may_materialise(write_spec) -> None:
     assert [d.code for d in unaffordable(analysis.graph, analysis.registry, available=64 * 2**30)] == ["E0407"]
 
 
+PLUGIN = """
+from nncompile.compiler.ops import FunctionEmit, OpDef
+
+FLATTEN = FunctionEmit("torch:flatten", lambda call: {"start_dim": 1})
+
+def _flatten(name, view):
+    return OpDef(name=name, doc="flatten", infer=lambda call: call.x, emit=FLATTEN, view=view)
+
+NNCOMPILE_OPS = [_flatten("aliased", True), _flatten("undeclared", None)]
+"""
+
+
+def test_a_plugin_op_declared_a_view_takes_no_activation_memory(write_spec) -> None:
+    """Views are the ops' own fact: a plugin op declared one is left out, one that declares nothing is counted."""
+    plugin = write_spec(PLUGIN, "views.py")
+    spec = write_spec("nncompile: 1\nname: t\ninputs: {x: [1000]}\nlayers:\n  - {op: aliased}\n  - {op: undeclared}\n")
+    analysis = compiler.analyze(spec, plugins=(str(plugin),))
+    assert analysis.ok, analysis.diagnostics
+    assert build_bytes(analysis.graph, analysis.registry) == (0, BUILD_BATCH * 1000 * 4)
+
+
 def test_build_refuses_before_allocating(tmp_path: Path) -> None:
     spec = tmp_path / "big.yaml"
     spec.write_text(FOUR_BIG_LAYERS)
