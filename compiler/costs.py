@@ -20,7 +20,6 @@ from .ir import Kind, TypedGraph, TypedNode
 from .ops import BUILTIN, Registry
 
 DTYPE_BYTES = {"float32": 4, "float64": 8, "float16": 2, "bfloat16": 2, "int64": 8, "int32": 4, "bool": 1}
-VIEW_OPS = frozenset(op.name for op in BUILTIN if op.view)
 """The builtin ops whose outputs share their input's storage (`OpDef.view`): they allocate no activation memory."""
 
 

@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from nncompile.compiler.targets import SUFFIXES, export_limits
     from nncompile.compiler.weights import load_weights
 
-    limits = export_limits(analysis.graph, SUFFIXES[output.suffix])
+    limits = export_limits(analysis.graph, SUFFIXES[output.suffix], analysis.registry)
     if limits:  # known not to export: say where, before trying
         print_diagnostics(args, limits, analysis)
         return EXIT_SPEC_ERRORS

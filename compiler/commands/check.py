@@ -41,7 +41,7 @@ def add_parser(commands: Commands) -> None:
         action="append",
         default=[],
         choices=TARGETS,
-        help="also flag layers that would not export to this format (torchscript, export, onnx)",
+        help=f"also flag layers that would not export to this format ({', '.join(TARGETS)})",
     )
     check.add_argument("-j", "--jobs", type=int, default=1, metavar="N", help="check N files at a time (0: one per CPU)")
     add_spec_options(check)
@@ -117,7 +117,8 @@ def _check_one(args: argparse.Namespace, spec: str) -> Checked:
         return Checked(spec, unusable=str(error))
     diagnostics = list(analysis.diagnostics)
     if analysis.graph is not None:
-        diagnostics = sorted(diagnostics + [d for target in args.target for d in export_limits(analysis.graph, target)], key=sort_key)
+        limits = [d for target in args.target for d in export_limits(analysis.graph, target, analysis.registry)]
+        diagnostics = sorted(diagnostics + limits, key=sort_key)
     files = {d.span.file for d in diagnostics if d.span}
     return Checked(spec, tuple(diagnostics), tuple((file, tuple(source_lines(analysis, file))) for file in sorted(files)))
 

@@ -47,14 +47,17 @@ def _matmul_infer(call: Call) -> TensorType:
     a, b = (t.full_shape for t in call.inputs)
     expect_no_bool(call.x)
     same_dtype(call)
-    described = f"{list(a)} @ {list(b)}"
+
+    def described() -> str:
+        return f"{list(a)} @ {list(b)}"
+
     if len(a) < 2 or len(b) < 2:
-        raise ShapeError(f"both inputs need at least 2 dims: {described}")
+        raise ShapeError(f"both inputs need at least 2 dims: {described()}")
     if "B" in (a[-1], b[-2], b[-1]) or a[-1] != b[-2]:
-        raise ShapeError(f"inner sizes differ: {described}")
+        raise ShapeError(f"inner sizes differ: {described()}")
     full = (*broadcast_shapes([a[:-2], b[:-2]], described), a[-2], b[-1])
     if "B" in full[1:]:
-        raise ShapeError(f"the batch dimension would move: {described}")
+        raise ShapeError(f"the batch dimension would move: {described()}")
     batched = full[0] == "B"
     return TensorType(full[1:] if batched else full, call.x.dtype, batched)
 
@@ -85,8 +88,9 @@ def _sdpa_infer(call: Call) -> TensorType:
         raise ShapeError(
             f"query {list(q.shape)}, key {list(k.shape)} and value {list(v.shape)} do not fit: need (…, L, E), (…, S, E), (…, S, Ev)"
         )
-    described = f"query {list(q.full_shape)}, key {list(k.full_shape)}, value {list(v.full_shape)}"
-    lead = broadcast_shapes([t.full_shape[:-2] for t in (q, k, v)], described)  # leading dims broadcast, as in torch
+    lead = broadcast_shapes(
+        [t.full_shape[:-2] for t in (q, k, v)], lambda: f"query {list(q.full_shape)}, key {list(k.full_shape)}, value {list(v.full_shape)}"
+    )  # leading dims broadcast, as in torch
     if len(call.inputs) == 4:
         if call.args["causal"]:
             raise ShapeError("a causal attention takes no mask input", "causal")

@@ -267,9 +267,10 @@ def normalize_dim(dim: int, rank: int, param: str) -> int:
     return dim - 1
 
 
-def broadcast_shapes(shapes: list[tuple[Any, ...]], described: str) -> tuple[Any, ...]:
+def broadcast_shapes(shapes: list[tuple[Any, ...]], described: Callable[[], str]) -> tuple[Any, ...]:
     """torch's broadcasting of full shapes (right-aligned); `"B"`, the batch dimension, matches only
-    itself or 1, and must stay first."""
+    itself or 1, and must stay first. `described` writes the shapes for a message, only on failure
+    (writing a symbolic size is dearer than the rule: a GPT's check spent half its time on it)."""
     rank = max(len(s) for s in shapes)
     result = []
     for position in range(rank):
@@ -277,17 +278,16 @@ def broadcast_shapes(shapes: list[tuple[Any, ...]], described: str) -> tuple[Any
         kept = [size for size in sizes if not (isinstance(size, int) and size == 1)]
         size = kept[0] if kept else 1
         if any(other != size for other in kept[1:]):
-            raise ShapeError(f"input shapes do not broadcast: {described}")
+            raise ShapeError(f"input shapes do not broadcast: {described()}")
         result.append(size)
     if "B" in result[1:]:
-        raise ShapeError(f"broadcasting would move the batch dimension: {described}")
+        raise ShapeError(f"broadcasting would move the batch dimension: {described()}")
     return tuple(result)
 
 
 def broadcast(types: tuple[TensorType, ...]) -> TensorType:
     """The type torch's broadcasting gives `types`; it has a batch dimension if any input has."""
-    described = ", ".join(describe_shape(t) for t in types)
-    full = broadcast_shapes([t.full_shape for t in types], described)
+    full = broadcast_shapes([t.full_shape for t in types], lambda: ", ".join(describe_shape(t) for t in types))
     batched = bool(full) and full[0] == "B"
     return TensorType(full[1:] if batched else full, types[0].dtype, batched)
 
