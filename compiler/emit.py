@@ -4,11 +4,10 @@ ids, registered in the order the spec writes them (as a hand-written `__init__` 
 from __future__ import annotations
 
 import contextlib
-import importlib
 import keyword
 import operator
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -18,7 +17,8 @@ from .diagnostics import Diagnostic, SpecError
 from .dims import Size
 from .ir import Kind, TypedGraph, TypedNode
 from .memory import unaffordable
-from .ops import Call, FunctionEmit, ModuleEmit, OpDef, Registry, plugin_failure
+from .nn import initialize
+from .ops import Call, FunctionEmit, ModuleEmit, OpDef, Registry, plugin_failure, resolve_target
 
 LAYER_KEY = "nncompile_layer"
 
@@ -126,8 +126,6 @@ def _function(graph: fx.Graph, spec: FunctionEmit, call: Call, args: list[fx.Nod
 
 
 def _tensor(node: TypedNode) -> torch.nn.Parameter:
-    from .nn import initialize
-
     shape = node.output.shape
     parameter = torch.nn.Parameter(torch.empty(shape), requires_grad=node.args.get("trainable", True))
     initialize(parameter, node.args["init"])
@@ -160,15 +158,6 @@ def _adopt(module: fx.GraphModule, root: torch.nn.Module) -> None:
         module.register_parameter(name, parameter)
     for name, child in root._modules.items():
         module.add_module(name, child)
-
-
-def resolve_target(target: str) -> Callable[..., Any]:
-    """'torch.nn:Conv2d' → the class; targets come from op definitions, never from specs."""
-    module_name, _, attribute = target.partition(":")
-    value: Any = importlib.import_module(module_name)
-    for part in attribute.split("."):
-        value = getattr(value, part)
-    return value
 
 
 def _class_name(name: str) -> str:

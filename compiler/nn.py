@@ -13,6 +13,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .initializers import parse
+from .ops import resolve_target
+
 
 class LayerNorm2d(nn.LayerNorm):
     """LayerNorm over the channels of an NCHW tensor (torchvision.models.convnext.LayerNorm2d)."""
@@ -195,9 +198,6 @@ def arange_(tensor: Tensor) -> Tensor:
 def initialize(tensor: Tensor, init: str | Mapping[str, Any]) -> None:
     """Fill a learnable tensor as the spec's `init` says (see compiler.initializers), in place, without
     recording gradients."""
-    from .emit import resolve_target
-    from .initializers import parse
-
     initializer, options = parse(init)
     with torch.no_grad():
         resolve_target(initializer.target)(tensor, **initializer.call(options))

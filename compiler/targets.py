@@ -1,11 +1,11 @@
-"""Export targets, named once, and export-readiness: what would not export to a target, known without torch.
+"""Export targets, named once, and the limits an op declares: what would not export to a target, known without torch.
 
 `ExportTarget` is the one list of formats: the `--target` names (`TARGETS`), the file suffixes
 (`SUFFIXES`), the names messages use, and the exporter `compiler.export` runs for each. Every builtin
 op exports to every target at fixed sizes, and most do with symbolic sizes too; the exceptions are
 each op's own `OpDef.export_limits`, found (and kept true by `tests/test_targets.py`) by exporting
 every op's sample, at fixed and at symbolic sizes, to every target. A plugin op declares none unless
-it says so: its exports are not checked before trying.
+it says so: its exports are not checked before trying. `compiler.export_limits` applies them to a graph.
 """
 
 from __future__ import annotations
@@ -15,11 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .diagnostics import Diagnostic
-
 if TYPE_CHECKING:
-    from .ir import TypedGraph
-    from .ops import Call, Registry
+    from .ops import Call
 
 
 class ExportTarget(enum.Enum):
@@ -55,19 +52,3 @@ class ExportLimit:
     target: ExportTarget
     applies: Callable[[Call], bool]
     reason: str
-
-
-def export_limits(graph: TypedGraph, target: ExportTarget | str, registry: Registry | None = None) -> list[Diagnostic]:
-    """E0409 for every layer of `graph` that would not export to `target`, by the limits its op
-    declares in `registry` (default: the builtin ops; pass the analysis's registry for plugin ops')."""
-    from .ops import BUILTIN, Call  # here, not above: the ops import this module for ExportTarget and ExportLimit
-
-    target = ExportTarget(target)
-    found = []
-    for node in graph.layers.values():
-        op = (registry or BUILTIN).get(node.node.op)
-        for limit in (op.export_limits or ()) if op is not None else ():
-            if limit.target is target and limit.applies(Call(node.args, node.input_types)):
-                message = f"layer '{node.name}' ({node.node.op}) would not export to {target.described}: {limit.reason}"
-                found.append(Diagnostic("E0409", message, node.node.span))
-    return found

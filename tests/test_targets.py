@@ -11,7 +11,8 @@ import torch
 from nncompile.compiler import export as exporter
 from nncompile.compiler.emit import example_inputs
 from nncompile.compiler.export import ExportError, export
-from nncompile.compiler.targets import SUFFIXES, TARGETS, ExportTarget, export_limits
+from nncompile.compiler.export_limits import export_limits
+from nncompile.compiler.targets import SUFFIXES, TARGETS, ExportTarget
 from op_samples import EDGES, SAMPLES, sample_spec
 
 from nncompile import compiler

@@ -36,7 +36,8 @@ def run(args: argparse.Namespace) -> int:
         return _eject(args, analysis, output)
     from nncompile.compiler.emit import emit, example_inputs
     from nncompile.compiler.export import ExportError, export
-    from nncompile.compiler.targets import SUFFIXES, export_limits
+    from nncompile.compiler.export_limits import export_limits
+    from nncompile.compiler.targets import SUFFIXES
     from nncompile.compiler.weights import load_weights
 
     limits = export_limits(analysis.graph, SUFFIXES[output.suffix], analysis.registry)

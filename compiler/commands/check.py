@@ -10,7 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from nncompile.compiler.diagnostics import Diagnostic, UsageError, printable, render_text, sort_key
-from nncompile.compiler.targets import TARGETS, export_limits
+from nncompile.compiler.export_limits import export_limits
+from nncompile.compiler.targets import TARGETS
 
 from .common import EXIT_OK, EXIT_SPEC_ERRORS, EXIT_USAGE, Commands, add_spec_options, analyze_spec, source_lines, version, wants_colour
 

@@ -7,7 +7,7 @@ import functools
 from collections.abc import Iterable, Iterator
 
 from . import activation, attention, conv, dense, merge, padding, pool, tensor
-from .core import REQUIRED, Call, FunctionEmit, ModuleEmit, OpDef, Param, ShapeError, TensorEmit, TensorType
+from .core import REQUIRED, Call, FunctionEmit, ModuleEmit, OpDef, Param, ShapeError, TensorEmit, TensorType, resolve_target
 from .sample import DtypeCase, Sample
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "TensorEmit",
     "TensorType",
     "plugin_failure",
+    "resolve_target",
 ]
 
 

@@ -8,6 +8,7 @@ never imports torch.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -153,6 +154,15 @@ class Call:
     @property
     def x(self) -> TensorType:
         return self.inputs[0]
+
+
+def resolve_target(target: str) -> Callable[..., Any]:
+    """'torch.nn:Conv2d' → the class; targets come from op definitions, never from specs."""
+    module_name, _, attribute = target.partition(":")
+    value: Any = importlib.import_module(module_name)
+    for part in attribute.split("."):
+        value = getattr(value, part)
+    return value
 
 
 @dataclass(frozen=True)
