@@ -2,7 +2,8 @@
 
 Tensor datasets (digits, MNIST, CIFAR, `.pt`/`.npz` files) are read into one float tensor. Without
 augmentation they stay resident on the device and batches are slices of it (no DataLoader); with
-augmentation, and for image folders, a DataLoader applies the transforms per sample in workers.
+augmentation, and for image folders, a DataLoader applies the transforms in workers (in two stages:
+see `splits`), and the validation tensors stay on the CPU, pinned for a GPU run.
 """
 
 from __future__ import annotations
@@ -21,32 +22,14 @@ from torch.utils.data import Dataset, Subset
 
 from . import batch
 from .config import TrainError, label_losses
-from .transforms import image_pipeline, is_random, pipeline
+from .splits import Split, host, staged, transformed
+from .transforms import is_random, pipeline, stages
 
 RESIDENT_LIMIT = 4 * 2**30
 """Bytes a tensor dataset may take and still be kept resident when `resident: auto`."""
 IMAGE_FOLDER_LIMIT = 5_000_000
 """Entries (files and folders) an image folder's scan reads before it refuses the folder."""
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
-
-
-@dataclass
-class Split:
-    """One side of the data: resident tensors, or a Dataset whose items are transformed per sample."""
-
-    inputs: torch.Tensor | None = None
-    targets: torch.Tensor | None = None
-    dataset: Dataset | None = None
-
-    def __len__(self) -> int:
-        return batch.length(self.inputs) if self.inputs is not None else len(self.dataset)
-
-    def sample_shapes(self) -> dict[str | None, tuple[int, ...]]:
-        """Per-sample input shapes by name (None for a single unnamed input)."""
-        if self.inputs is not None:
-            return batch.shapes(self.inputs)
-        sample = self.dataset[0][0]
-        return {name: tuple(t.shape) for name, t in sample.items()} if isinstance(sample, dict) else {None: tuple(sample.shape)}
 
 
 @dataclass
@@ -60,20 +43,6 @@ class Data:
     outputs: dict[str, tuple[int | None, bool]] | None = None
     """With targets by output name: each output's class count (None: not labels) and whether its
     targets are labels. None with a single target."""
-
-
-class TransformedTensors(Dataset):
-    """Tensors whose samples go through a transform one at a time (for augmentation)."""
-
-    def __init__(self, inputs: torch.Tensor, targets: torch.Tensor, transform: Callable | None):
-        self.inputs, self.targets, self.transform = inputs, targets, transform
-
-    def __len__(self) -> int:
-        return len(self.inputs)
-
-    def __getitem__(self, index: int) -> tuple[batch.Value, batch.Value]:
-        sample = batch.take(self.inputs, index)
-        return (self.transform(sample) if self.transform else sample), batch.take(self.targets, index)
 
 
 @dataclass
@@ -120,10 +89,9 @@ def load(config: Mapping[str, Any], device: torch.device, block_size: int | None
     if resident:
         train = Split(batch.to(_apply(train_steps, x, images), device), batch.to(y, device))
     else:
-        transform = pipeline(train_steps, from_uint8=images) if train_steps or images else None
-        train = Split(dataset=TransformedTensors(x, y, transform))
-    val_device = device if resident else torch.device("cpu")
-    val = Split(batch.to(_apply(val_steps, held_out[0], images), val_device), batch.to(held_out[1], val_device))
+        train = transformed(x, y, train_steps, images)
+    held = (_apply(val_steps, held_out[0], images), held_out[1])
+    val = Split(*(batch.to(value, device) if resident else host(value, device) for value in held))
     if isinstance(y, dict):
         outputs = {name: (_classes(t), not t.is_floating_point()) for name, t in y.items()}
         return Data(train, val, None, False, outputs=outputs)
@@ -176,12 +144,20 @@ def _split_indices(size: int, fraction: float, seed: int) -> tuple[torch.Tensor,
 
 
 def _datasets(source: _Source, split: float | str, seed: int, train_steps: list, val_steps: list) -> tuple[Split, Split]:
-    train_set = source.make(image_pipeline(train_steps), True)
-    val_set = source.make(image_pipeline(val_steps), split != "test")
+    """Images read one by one (PIL images: made uint8 tensors, then the steps); a fraction `split` of
+    the training files held out, unless `split` is 'test'."""
     if split == "test":
-        return Split(dataset=train_set), Split(dataset=val_set)
-    train_index, val_index = _split_indices(len(train_set), split, seed)
-    return Split(dataset=Subset(train_set, train_index.tolist())), Split(dataset=Subset(val_set, val_index.tolist()))
+        return _pictures(source, train_steps, True, None), _pictures(source, val_steps, False, None)
+    train_index, val_index = _split_indices(len(source.make(None, True)), split, seed)
+    return _pictures(source, train_steps, True, train_index.tolist()), _pictures(source, val_steps, True, val_index.tolist())
+
+
+def _pictures(source: _Source, steps: list, training_files: bool, indices: list[int] | None) -> Split:
+    def make(transform: Callable) -> Dataset:
+        dataset = source.make(transform, training_files)
+        return dataset if indices is None else Subset(dataset, indices)
+
+    return staged(make, stages(steps, pil=True))
 
 
 def _read(data: Mapping[str, Any]) -> _Source:

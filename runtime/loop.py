@@ -12,14 +12,16 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.modules.batchnorm import _NormBase
 from torch.utils.data import DataLoader
 
 from . import batch
 from .config import label_losses, per_output
-from .data import Data, Split
+from .data import Data
 from .distributed import all_sum, any_rank
 from .metrics import scored_classes, scored_outputs
 from .progress import Progress
+from .splits import Split
 
 
 @dataclass
@@ -51,6 +53,29 @@ class Step:
     """DDP's `no_sync` (None alone): batches that only accumulate gradients skip the all-reduce."""
 
 
+def ddp_options(model: nn.Module) -> dict[str, bool]:
+    """DistributedDataParallel's settings for `model`, beside `find_unused_parameters`: gradients are
+    views of the all-reduce buckets (no second copy of every gradient, none copied in and out), and
+    rank 0's buffers are broadcast before every forward only where a buffer changes as it trains."""
+    return {"broadcast_buffers": changing_buffers(model), "gradient_as_bucket_view": True}
+
+
+def changing_buffers(model: nn.Module) -> bool:
+    """Whether a buffer may change in training, and so differ from process to process unless rank 0's
+    are broadcast before every forward: the running statistics of batch and instance norm (each process
+    computes them from its own batches; broadcast, every process evaluates and saves rank 0's, as
+    torch's default does), and any buffer of a module that is neither torch.nn's nor nncompile's (a
+    plugin or hand-written module may write its buffers). SyncBatchNorm's statistics are computed over
+    all processes, the same everywhere; buffers nothing writes (masks, position indices) were made
+    equal when DDP wrapped the model."""
+    for module in model.modules():
+        if not any(True for _ in module.buffers(recurse=False)) or isinstance(module, nn.SyncBatchNorm):
+            continue
+        if isinstance(module, _NormBase) or not type(module).__module__.startswith(("torch.nn.", "nncompile.")):
+            return True
+    return False
+
+
 class _Order(torch.utils.data.Sampler):
     """The indices a DataLoader reads, replaced before each pass (so its workers can persist)."""
 
@@ -72,24 +97,22 @@ def batches(
     device: torch.device,
     workers: int,
     loaders: dict[int, tuple[DataLoader, _Order]] | None = None,
-) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+) -> Iterator[tuple[batch.Value, batch.Value]]:
     """The batches of `split` in `order`, from batch number `start`, on `device`. A split read
     through a DataLoader keeps it, and its worker processes, in `loaders` from one epoch to the next."""
     order = order[start * size :]
     if split.inputs is not None:
-        where = next(iter(split.inputs.values())).device if isinstance(split.inputs, dict) else split.inputs.device
-        order = order.to(where)
-        for chunk in order.split(size):
-            yield batch.to(batch.take(split.inputs, chunk), device), batch.to(batch.take(split.targets, chunk), device)
+        yield from _tensor_batches(split, order, size, device)
         return
     loaders = {} if loaders is None else loaders
     if id(split) not in loaders:
         sampler = _Order()
         loader = DataLoader(
-            split.dataset,
+            split.staged if split.staged is not None else split.dataset,
             batch_size=size,
             sampler=sampler,
             num_workers=workers,
+            collate_fn=batch.collate_channels_last if split.channels_last else None,
             pin_memory=device.type == "cuda",
             worker_init_fn=_ignore_interrupts if workers else None,
             persistent_workers=workers > 0,
@@ -98,7 +121,16 @@ def batches(
     loader, sampler = loaders[id(split)]
     sampler.indices = order.tolist()
     for inputs, targets in loader:
-        yield batch.to(inputs, device), batch.to(targets, device)
+        inputs = batch.to(inputs, device)  # uint8 images stay uint8 across the copy: `finish` makes them float
+        yield (split.finish(inputs) if split.finish is not None else inputs), batch.to(targets, device)
+
+
+def _tensor_batches(split: Split, order: torch.Tensor, size: int, device: torch.device) -> Iterator[tuple[batch.Value, batch.Value]]:
+    """Slices of resident tensors; from the CPU to a GPU, out of page-locked memory (an asynchronous copy)."""
+    where = next(iter(split.inputs.values())).device if isinstance(split.inputs, dict) else split.inputs.device
+    rows = batch.pinned_rows if where.type == "cpu" and device.type == "cuda" else batch.take
+    for chunk in order.to(where).split(size):
+        yield batch.to(rows(split.inputs, chunk), device), batch.to(rows(split.targets, chunk), device)
 
 
 def _ignore_interrupts(_worker: int) -> None:
@@ -125,7 +157,7 @@ class Tally:
         if not self.classes:
             self.add_loss(loss, len(target))
             return
-        scores, labels = flat_labels(output.float(), target)
+        scores, labels = flat_labels(output, target)  # in the output's dtype: no float32 copy of every score
         kept = labels != self.ignore_index
         scored = kept.sum()  # the loss is a mean over the scored labels too (NaN where there is none)
         self.add_loss(torch.where(scored > 0, loss, 0.0), scored)

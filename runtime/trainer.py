@@ -23,7 +23,7 @@ from .config import TrainError
 from .data import Data, Split, default_workers, load
 from .device import conv_model, pick_device, precision
 from .fit_checks import check_fit, sequence_length
-from .loop import Position, Step, StopFlag, Tally, batch_count, batches, evaluate, train_epoch, validation_tally
+from .loop import Position, Step, StopFlag, Tally, batch_count, batches, ddp_options, evaluate, train_epoch, validation_tally
 from .metrics import Monitor
 from .optim import PER_EPOCH_SCHEDULES, freeze, loss_function, optimizer, scheduler
 from .progress import Progress
@@ -136,7 +136,9 @@ class _Trainer:
         dtype = precision(config["amp"], device)
         ids = [device.index] if device.type == "cuda" else None
         unused = distributed.unused_parameters(model)
-        wrapped = nn.parallel.DistributedDataParallel(model, device_ids=ids, find_unused_parameters=unused) if world > 1 else model
+        wrapped = model
+        if world > 1:
+            wrapped = nn.parallel.DistributedDataParallel(model, device_ids=ids, find_unused_parameters=unused, **ddp_options(model))
         mode = config["compile"].get("mode", "default") if isinstance(config["compile"], dict) else "default"
         self.evaluated = torch.compile(model, mode=mode) if compiling else model
         self.step = Step(
