@@ -4,21 +4,25 @@ tree is the compiled model's: its state_dict loads with strict=True and gives th
 from __future__ import annotations
 
 import importlib.util
-import inspect
+import os
 import re
+import shlex
 import shutil
 import subprocess
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from ..ir import TypedGraph
 from ..load import Document
 from ..ops import FunctionEmit, ModuleEmit, Registry
-from . import code, namespace, render
+from ..params import model_values
+from . import code, forward, namespace, render
 from .classes import Class, classes, local_names
 from .code import EjectError
+from .helpers import copied
 from .instances import cut, describe
-from .keywords import Variant, root_keywords
+from .keywords import Variant, configure_all
 
 __all__ = ["EjectError", "eject"]
 
@@ -41,28 +45,29 @@ def eject(
     imports = _plugin_imports(typed, registry)
     reserved = namespace.reserved(line.removeprefix("import ") for line in imports)
     found, of = classes(root, document, reserved)
-    if params and variant is not None:
-        root_keywords(found, of, registry, document, params, variant, reserved)
+    configure_all(found, of, registry, document, params if params is not None else model_values(document, {})[0].params, variant, reserved)
     avoid = local_names(reserved, [cls.name for cls in found])
     body = "\n\n\n".join(_class_source(cls, of, document, typed, avoid) for cls in found)
-    helpers = _helpers(body)
+    helpers = copied(body)
     text = "\n\n".join([_header(typed, command, body + helpers, imports), *([helpers] if helpers else []), body]) + "\n"
     return _formatted(text)
 
 
 def _class_source(cls: Class, of: dict, document: Document, typed: TypedGraph, avoid: frozenset[str]) -> str:
     """The class's source; no name of its forward is in `avoid`."""
-    tree = render.members_tree(cls, of)
+    tree = render.members_tree(cls, of, avoid)
+    sites = render.line_sites(cls, of)
     renames = render.collapse(cls, tree)
     ops = {line.targets[0]: _op_name(cls, line) for line in cls.first.lines if line.targets}
-    inputs = render.input_names(cls, document, typed)
-    names = render.variable_names(cls, inputs, renames, ops, avoid)
+    inputs = forward.input_names(cls, document, typed)
+    names = forward.variable_names(cls, inputs, renames, ops, avoid)
+    stored = forward.stored(cls, sites, tree)
     signature = ["self"]
     for parameter in cls.parameters:
-        hint = render.type_hint(parameter.values[0])
+        hint = forward.type_hint(parameter.values[0])
         default = f" = {code.literal(parameter.values[0])}" if parameter.default else ""
         signature.append(f"{parameter.name}{hint}{default}")
-    init = ["super().__init__()", *render.init_lines(tree, cls, of), *_shares(cls, tree, typed)]
+    init = ["super().__init__()", *render.init_lines(tree, cls, of, stored), *_shares(cls, typed)]
     arguments = ", ".join(["self", *(f"{names[f'@{i}']}: Tensor" for i in range(len(inputs)))])
     count = len(cls.first.outputs)
     returns = "Tensor" if count == 1 else f"tuple[{', '.join(['Tensor'] * count)}]"
@@ -75,10 +80,11 @@ def _class_source(cls: Class, of: dict, document: Document, typed: TypedGraph, a
         *(f"        {line}" for line in init),
     ]
     if cls.first.inputs or cls.first.outputs:
+        body = forward.Body(cls, tree, names, sites, stored)
         lines += [
             "",
             f"    def forward({arguments}) -> {returns}:",
-            *(f"        {line}" for line in render.forward_lines(cls, tree, names)),
+            *(f"        {line}" for line in forward.forward_lines(body)),
         ]
     return "\n".join(lines)
 
@@ -93,7 +99,7 @@ def _op_name(cls: Class, line) -> str:
     return "x"
 
 
-def _shares(cls: Class, tree: render.Tree, typed: TypedGraph) -> list[str]:
+def _shares(cls: Class, typed: TypedGraph) -> list[str]:
     """Tied tensors (a GPT's head reads the embedding's weight), written in the root class."""
     if cls.block is not None:
         return []
@@ -106,17 +112,6 @@ def _shares(cls: Class, tree: render.Tree, typed: TypedGraph) -> list[str]:
 
 def _path_access(name: str) -> str:
     return f"self.get_submodule({code.literal(name)})"
-
-
-def _helpers(body: str) -> str:
-    """The source of each compiler.nn module or function the classes use."""
-    from .. import nn as helpers
-
-    used = []
-    for name, value in vars(helpers).items():
-        if getattr(value, "__module__", None) == helpers.__name__ and re.search(rf"(?<![\w.]){name}\(", body) and name != "initialize":
-            used.append(inspect.getsource(value).rstrip())
-    return "\n\n\n".join(used)
 
 
 def _plugin_imports(typed: TypedGraph, registry: Registry) -> list[str]:
@@ -141,15 +136,39 @@ def _plugin_imports(typed: TypedGraph, registry: Registry) -> list[str]:
 
 
 def _header(typed: TypedGraph, command: str, body: str, plugins: list[str]) -> str:
-    used = {"import torch": re.search(r"(?<![\w.])torch\.", body), "import torch.nn.functional as F": re.search(r"(?<![\w.])F\.", body)}
-    imports = [*plugins, *(line for line, found in used.items() if found)]
-    imports = [*sorted(imports), "from torch import Tensor, nn"]
+    used = {
+        "import torch": re.search(r"(?<![\w.])torch\.", body),
+        "import torch.nn.functional as F": re.search(r"(?<![\w.])F\.", body),
+    }
+    imports = [*sorted([*plugins, *(line for line, found in used.items() if found)]), "from torch import Tensor, nn"]
+    if re.search(r"(?<![\w.])Any\b", body):
+        imports = ["from typing import Any", "", *imports]
     doc = (
-        f'"""{_printable(typed.name)} in plain PyTorch, written by nncompile:\n\n    {_printable(command)}\n\n'
+        f'"""{_printable(typed.name)} in plain PyTorch, written by nncompile:\n\n    {_printable(_relative(command))}\n\n'
         "It needs no nncompile: submodules carry the spec's names, so the compiled model's state_dict loads\n"
         'with strict=True. Comments give each value\'s shape (B: the batch).\n"""'
     )
     return "\n".join([doc, "", *imports])
+
+
+def _relative(command: str) -> str:
+    """The command line with each absolute path written relative to the working folder where it is
+    inside it, else as its file name: the file records no folder of the machine that wrote it."""
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return command
+    here = Path.cwd()
+
+    def short(word: str) -> str:
+        option, equals, value = word.partition("=") if word.startswith("-") else ("", "", word)
+        if not os.path.isabs(value):
+            return word
+        path = Path(value)
+        written = str(path.relative_to(here)) if path.is_relative_to(here) else path.name
+        return f"{option}{equals}{written}"
+
+    return shlex.join(short(word) for word in words)
 
 
 def _printable(text: str) -> str:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import inspect
 import json
 import math
+import re
+from collections.abc import Sequence
 from typing import Any
 
 from ..emit import resolve_target
@@ -114,14 +116,21 @@ def _same(default: Any, value: Any) -> bool:
     return type(default) is type(value) and default == value
 
 
-def call_expression(node: TypedNode, op: OpDef, reads: list[str], access: str) -> str:
-    """The expression computing the node: `self.conv1(x)`, `F.relu(x)`, `a + b`, `x[:, 0]`."""
+def call_expression(node: TypedNode, op: OpDef, reads: list[str], access: str) -> tuple[str, tuple[Any, ...]]:
+    """The expression computing the node (`self.conv1(x)`, `F.relu(x)`, `a + b`, `x[:, 0]`) as a template,
+    and the values it writes: `{v0}`, `{v1}`… in the template stand for them (see `fill`)."""
     spec = op.emit
     call = Call(node.args, node.input_types)
+    values: list[Any] = []
+
+    def put(value: Any) -> str:
+        values.append(value)
+        return f"{{v{len(values) - 1}}}"
+
     if isinstance(spec, ModuleEmit):
         args = reads * spec.self_inputs if spec.self_inputs and len(reads) == 1 else reads
         text = f"{access}({', '.join([*args, *(f'{k}={literal(v)}' for k, v in spec.call_kwargs.items())])})"
-        return text if spec.select is None else f"{text}[{spec.select}]"
+        return (text if spec.select is None else f"{text}[{spec.select}]"), ()
     assert isinstance(spec, FunctionEmit)
     target = function_target(node, op)
     kwargs = spec.kwargs(call)
@@ -129,22 +138,33 @@ def call_expression(node: TypedNode, op: OpDef, reads: list[str], access: str) -
     module, _, name = target.partition(":")
     if module == "operator":
         if name == "getitem":
-            return f"{reads[0]}[{subscript(operand)}]"
-        values = [*reads, literal(operand)] if operand is not None else reads
-        return f" {INFIX[name]} ".join(values)
-    keywords = [f"{k}={literal(v)}" for k, v in _keywords(resolve_target(target), kwargs)]
+            return f"{reads[0]}[{subscript(operand)}]", ()
+        operands = [*reads, put(operand)] if operand is not None else reads
+        return f" {INFIX[name]} ".join(operands), tuple(values)
+    keywords = [f"{k}={put(v)}" for k, v in _keywords(resolve_target(target), kwargs)]
     function = callee(target)
     if operand is not None:
-        return f"{function}({', '.join([reads[0], literal(operand), *keywords])})"
+        return f"{function}({', '.join([reads[0], put(operand), *keywords])})", tuple(values)
     if spec.inputs == "list":
         listed = "[" + ", ".join(reads) + "]"
-        return f"{function}({', '.join([listed, *keywords])})"
+        return f"{function}({', '.join([listed, *keywords])})", tuple(values)
     if spec.inputs == "fold":
         text = reads[0]
         for other in reads[1:]:
             text = f"{function}({', '.join([text, other, *keywords])})"
-        return text
-    return f"{function}({', '.join([*reads, *keywords])})"
+        return text, tuple(values)
+    return f"{function}({', '.join([*reads, *keywords])})", tuple(values)
+
+
+def fill(template: str, values: Sequence[str], reads: Sequence[str] = (), access: str = "") -> str:
+    """The template with `{vN}` replaced by `values[N]`, `{N}` by `reads[N]` and `{self}` by `access`
+    (other braces left as they are: a value's text may hold some)."""
+
+    def text(match: re.Match) -> str:
+        key = match.group(1)
+        return access if key == "self" else values[int(key[1:])] if key[0] == "v" else reads[int(key)]
+
+    return re.sub(r"\{(self|v?\d+)\}", text, template)
 
 
 def _keywords(function: Any, kwargs: dict[str, Any]) -> list[tuple[str, Any]]:

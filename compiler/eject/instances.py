@@ -15,6 +15,7 @@ from typing import Any
 import networkx as nx
 
 from .. import initializers
+from ..emit import resolve_target
 from ..ir import Kind, Ref, TypedGraph, TypedNode
 from ..ops import Call, ModuleEmit, OpDef, Registry, TensorEmit
 from . import code
@@ -34,24 +35,32 @@ class Member:
     node: TypedNode | None = None
     child: Instance | None = None
     text: str | None = None
-    """For a learnable tensor: its whole constructor expression."""
+    """For a learnable tensor: its constructor expression, a template of `args` (see `code.fill`)."""
     sources: dict[str, str] = field(default_factory=dict)
     """Constructor argument → the spec argument it is made from (where one alone makes it)."""
     absent: bool = False
     """An optional member this instance lacks (see `optional`)."""
     defaults: dict[str, Any] = field(default_factory=dict)
     """The constructor's defaults: an argument every instance gives its default is left out."""
+    stateless: bool = False
+    """A module (a block call: every member of it) that holds no parameter or buffer."""
 
     @property
     def shape(self) -> tuple:
-        """What must agree between instances written by one class (argument values may differ)."""
+        """What must agree between instances written by one class (constructor argument values may differ)."""
+        values = repr([value for _, value, _ in self.args]) if self.text is not None else None
+        return (*self.form, values)
+
+    @property
+    def form(self) -> tuple:
+        """What must agree between builds of the spec with other parameter values (no value may differ)."""
         return (self.path, self.callee, tuple((name, positional) for name, _, positional in self.args), self.text)
 
 
 @dataclass
 class Line:
-    """One statement of `forward`: `targets = expression`, reading `reads` (token, pick) in `{0}`, `{1}`…;
-    `{self}` stands for the attribute path of its member."""
+    """One statement of `forward`: `targets = expression`, reading `reads` (token, pick) in `{0}`, `{1}`…
+    and writing `values` in `{v0}`, `{v1}`…; `{self}` stands for the attribute path of its member."""
 
     targets: tuple[str, ...]
     expression: str
@@ -62,9 +71,17 @@ class Line:
     absent: bool = False
     op: str = ""
     """The op (or the block, for a block call) that the line runs."""
+    values: tuple[Any, ...] = ()
+    node: TypedNode | None = None
 
     @property
     def shape(self) -> tuple:
+        """What must agree between instances written by one class."""
+        return (*self.form, repr(self.values))
+
+    @property
+    def form(self) -> tuple:
+        """What must agree between builds of the spec with other parameter values."""
         return (self.targets, self.expression, self.reads, self.member, self.tuple_valued)
 
 
@@ -190,7 +207,9 @@ def _node_line(instance: Instance, node: TypedNode, registry: Registry, produced
     path = instance.relative(node.name)
     if node.kind is Kind.TENSOR:
         assert isinstance(op.emit, TensorEmit)
-        instance.members.append(Member(path, node.node.order, "nn.Parameter", [], node, text=_tensor_text(node)))
+        text, values = _tensor_text(node)
+        args = [(f"v{index}", value, True) for index, value in enumerate(values)]
+        instance.members.append(Member(path, node.node.order, "nn.Parameter", args, node, text=text))
         produced[Ref(node.name)] = (path, None)
         instance.lines.append(Line((path,), "{self}", (), path, tuple(node.outputs)))
         return
@@ -199,11 +218,14 @@ def _node_line(instance: Instance, node: TypedNode, registry: Registry, produced
     if isinstance(op.emit, ModuleEmit):
         args, defaults = code.constructor_args(node, op)
         callee = code.callee(op.emit.target)
-        instance.members.append(Member(path, node.node.order, callee, args, node, sources=_sources(node, op), defaults=defaults))
+        stateless = _stateless(node, op)
+        sources = _sources(node, op)
+        instance.members.append(Member(path, node.node.order, callee, args, node, sources=sources, defaults=defaults, stateless=stateless))
         member = path
     placeholders = [f"{{{i}}}" for i in range(len(reads))]
-    expression = code.call_expression(node, op, placeholders, "{self}")
-    instance.lines.append(Line((path,), expression, reads, member, tuple(node.outputs), node.tuple_valued, op=node.node.op))
+    expression, values = code.call_expression(node, op, placeholders, "{self}")
+    line = Line((path,), expression, reads, member, tuple(node.outputs), node.tuple_valued, op=node.node.op, values=values, node=node)
+    instance.lines.append(line)
     if node.tuple_valued:
         produced[Ref(node.name)] = (path, None)
         for index in range(len(node.outputs)):
@@ -236,10 +258,22 @@ def _sources(node: TypedNode, op: OpDef) -> dict[str, str]:
     return found
 
 
+def _stateless(node: TypedNode, op: OpDef) -> bool:
+    """Whether the node's module holds nothing in a state_dict (built once to see its buffers)."""
+    assert isinstance(op.emit, ModuleEmit)
+    if node.params:
+        return False
+    try:
+        module = resolve_target(op.emit.target)(**op.emit.kwargs(Call(node.args, node.input_types)))
+    except Exception:  # a plugin's module that cannot be built here: keep its name
+        return False
+    return not module.state_dict()
+
+
 def _child_line(instance: Instance, child: Instance, produced: dict) -> None:
     path = instance.relative(child.path)
     reads = tuple(_token(instance, ref, produced) for ref in child.inputs)
-    instance.members.append(Member(path, child.order, "", [], child=child))
+    instance.members.append(Member(path, child.order, "", [], child=child, stateless=all(m.stateless for m in child.members)))
     targets = tuple(f"{path}:{i}" for i in range(len(child.outputs)))
     placeholders = ", ".join(f"{{{i}}}" for i in range(len(reads)))
     shapes = tuple(_type_of(child, ref) for ref in child.outputs)
@@ -263,14 +297,18 @@ def _all_nodes(instance: Instance):
         yield from _all_nodes(child)
 
 
-def _tensor_text(node: TypedNode) -> str:
-    """`nn.Parameter(nn.init.normal_(torch.empty(1, 197, 768), mean=0.0, std=0.02))`: the learnable
-    tensor, filled by the call its `init` makes (see compiler.initializers)."""
+def _tensor_text(node: TypedNode) -> tuple[str, list[Any]]:
+    """`nn.Parameter(nn.init.normal_(torch.empty({v0}, {v1}, {v2}), mean={v3}, std={v4}))` and the values
+    it writes: the learnable tensor, filled by the call its `init` makes (see compiler.initializers)."""
     initializer, options = initializers.parse(node.args["init"])
-    shape = ", ".join(code.literal(s) for s in node.output.shape)
-    arguments = "".join(f", {keyword}={code.literal(value)}" for keyword, value in initializer.call(options).items())
+    values: list[Any] = list(node.output.shape)
+    shape = ", ".join(f"{{v{index}}}" for index in range(len(values)))
+    arguments = ""
+    for name, value in initializer.call(options).items():
+        arguments += f", {name}={{v{len(values)}}}"
+        values.append(value)
     trainable = "" if node.args.get("trainable", True) else ", requires_grad=False"
-    return f"nn.Parameter({code.callee(initializer.target)}(torch.empty({shape}){arguments}){trainable})"
+    return f"nn.Parameter({code.callee(initializer.target)}(torch.empty({shape}){arguments}){trainable})", values
 
 
 def identifier(name: str) -> bool:

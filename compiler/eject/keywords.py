@@ -1,11 +1,12 @@
-"""The root class's keyword arguments: the spec's model parameters that the ejected file can really
-take as arguments.
+"""The root class's keyword arguments: the spec's model parameters that the ejected file can really take.
 
-A model parameter qualifies when building the spec with another value of it changes nothing in the
-ejected file but values at the root that become exactly the new value: `num_classes` (the head's
-`out_features`) does; `d_model` of a transformer layer does not (it also sizes layers through values
-computed from it, and shapes inside blocks), so it stays a literal of this build rather than an
-argument that would build a broken model. The check builds the spec once more per parameter.
+Each model parameter that holds a number or a flag (not one derived from others) is changed, to two
+other values where it takes them, and the spec is built again. Where the classes stay the same and every
+value that changes with it is a formula of the parameters (see `parameters`), it is offered: the root
+takes it as a keyword argument (this build's value its default) and passes it down to every class
+whose values read it (GPT's `n_embd` sizes `nn.Linear(n_embd, 3 * n_embd)` in `CausalSelfAttention`).
+Where a value changes in a way no formula gives, or the classes change (another number of blocks), it
+is not offered and stays a literal of this build: an argument that built a broken model would be worse.
 """
 
 from __future__ import annotations
@@ -13,90 +14,118 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from .. import expr
 from ..ir import TypedGraph
 from ..load import Document
 from ..ops import Registry
-from .classes import Class, Parameter, classes, local_names, slot_values
-from .instances import cut, describe
+from .classes import Class, classes, local_names
+from .code import EjectError
+from .formulas import SpecText
+from .instances import Instance, cut, describe
 from .namespace import numbered, python_name
+from .parameters import Observation, configure
 
 Variant = Callable[[Mapping[str, Any]], TypedGraph | None]
 """Builds the spec with some model parameters overridden (None if that does not check)."""
 
+BUILDS = 2
+"""The other values each model parameter is built with (one for a flag)."""
 
-def root_keywords(
+
+def configure_all(
     found: list[Class],
     of: dict[int, Class],
     registry: Registry,
     document: Document,
     params: Mapping[str, Any],
-    variant: Variant,
+    variant: Variant | None,
     reserved: frozenset[str],
 ) -> None:
-    """Give the root class (the last of `found`) the keyword arguments that qualify, in the order
-    the spec declares its parameters, with this build's values (`params`) as defaults; each named
-    as the parameter where that shadows nothing (`class` becomes `class_`, see `namespace`)."""
-    root = found[-1]
-    slots = slot_values(root.first, of)
+    """Give every class its parameters, formulas and comments; the root (the last of `found`) takes the
+    model parameters that qualify (none without `variant`), in the order the spec declares them, each
+    named as the parameter where that shadows nothing (`class` becomes `class_`, see `namespace`)."""
+    observations = [Observation(params, found, of)]
+    if variant is not None:
+        for name in _candidates(document, params):
+            observations += _observations(name, params, variant, observations[0], registry, document, reserved)
+    text = SpecText(document)
     avoid = local_names(reserved, [cls.name for cls in found])
-    for name, value in params.items():
-        changed = _changed(value)
-        if changed is None:
-            continue
-        other = variant({name: changed})
-        if other is None:
-            continue
-        bound = _bound(found, of, slots, other, registry, document, value, changed, reserved)
-        if bound:
-            given = numbered(python_name(name, avoid), {*avoid, *(p.name for p in root.parameters)})
-            root.parameters.append(Parameter(given, [value], default=True))
-            for slot in bound:
-                root.slots[slot] = given
+    offered = {observed.changed for observed in observations[1:]}
+    while True:
+        kept = [observed for observed in observations if observed.changed is None or observed.changed in offered]
+        keywords: dict[str, str] = {}
+        for name in params:
+            if name in offered:
+                keywords[name] = numbered(python_name(name, avoid), {*avoid, *keywords.values()})
+        blamed: set[str] = set()
+        for k in range(len(found)):
+            blamed |= configure(k, kept, keywords, text, avoid)
+        if not blamed:
+            return
+        offered -= blamed
 
 
-def _changed(value: Any) -> Any:
-    """Another value of the same type, unlikely to coincide with a value already in the model."""
+def _candidates(document: Document, params: Mapping[str, Any]) -> list[str]:
+    """The model parameters that may be offered: declared with a number or a flag, not derived."""
+    declared = document.data.get("params", {})
+    return [name for name, value in params.items() if name in declared and not expr.is_expression(declared[name]) and _alternatives(value)]
+
+
+def _alternatives(value: Any) -> list[Any]:
+    """Other values of the same type to build the spec with, unlikely to coincide with one in the model."""
     if isinstance(value, bool):
-        return not value
+        return [not value]
     if isinstance(value, int):
-        return value * 2 + 7
+        return list(dict.fromkeys(v for v in (value * 2, value * 3, value + 1, value + 2) if v != value))
     if isinstance(value, float):
-        return value * 0.5 + 0.125
-    return None
+        return [value * 0.5 + 0.125, value * 0.25 + 0.0625]
+    return []
 
 
-def _bound(
-    found: list[Class],
-    of: dict[int, Class],
-    slots: list[Any],
-    other: TypedGraph,
+def _observations(
+    name: str,
+    params: Mapping[str, Any],
+    variant: Variant,
+    ejected: Observation,
     registry: Registry,
     document: Document,
-    value: Any,
-    changed: Any,
     reserved: frozenset[str],
-) -> list[int]:
-    """The root slots that follow the parameter, if nothing else in the file does; else []."""
-    root = cut(other)
-    describe(root, other, registry)
-    found2, of2 = classes(root, document, reserved)
-    if len(found2) != len(found) or any(a.name != b.name or len(a.instances) != len(b.instances) for a, b in zip(found, found2)):
-        return []
-    for before, after in zip(found, found2):
-        if [[line.shape for line in i.lines] for i in before.instances] != [[line.shape for line in i.lines] for i in after.instances]:
-            return []  # the forward code itself changes
-        if before is not found[-1] and repr([slot_values(i, of) for i in before.instances]) != repr(
-            [slot_values(i, of2) for i in after.instances]
-        ):
-            return []  # a block's values change: they are written inside its class
-    new = slot_values(found2[-1].first, of2)
-    if len(new) != len(slots):
-        return []
-    bound = []
-    for slot, (old, now) in enumerate(zip(slots, new)):
-        if repr(old) == repr(now):
+) -> list[Observation]:
+    """Builds of the spec with `name` changed, if they keep the classes; else none."""
+    made: list[Observation] = []
+    for changed in _alternatives(params[name]):
+        graph = variant({name: changed})
+        if graph is None:
             continue
-        if repr(old) != repr(value) or repr(now) != repr(changed):
+        observed = _observe(graph, registry, document, reserved, {**params, name: changed}, name)
+        if observed is None or not _same_form(ejected, observed):
             return []
-        bound.append(slot)
-    return bound
+        made.append(observed)
+        if len(made) == (1 if isinstance(params[name], bool) else BUILDS):
+            break
+    return made
+
+
+def _observe(
+    graph: TypedGraph, registry: Registry, document: Document, reserved: frozenset[str], params: Mapping[str, Any], name: str
+) -> Observation | None:
+    root = cut(graph)
+    try:
+        describe(root, graph, registry)
+    except EjectError:
+        return None
+    found, of = classes(root, document, reserved)
+    return Observation(params, found, of, name)
+
+
+def _same_form(a: Observation, b: Observation) -> bool:
+    """Whether two builds have the same classes, written alike but for their values."""
+    if [(cls.name, len(cls.instances)) for cls in a.found] != [(cls.name, len(cls.instances)) for cls in b.found]:
+        return False
+    return all(_form(x, a) == _form(y, b) for one, other in zip(a.found, b.found) for x, y in zip(one.instances, other.instances))
+
+
+def _form(instance: Instance, observed: Observation) -> tuple:
+    members = [(m.form, observed.index[id(observed.of[id(m.child)])] if m.child else None) for m in instance.members]
+    lines = [line.form for line in instance.lines]
+    return (members, lines, sorted(instance.absent), len(instance.inputs), len(instance.outputs))

@@ -20,13 +20,15 @@ import keyword
 import re
 from collections.abc import Collection, Iterable
 
-IMPORTS = frozenset({"torch", "nn", "F", "Tensor"})
-"""What the file imports (`import torch`, `import torch.nn.functional as F`, `from torch import Tensor, nn`)."""
+IMPORTS = frozenset({"torch", "nn", "F", "Tensor", "Any"})
+"""What the file imports (`import torch`, `import torch.nn.functional as F`, `from torch import Tensor, nn`,
+`from typing import Any`)."""
 
 HELPERS = frozenset(
-    {"reshape", "cat", "positions", "Attention", "LayerNorm2d", "StochasticDepth", "ShiftedWindowAttention", "pad_to", "arange_"}
+    {"reshape", "cat", "positions", "Attention", "LayerNorm2d", "StochasticDepth", "ShiftedWindowAttention", "pad_to", "arange_", "Group"}
 )
-"""nncompile.compiler.nn's modules and functions, which the file copies where it uses them (reserved even where not)."""
+"""nncompile.compiler.nn's modules and functions and the `Group` namespace, which the file copies where
+it uses them (reserved even where not)."""
 
 _PYTHON = frozenset({*keyword.kwlist, *dir(builtins), "self", "l", "O", "I"}) - {"input"}
 """`input` may name a forward's input, as torchvision's blocks name it (the file never calls `input()`)."""

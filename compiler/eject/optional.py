@@ -105,7 +105,7 @@ def pad(small: Instance, big: Instance, units: list[str]) -> None:
     own = iter(small.lines)
     for line in big.lines:
         if top(line_path(line)) in units:
-            lines.append(dataclasses.replace(line, shapes=(), absent=True))
+            lines.append(dataclasses.replace(line, shapes=(), absent=True, values=tuple(MISSING for _ in line.values)))
         else:
             lines.append(next(own))
     small.members, small.lines = members, lines

@@ -1,19 +1,20 @@
-"""Classes as Python source: `__init__` builds the members under the spec's names (containers become
-nn.Sequential, nn.ModuleList or plain nn.Module namespaces), `forward` reads as hand-written code with
-the shape of each value in a comment."""
+"""A class's `__init__` as Python source: the members under the spec's names (containers become
+nn.Sequential, nn.ModuleList or a `Group` namespace; identical items in a row are built by a loop),
+each value a literal or its formula (see `parameters`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
-from ..ir import TypedGraph
-from ..load import Document
+from ..names import MODULE_ATTRIBUTES
 from . import code
 from .classes import Class, member_arguments
 from .instances import Instance, Line, Member, identifier
 from .namespace import numbered, python_name
-from .optional import line_path, top
+from .optional import line_path
+
+RUN = 3
+"""Identical items in a row that a loop builds (a container of identical items: from two)."""
 
 
 @dataclass
@@ -24,17 +25,21 @@ class Tree:
     slot: int = 0
     children: dict[str, Tree] = field(default_factory=dict)
     kind: str = "plain"
-    """For a container: 'sequential', 'list' (nn.ModuleList) or 'plain' (an nn.Module namespace)."""
+    """For a container: 'sequential', 'list' (nn.ModuleList) or 'plain' (a `Group` namespace)."""
+    attribute: str = ""
+    """The attribute it is set as in its container (its path's part, but for a stateless module whose
+    part is a number: a name after its op)."""
 
 
-def members_tree(cls: Class, of: dict[int, Class]) -> Tree:
+def members_tree(cls: Class, of: dict[int, Class], avoid: frozenset[str]) -> Tree:
     root = Tree()
     for member in sorted(cls.first.members, key=lambda m: m.order):
         node = root
         for part in member.path.split("."):
-            node = node.children.setdefault(part, Tree())
+            node = node.children.setdefault(part, Tree(attribute=part))
         node.member, node.slot = member, _slot_of(cls.first, member, of)
     _kinds(root, top=True)
+    _name_stateless(root, avoid | set(cls.flags.values()))
     return root
 
 
@@ -55,6 +60,23 @@ def _kinds(tree: Tree, top: bool) -> None:
     holds_tensors = any(c.member is not None and c.member.text is not None for c in tree.children.values())
     holds_namespaces = any(c.member is None and c.kind == "plain" for c in tree.children.values())  # no list item
     tree.kind = "list" if numbered and not holds_tensors and not holds_namespaces and not top else "plain"
+
+
+def _name_stateless(tree: Tree, avoid: frozenset[str] | set[str]) -> None:
+    """In a namespace, a stateless module numbered by its position (`8`, the spec gave it no id) is set
+    as a name after its op: no state_dict key carries its name, so nothing changes but the file."""
+    for child in tree.children.values():
+        if child.member is None:
+            _name_stateless(child, set())
+    if tree.kind != "plain":
+        return
+    taken = {*avoid, *MODULE_ATTRIBUTES, *tree.children}
+    for part, child in tree.children.items():
+        member = child.member
+        if member is not None and member.stateless and not identifier(part):
+            named = member.child.block if member.child is not None else member.node.node.op if member.node else None
+            child.attribute = numbered(python_name(named or "module", avoid), taken)
+            taken.add(child.attribute)
 
 
 def collapse(cls: Class, tree: Tree) -> dict[str, str]:
@@ -105,10 +127,10 @@ def _chain(path: str, count: int, lines: list[Line], instance: Instance) -> tupl
 
 
 def _line_path(line: Line) -> str:
-    return line.member or _token_path(line.targets[0])
+    return line.member or token_path(line.targets[0])
 
 
-def _token_path(token: str) -> str:
+def token_path(token: str) -> str:
     return token.partition(":")[0]
 
 
@@ -116,35 +138,61 @@ def access(tree: Tree, path: str) -> str:
     """`self.layer1[0].conv1` for the member at `layer1.0.conv1`."""
     text, node = "self", tree
     for part in path.split("."):
+        child = node.children[part]
         if node.kind in ("list", "sequential"):
             text += f"[{part}]"
         else:
-            text = f"{text}.{part}" if identifier(part) else f"getattr({text}, {code.literal(part)})"
-        node = node.children[part]
+            text = attribute_of(text, child.attribute)
+        node = child
     return text
+
+
+def attribute_of(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if identifier(name) else f"getattr({prefix}, {code.literal(name)})"
 
 
 def constructor(tree: Tree, cls: Class, of: dict[int, Class]) -> str:
     """The expression that builds a leaf or a list container."""
     if tree.member is None:
-        items = ", ".join(constructor(child, cls, of) for child in tree.children.values())
-        return f"nn.Sequential({items})" if tree.kind == "sequential" else f"nn.ModuleList([{items}])"
+        parts = _items([constructor(child, cls, of) for child in tree.children.values()])
+        if tree.kind == "sequential":
+            return f"nn.Sequential({', '.join(parts)})"
+        whole = len(parts) == 1 and parts[0].startswith("*[")
+        return f"nn.ModuleList({parts[0][1:]})" if whole else f"nn.ModuleList([{', '.join(parts)}])"
     member = tree.member
-    if member.text is not None:
-        return member.text
-    arguments = member_arguments(member, of)
-    callee = of[id(member.child)].name if member.child is not None else member.callee
-    parts = []
-    for offset, (name, value, positional) in enumerate(arguments):
-        if tree.slot + offset not in cls.slots and code.is_default(member.defaults, name, value):
+    texts, parts = [], []
+    for offset, (name, value, positional) in enumerate(member_arguments(member, of)):
+        formula = cls.formulas.get(tree.slot + offset)
+        texts.append(formula.text if formula is not None else code.literal(value))
+        if formula is None and code.is_default(member.defaults, name, value):
             continue
-        text = cls.slots.get(tree.slot + offset) or code.literal(value)
-        parts.append(text if positional else f"{name}={text}")
+        parts.append(texts[-1] if positional else f"{name}={texts[-1]}")
+    if member.text is not None:
+        return code.fill(member.text, texts)
+    callee = of[id(member.child)].name if member.child is not None else member.callee
     return f"{callee}({', '.join(parts)})"
 
 
-def init_lines(tree: Tree, cls: Class, of: dict[int, Class], prefix: str = "self") -> list[str]:
-    lines = []
+def _items(texts: list[str]) -> list[str]:
+    """A container's items, each run of identical ones built by a loop (`*[Block() for _ in range(12)]`):
+    a run of RUN or more, or all the items from two."""
+    parts: list[str] = []
+    index = 0
+    while index < len(texts):
+        end = index
+        while end < len(texts) and texts[end] == texts[index]:
+            end += 1
+        count = end - index
+        looped = count >= RUN or (count == len(texts) and count > 1)
+        parts += [f"*[{texts[index]} for _ in range({count})]"] if looped else texts[index:end]
+        index = end
+    return parts
+
+
+def init_lines(tree: Tree, cls: Class, of: dict[int, Class], stored: dict[str, str], prefix: str = "self") -> list[str]:
+    """`__init__`'s body after `super().__init__()`: the values forward reads (`stored`: parameter →
+    attribute), the flags of optional functions, then the members."""
+    lines = [f"self.{attribute} = {name}" for name, attribute in stored.items()] if prefix == "self" else []
     if prefix == "self":
         lines += [f"self.{cls.flags[unit]} = {cls.flags[unit]}" for unit in cls.units if unit not in tree.children]
     for name, child in tree.children.items():
@@ -152,15 +200,15 @@ def init_lines(tree: Tree, cls: Class, of: dict[int, Class], prefix: str = "self
             lines += _optional_member(name, child, cls, of)
             continue
         plain = child.member is None and child.kind == "plain"
-        value = "nn.Module()" if plain else constructor(child, cls, of)
-        if identifier(name):
-            lines.append(f"{prefix}.{name} = {value}")
+        value = "Group()" if plain else constructor(child, cls, of)
+        if identifier(child.attribute):
+            lines.append(f"{prefix}.{child.attribute} = {value}")
         elif child.member is not None and child.member.text is not None:
             lines.append(f"{prefix}.register_parameter({code.literal(name)}, {value})")
         else:
             lines.append(f"{prefix}.add_module({code.literal(name)}, {value})")
         if plain:
-            lines += init_lines(child, cls, of, access_of_child(prefix, name))
+            lines += init_lines(child, cls, of, {}, attribute_of(prefix, child.attribute))
     return lines
 
 
@@ -169,137 +217,20 @@ def _optional_member(name: str, child: Tree, cls: Class, of: dict[int, Class]) -
     flag = cls.flags[name]
     if child.member is not None or child.kind != "plain":
         return [f"self.{name} = {constructor(child, cls, of)} if {flag} else None"]
-    inner = init_lines(Tree(children={name: child}), cls, of, "self_")
+    inner = init_lines(Tree(children={name: child}), cls, of, {}, "self_")
     body = [line.replace("self_.", "self.", 1) for line in inner]
     return [f"if {flag}:", *(f"    {line}" for line in body), "else:", f"    self.{name} = None"]
 
 
-def access_of_child(prefix: str, name: str) -> str:
-    return f"{prefix}.{name}" if identifier(name) else f"getattr({prefix}, {code.literal(name)})"
-
-
-def variable_names(cls: Class, inputs: list[str], renames: dict[str, str], ops: dict[str, str], avoid: frozenset[str]) -> dict[str, str]:
-    """A Python name for each value of forward, none of them in `avoid` (see `namespace`): inputs by
-    the block's names, values by their ids (an id that is no name by its op's)."""
-    names: dict[str, str] = {}
-    taken = set(avoid)
-
-    def give(token: str, wanted: str) -> None:
-        name = python_name(wanted, avoid, ops.get(token, "x"))
-        name = numbered(name, taken)
-        taken.add(name)
-        names[token] = name
-
-    for index, name in enumerate(inputs):
-        give(f"@{index}", name)
+def line_sites(cls: Class, of: dict[int, Class]) -> dict[tuple[str, ...], int]:
+    """The site number of each line's first value (by the line's targets), as `parameters` numbers them."""
+    site = sum(len(member_arguments(member, of)) for member in cls.first.members)
+    found = {}
     for line in cls.first.lines:
-        for target in line.targets:
-            wanted = renames.get(target, _token_path(target))
-            give(target, wanted.rpartition(".")[2] if wanted.rpartition(".")[2][:1].isalpha() else wanted)
-    return names
+        found[line.targets] = site
+        site += len(line.values)
+    return found
 
 
-def shape_comment(cls: Class, index: int) -> str:
-    """`# (B, 64, 56, 56)`: each dimension as all instances have it, a parameter's name where it
-    follows one, `*` where instances differ otherwise."""
-    pieces = []
-    present = [i for i, instance in enumerate(cls.instances) if not instance.lines[index].absent]
-    per_instance = [cls.instances[i].lines[index].shapes for i in present]
-    if len({len(shapes) for shapes in per_instance}) > 1:
-        return "# (the number of pieces varies by call)"
-    for output in range(len(per_instance[0])):
-        types = [shapes[output] for shapes in per_instance]
-        if len({len(t.shape) for t in types}) > 1:
-            pieces.append("(rank varies by call)")
-            continue
-        dims = [_dim(cls, [t.shape[d] for t in types], present) for d in range(len(types[0].shape))]
-        if types[0].batched:
-            dims.insert(0, "B")
-        pieces.append(f"({', '.join(dims)}{',' if len(dims) == 1 else ''})")
-    return "# " + ", ".join(pieces)
-
-
-def _dim(cls: Class, values: list[Any], present: list[int]) -> str:
-    if all(repr(v) == repr(values[0]) for v in values):
-        return str(values[0])
-    for parameter in cls.parameters:
-        if repr([parameter.values[i] for i in present]) == repr(values):
-            return parameter.name
-    return "*"
-
-
-def forward_lines(cls: Class, tree: Tree, names: dict[str, str]) -> list[str]:
-    instance = cls.first
-    returned = [instance.token(ref) for ref in instance.outputs]
-    tensors = {line.targets[0]: access(tree, line.member) for line in instance.lines if line.expression == "{self}"}
-    read = {token for line in instance.lines for token, _ in line.reads} | {token for token, _ in returned}
-    body: list[str] = []
-    index = 0
-    while index < len(instance.lines):
-        unit = top(line_path(instance.lines[index]))
-        if unit not in cls.flags:
-            body += _statement(cls, tree, names, tensors, read, index)
-            index += 1
-            continue
-        end = index
-        while end < len(instance.lines) and top(line_path(instance.lines[end])) == unit:
-            end += 1
-        body += _optional_lines(cls, tree, names, tensors, read, index, end, unit)
-        index = end
-    body.append(f"return {', '.join(_value(names, token, pick, tensors) for token, pick in returned)}")
-    return body
-
-
-def _statement(cls: Class, tree: Tree, names: dict[str, str], tensors: dict[str, str], read: set[str], index: int) -> list[str]:
-    line = cls.first.lines[index]
-    if line.expression == "{self}" or (not line.targets and not line.reads):
-        return []  # a learnable tensor is read where it is used; a block without inputs or outputs is not called
-    expression, comment = _expression(cls, tree, names, tensors, index), shape_comment(cls, index)
-    if not any(target in read for target in line.targets):
-        return [f"{expression}  {comment}"]
-    return [f"{', '.join(names[target] for target in line.targets)} = {expression}  {comment}"]
-
-
-def _expression(cls: Class, tree: Tree, names: dict[str, str], tensors: dict[str, str], index: int) -> str:
-    line = cls.first.lines[index]
-    values = [_value(names, token, pick, tensors) for token, pick in line.reads]
-    return line.expression.replace("{self}", access(tree, line.member) if line.member else "").format(*values)
-
-
-def _optional_lines(cls: Class, tree: Tree, names: dict, tensors: dict, read: set[str], start: int, end: int, unit: str) -> list[str]:
-    """An optional layer's lines, run where the instance has it; elsewhere its values are its input
-    (an if/else block, as torchvision writes its optional `downsample`)."""
-    lines = cls.first.lines
-    outside = {token for line in lines[:start] + lines[end:] for token, _ in line.reads} | (read - _read_within(lines, start, end))
-    exported = [target for target in (t for line in lines[start:end] for t in line.targets) if target in outside]
-    passed = _value(names, *lines[start].reads[0], tensors)
-    test = f"self.{unit} is not None" if unit in tree.children else f"self.{cls.flags[unit]}"
-    body = [f"if {test}:"]
-    for index in range(start, end):
-        body += [f"    {text}" for text in _statement(cls, tree, names, tensors, read, index)]
-    return body + (["else:", *(f"    {names[target]} = {passed}" for target in exported)] if exported else [])
-
-
-def _read_within(lines: list[Line], start: int, end: int) -> set[str]:
-    return {token for line in lines[start:end] for token, _ in line.reads}
-
-
-def _value(names: dict[str, str], token: str, pick: int | None, tensors: dict[str, str]) -> str:
-    name = tensors.get(token) or names[token]
-    return name if pick is None else f"{name}[{pick}]"
-
-
-def input_names(cls: Class, document: Document, typed: TypedGraph) -> list[str]:
-    count = len(cls.first.inputs)
-    if cls.block is None:
-        return list(typed.inputs)
-    declared = document.data.get("blocks", {}).get(cls.block, {}).get("inputs", ["input"])
-    return [str(name) for name in declared] if len(declared) == count else [f"x{i}" for i in range(count)]
-
-
-def type_hint(value: Any) -> str:
-    """`: int` for a parameter whose value is `value`; nothing for a value of another type (None, a
-    dtype), whose hint would need an import the file does not have."""
-    if isinstance(value, (bool, int, float, str, tuple, list)):
-        return f": {type(value).__name__}"
-    return ""
+def unit_of(line: Line) -> str:
+    return line_path(line).split(".")[0]
