@@ -1,9 +1,11 @@
 """Pictures of a typed graph: Graphviz DOT, Mermaid, a self-made SVG (no system binary) and an HTML page
-around that SVG with pan, zoom, collapsible blocks and a click that shows a node's spec line. No torch.
+around that SVG with pan, zoom, an overview, blocks that fold into one box and a click that shows a
+node's spec line. No torch.
 
 Nodes show id, op, output shape (symbolic where sizes are) and parameters; block instances and groups
 are clusters; an edge that skips over layers (a residual shortcut, a concat of an early value) is drawn
-dashed and coloured.
+dashed and coloured. Where things go is compiler/picture_layout.py's, the SVG's pieces are
+compiler/picture_svg.py's and the page's script is in compiler/picture_page.py.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ class Picture:
     title: str
     boxes: dict[str, Box]
     edges: list[tuple[str, str, bool]]
-    """(from, to, skips): skips when the edge jumps over layers."""
+    """(from, to, skips): skips when the edge jumps over rows (it runs down a lane beside them)."""
     clusters: dict[str, str] = field(default_factory=dict)
     """Scope path → label (`layer1.0: basic`), outer scopes first."""
     layout: Layout = field(init=False)
@@ -218,8 +220,8 @@ def _summaries(pic: Picture) -> dict[str, str]:
 
 
 def to_html(pic: Picture, source: str, file: str) -> str:
-    """A page with the SVG: drag to pan, wheel to zoom, click a node for its spec line, click a block's
-    name to fold it."""
+    """A page with the SVG, opened at a readable zoom on the input beside an overview: drag to pan,
+    wheel to zoom, click a node for its spec line, click a block's name to fold it into one box."""
     lines = source.splitlines()
     details = {
         name: {

@@ -90,6 +90,14 @@ def _item(scopes: tuple[str, ...], name: str, level: int) -> Item:
     return (True, scopes[level]) if level < len(scopes) else (False, name)
 
 
+def _common(sa: tuple[str, ...], sb: tuple[str, ...]) -> int:
+    """How many clusters two boxes are both in: the depth of the cluster that holds an edge between them."""
+    common = 0
+    while common < min(len(sa), len(sb)) and sa[common] == sb[common]:
+        common += 1
+    return common
+
+
 def _gather(boxes: Mapping[str, _Box], edges: Sequence[tuple[str, str, bool]], clusters: Iterable[str]) -> dict[str | None, _Content]:
     contents: dict[str | None, _Content] = {None: _Content(), **{path: _Content() for path in clusters}}
     for name, box in boxes.items():
@@ -97,9 +105,7 @@ def _gather(boxes: Mapping[str, _Box], edges: Sequence[tuple[str, str, bool]], c
             contents[box.scopes[level - 1] if level else None].items[_item(box.scopes, name, level)] = None
     for a, b, _ in edges:
         sa, sb = boxes[a].scopes, boxes[b].scopes
-        common = 0
-        while common < min(len(sa), len(sb)) and sa[common] == sb[common]:
-            common += 1
+        common = _common(sa, sb)
         owner = contents[sa[common - 1] if common else None]
         source, target = _item(sa, a, common), _item(sb, b, common)
         owner.edges.append((source, target, a))
@@ -140,35 +146,6 @@ def _order(items: Iterable[Item], edges: Iterable[tuple[Item, Item, str]]) -> li
             if not waiting[b] and b not in done:
                 heapq.heappush(ready, index[b])
     return order
-
-
-class _Columns:
-    """The x-intervals taken in each row; a new rectangle goes where it is free, nearest to where it
-    would like to be (to the right on a tie)."""
-
-    def __init__(self) -> None:
-        self.taken: dict[int, list[tuple[int, int]]] = {}
-
-    def put(self, first: int, last: int, width: int, margin: int, wanted: int) -> int:
-        taken = sorted(interval for row in range(first, last + 1) for interval in self.taken.get(row, ()))
-        merged: list[list[int]] = []
-        for lo, hi in taken:
-            if merged and lo <= merged[-1][1]:
-                merged[-1][1] = max(merged[-1][1], hi)
-            else:
-                merged.append([lo, hi])
-        bounds = [-(10**9), *(v for lo, hi in merged for v in (lo, hi)), 10**9]
-        best = None
-        for gap_lo, gap_hi in zip(bounds[0::2], bounds[1::2]):
-            lo, hi = gap_lo + margin, gap_hi - margin - width
-            if lo <= hi:
-                left = min(max(wanted, lo), hi)
-                if best is None or abs(left - wanted) <= abs(best - wanted):
-                    best = left
-        assert best is not None
-        for row in range(first, last + 1):
-            self.taken.setdefault(row, []).append((best - margin, best + width + margin))
-        return best
 
 
 def _place(
@@ -375,9 +352,7 @@ def _runs(
     """The lanes the edge a → b runs down, top to bottom: out of each cluster `a` is in, across the
     cluster holding both, into each cluster `b` is in; none for an edge that closes a cycle."""
     sa, sb = boxes[a].scopes, boxes[b].scopes
-    common = 0
-    while common < min(len(sa), len(sb)) and sa[common] == sb[common]:
-        common += 1
+    common = _common(sa, sb)
     owner = sa[common - 1] if common else None
     if (_item(sa, a, common), _item(sb, b, common)) not in placed[owner].forward:
         return []
