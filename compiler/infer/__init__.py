@@ -16,11 +16,8 @@ from ..dims import is_symbolic
 from ..ir import OUTPUT, Graph, Kind, Node, Ref, TypedGraph, TypedNode
 from ..ops import Call, Registry, TensorType
 from ..values import as_declared
-from ._checks import check_fixed, check_inputs, check_size, check_weights_dtype, shared
+from . import _checks, _gaps, _rules, _values
 from ._context import Application, Context, Failed
-from ._gaps import warn_gaps
-from ._rules import guarded, macs
-from ._values import argument, decide, inputs_of, types_of
 
 __all__ = ["MAX_PARAMS", "infer"]
 
@@ -38,7 +35,7 @@ def infer(graph: Graph, registry: Registry, max_params: int = MAX_PARAMS) -> tup
             _visit(ctx, node)
         except Failed:
             ctx.failed.add(node.name)
-    warn_gaps(ctx)
+    _gaps.warn_gaps(ctx)
     typed = TypedGraph(graph.name, ctx.typed)
     if typed.total_params > max_params:
         gib = typed.total_params * 4 / 2**30
@@ -56,11 +53,11 @@ def _visit(ctx: Context, node: Node) -> None:
     if node.kind is Kind.INPUT:
         ctx.typed[node.name] = TypedNode(node, {}, (), (), (node.declared,))
         return
-    inputs = inputs_of(ctx, node)
+    inputs = _values.inputs_of(ctx, node)
     if node.kind is Kind.OUTPUT:
-        ctx.typed[node.name] = TypedNode(node, dict(node.args), inputs, types_of(ctx, inputs), ())
+        ctx.typed[node.name] = TypedNode(node, dict(node.args), inputs, _values.types_of(ctx, inputs), ())
         return
-    skipped_by = next((guard for guard in node.guards if not decide(ctx, node, guard)), None)
+    skipped_by = next((guard for guard in node.guards if not _values.decide(ctx, node, guard)), None)
     if skipped_by is not None:
         if inputs:
             ctx.passed[node.name] = inputs[0]
@@ -68,27 +65,27 @@ def _visit(ctx: Context, node: Node) -> None:
             ctx.absent[node.name] = skipped_by.span
         return
     op = ctx.registry.get(node.op)
-    args = {key: as_declared(op.param_index[key].schema, argument(ctx, node, op, key)) for key in node.args}
-    app = Application(node, op, Call(args, types_of(ctx, inputs)))
+    args = {key: as_declared(op.param_index[key].schema, _values.argument(ctx, node, op, key)) for key in node.args}
+    app = Application(node, op, Call(args, _values.types_of(ctx, inputs)))
     ctx.typed[node.name] = _typed(ctx, app, inputs)
 
 
 def _typed(ctx: Context, app: Application, inputs: tuple[Ref, ...]) -> TypedNode:
     """The typed node of an op's application: its outputs checked, its parameters and MACs counted."""
     node, op, call = app.node, app.op, app.call
-    check_inputs(ctx, app)
-    outputs = guarded(ctx, app, lambda c: op.infer(c))
+    _checks.check_inputs(ctx, app)
+    outputs = _rules.guarded(ctx, app, lambda c: op.infer(c))
     tuple_valued = isinstance(outputs, tuple)
     outputs = outputs if tuple_valued else (outputs,)
     if node.kind is Kind.TENSOR:
         outputs = tuple(TensorType(t.shape, t.dtype, batched=False) for t in outputs)
-    check_size(ctx, app, outputs)
-    check_weights_dtype(ctx, app)
-    check_fixed(ctx, app)
-    params = guarded(ctx, app, op.count_params)
-    counted = macs(ctx, app, outputs[0])
+    _checks.check_size(ctx, app, outputs)
+    _checks.check_weights_dtype(ctx, app)
+    _checks.check_fixed(ctx, app)
+    params = _rules.guarded(ctx, app, op.count_params)
+    counted = _rules.macs(ctx, app, outputs[0])
     if is_symbolic(params):
         ctx.fail("E0403", f"layer '{node.name}' ({op.name}): its parameter count depends on {params}", node.span)
-    params -= shared(ctx, app)
+    params -= _checks.shared(ctx, app)
     decided = node if not node.guards and call.args == node.args else dataclasses.replace(node, args=call.args, guards=())
     return TypedNode(decided, call.args, inputs, call.inputs, outputs, params, counted, tuple_valued)

@@ -26,8 +26,8 @@ from ..link import Expansion, Source, link
 from ..load import Document
 from ..ops import Registry
 from ..params import model_values
+from . import _expand
 from ._context import Abort, Context, Frame, Positions
-from ._expand import expand_layers
 
 __all__ = ["resolve"]
 
@@ -47,7 +47,7 @@ def resolve(document: Document, registry: Registry, overrides: Mapping[str, Any]
     ctx.expansion.input_spans.update(spans)
     entry = [Source(next(iter(types)), document.span(("inputs",)), "")]
     try:
-        last = expand_layers(ctx, document.data["layers"], ("layers",), Frame("", "", values.params, Positions()), entry)
+        last = _expand.expand_layers(ctx, document.data["layers"], ("layers",), Frame("", "", values.params, Positions()), entry)
     except Abort:
         return None, sorted(set(ctx.diagnostics), key=sort_key)
     graph, linked = link(ctx.expansion, document.data.get("name", "model"), _outputs(document, last), has_errors(ctx.diagnostics))
