@@ -27,6 +27,7 @@ from .loop import Position, Step, StopFlag, Tally, batch_count, batches, ddp_opt
 from .metrics import Monitor
 from .optim import PER_EPOCH_SCHEDULES, freeze, loss_function, optimizer, scheduler
 from .progress import Progress
+from .splits import use_channels_last
 
 
 @dataclass
@@ -92,10 +93,8 @@ def _fit(model: nn.Module, config, out, resume, ready, device: torch.device, ran
         notes.append(f"froze {freeze(model, config['freeze'])} parameter tensors")
     channels_last = config["channels_last"] is True or (config["channels_last"] == "auto" and device.type == "cuda" and conv_model(model))
     model.to(device, memory_format=torch.channels_last) if channels_last else model.to(device)
-    if channels_last:  # resident images change layout once; their batches keep it (no copy per batch)
-        for split in (data.train, data.val):
-            if split.inputs is not None and split.inputs.dim() == 4:
-                split.inputs = split.inputs.contiguous(memory_format=torch.channels_last)
+    if channels_last:  # images change layout once: resident ones now, a DataLoader's as its workers stack them
+        use_channels_last(data.train, data.val)
     batchnorms: dict[str, type[nn.Module]] = {}
     if config["sync_batchnorm"] and world > 1:
         if device.type != "cuda":
