@@ -353,7 +353,8 @@ def _show(value: Any) -> str:
 
 
 def _context(path: JsonPath, data: Any) -> str:
-    """'layer 'conv2' (conv2d): ' for a path inside a layer, 'train.optimizer: ' inside the train section, else ''."""
+    """'layer 'conv2' (conv2d): ' for a path inside a layer ('layer #1' for an unnamed first layer, counted
+    as a reader counts), 'train.optimizer: ' inside the train section, else ''."""
     if path[:1] == ("train",) and len(path) > 2:  # a key inside a train subsection
         return ".".join(str(key) for key in path[:-1]) + ": "
     layer, layer_index = None, None
@@ -367,6 +368,6 @@ def _context(path: JsonPath, data: Any) -> str:
             layer, layer_index = node, key
     if layer is None:
         return ""
-    name = f"'{layer['id']}'" if isinstance(layer.get("id"), str) else f"#{layer_index}"
+    name = f"'{layer['id']}'" if isinstance(layer.get("id"), str) else f"#{layer_index + 1}"
     op = layer.get("op")
     return f"layer {name} ({op}): " if isinstance(op, str) else f"layer {name}: "
