@@ -292,10 +292,10 @@ def test_an_html_page_from_a_hostile_spec_runs_only_its_own_script(tmp_path: Pat
 
 
 def _steps(draw, pic: Picture, budget: int) -> int:
-    """Lines of compiler/picture.py run by `draw(pic)`; fails as soon as `budget` is passed."""
+    """Lines of the picture modules (compiler/picture*.py) run by `draw(pic)`; fails as soon as `budget` is passed."""
     import nncompile.compiler.picture
 
-    source = nncompile.compiler.picture.__file__
+    sources = {str(path) for path in Path(nncompile.compiler.picture.__file__).parent.glob("picture*.py")}
     count = 0
 
     def line(frame, event, arg):
@@ -306,7 +306,7 @@ def _steps(draw, pic: Picture, budget: int) -> int:
                 raise RuntimeError(f"{draw.__name__} ran over {budget} steps")
         return line
 
-    sys.settrace(lambda frame, event, arg: line if frame.f_code.co_filename == source else None)
+    sys.settrace(lambda frame, event, arg: line if frame.f_code.co_filename in sources else None)
     try:
         draw(pic)
     finally:
@@ -321,7 +321,7 @@ def test_pictures_of_thousands_of_groups_cost_steps_in_proportion_to_their_size(
     assert len(pic.clusters) == 4000
     size = len(pic.boxes) + len(pic.clusters) + len(pic.edges)
     for draw in (to_dot, to_mermaid, to_svg, lambda p: to_html(p, "\n" * 6, "x.yaml")):
-        assert size < _steps(draw, pic, 50 * size)  # about 18 a node for DOT and Mermaid, 41 for HTML
+        assert size < _steps(draw, pic, 60 * size)  # 18 an element for DOT and Mermaid, 47 SVG, 50 HTML, at any size
 
 
 def test_a_picture_of_deeply_nested_groups_grows_with_its_names_not_their_depth(write_spec):
