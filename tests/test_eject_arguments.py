@@ -23,7 +23,9 @@ from zoo import ZOO
 from nncompile import compiler
 from nncompile.cli import main
 
-SHIPPED = [*SPECS, *sorted((ROOT / "specs" / "zoo").glob("*.yaml"))]
+SHIPPED = [*SPECS, *sorted((ROOT / "specs" / "zoo").glob("*.yaml")), ROOT / "tests" / "specs" / "normalized_mlp.yaml"]
+PLUGINS = {"normalized_mlp": ("normlinear",)}
+"""The plugins a spec's ops come from."""
 
 
 def small(spec: Path) -> dict[str, Any]:
@@ -34,7 +36,8 @@ def small(spec: Path) -> dict[str, Any]:
 
 def eject_with_build(spec: Path, file: Path, overrides: dict[str, Any]) -> str:
     sets = [word for name, value in overrides.items() for word in ("--set", f"{name}={value}")]
-    assert main(["build", str(spec), "-o", str(file), *sets]) == 0
+    plugins = [word for plugin in PLUGINS.get(spec.stem, ()) for word in ("--plugin", plugin)]
+    assert main(["build", str(spec), "-o", str(file), *sets, *plugins]) == 0
     return file.read_text()
 
 
@@ -59,7 +62,7 @@ def _new_values(spec: Path, base: dict[str, Any], keywords: dict[str, Any]) -> d
     chosen: dict[str, Any] = {}
     for name, value in keywords.items():
         for other in _others(value):
-            if analyze(spec, {**base, **chosen, name: other}).ok:
+            if analyze(spec, {**base, **chosen, name: other}, PLUGINS.get(spec.stem, ())).ok:
                 chosen[name] = other
                 break
         else:
@@ -96,7 +99,7 @@ def test_the_root_builds_what_nncompile_builds_with_other_arguments(spec: Path, 
     chosen = _new_values(spec, base, keywords)
     cls = re.findall(r"^class (\w+)", text, re.MULTILINE)[-1]
     ejected = _load(tmp_path / f"{spec.stem}.py", cls)(**chosen).eval()
-    compiled = compiler.build(spec, **{**base, **chosen}).eval()
+    compiled = compiler.build(spec, plugins=PLUGINS.get(spec.stem, ()), **{**base, **chosen}).eval()
     _randomized(compiled)
     assert list(ejected.state_dict()) == list(compiled.state_dict())
     ejected.load_state_dict(compiled.state_dict(), strict=True)
@@ -123,10 +126,17 @@ def _signature_free(text: str) -> str:
         ("specs/resnet18.yaml", ["num_classes"]),
         ("specs/zoo/transformer_encoder_layer.yaml", ["d_model", "nhead", "dim_feedforward", "dropout"]),
         ("specs/zoo/gpt.yaml", ["block_size", "vocab_size", "n_head", "n_embd", "dropout", "bias"]),
+        (
+            "specs/zoo/vit_b_16.yaml",
+            [
+                *("channels", "image_size", "patch_size", "num_heads", "hidden_dim", "mlp_dim"),
+                *("dropout", "attention_dropout", "num_classes"),
+            ],
+        ),
     ],
 )
 def test_the_root_offers_the_parameters_it_can_take(tmp_path: Path, spec: str, keywords: list[str], capsys):
-    """GPT's n_layer is not offered: another value makes another number of blocks."""
+    """GPT's n_layer and ViT's num_layers are not offered: another value makes another number of blocks."""
     text = eject_with_build(ROOT / spec, tmp_path / "model.py", small(ROOT / spec))
     assert list(root_keywords(text)) == keywords
 
@@ -150,6 +160,16 @@ def test_gpt_blocks_take_n_embd_and_n_head_and_write_every_value_from_them(tmp_p
     gpt = text[text.index("class Gpt(") :]
     assert gpt.count("Block(") == 1 and "for _ in range(12)" in gpt  # twelve blocks, built by a loop
     assert "# (B, T, vocab_size)" in gpt
+
+
+def test_a_chain_of_named_blocks_is_a_sequential_built_by_a_loop(tmp_path: Path, capsys):
+    """ViT's encoder layers are named `encoder_layer_0`… (torchvision's keys): an nn.Sequential of an
+    OrderedDict, as torchvision writes it, whose twelve identical items one loop builds."""
+    text = flat(eject_with_build(ROOT / "specs" / "zoo" / "vit_b_16.yaml", tmp_path / "vit.py", {}))
+    assert 'self.encoder.layers = nn.Sequential(OrderedDict((f"encoder_layer_{i}", EncoderBlock(' in text
+    assert "for i in range(12)))" in text and text.count("EncoderBlock(num_heads") == 1
+    assert "layers = self.encoder.layers(dropout)" in text
+    assert "nn.Parameter(nn.init.zeros_(torch.empty(1, 1, hidden_dim)))" in text
 
 
 def test_a_shape_comment_names_the_argument_it_follows(tmp_path: Path, capsys):

@@ -139,10 +139,12 @@ def _header(typed: TypedGraph, command: str, body: str, plugins: list[str]) -> s
     used = {
         "import torch": re.search(r"(?<![\w.])torch\.", body),
         "import torch.nn.functional as F": re.search(r"(?<![\w.])F\.", body),
+        "from typing import Any": re.search(r"(?<![\w.])Any\b", body),
+        "from collections import OrderedDict": re.search(r"(?<![\w.])OrderedDict\(", body),
     }
+    standard = [line for line in ("from collections import OrderedDict", "from typing import Any") if used.pop(line, None)]
     imports = [*sorted([*plugins, *(line for line, found in used.items() if found)]), "from torch import Tensor, nn"]
-    if re.search(r"(?<![\w.])Any\b", body):
-        imports = ["from typing import Any", "", *imports]
+    imports = [*standard, "", *imports] if standard else imports
     doc = (
         f'"""{_printable(typed.name)} in plain PyTorch, written by nncompile:\n\n    {_printable(_relative(command))}\n\n'
         "It needs no nncompile: submodules carry the spec's names, so the compiled model's state_dict loads\n"

@@ -12,6 +12,9 @@ from typing import Any
 from .formulas import Formula, Scope, expressions, literal_formula
 from .optional import MISSING
 
+LONGEST = 24
+"""The longest formula a shape comment writes (a longer one reads as `*`)."""
+
 
 def agree(values: Sequence[Any], got: Sequence[Any]) -> bool:
     """`got` gives every value that is present (an absent instance's value is MISSING)."""
@@ -52,7 +55,7 @@ def _items(values: Sequence[Any], raws: Sequence[Any], scope: Scope, exclude: st
     items: list[Formula] = []
     for index in range(length):
         column = [v if v is MISSING else v[index] for v in values]
-        item_raws = [raw[index] for raw in raws if isinstance(raw, list) and len(raw) == length]
+        item_raws = [raw[index - length + len(raw)] for raw in raws if isinstance(raw, list) and length - len(raw) <= index < length]
         item = literal_formula(first(column)) if constant(column) else fit(column, item_raws, scope, exclude)
         if item is None:
             return None
@@ -66,10 +69,10 @@ def _items(values: Sequence[Any], raws: Sequence[Any], scope: Scope, exclude: st
 
 def dimension(values: Sequence[Any], scope: Scope) -> str:
     """A size in a shape comment: as every instance has it, else the formula of the class's names
-    that gives it, else `*`."""
+    that gives it (a short one), else `*`."""
     if len({str(v) for v in values if v is not MISSING}) <= 1:
         return str(first(values))
     if not all(isinstance(v, int) for v in values if v is not MISSING):
         return "*"
     formula = fit(values, [], scope)
-    return formula.text if formula is not None else "*"
+    return formula.text if formula is not None and len(formula.text) <= LONGEST else "*"

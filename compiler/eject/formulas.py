@@ -104,12 +104,12 @@ class SpecText:
 
     def candidates(self, node: TypedNode | None, value: Any, hint: str | None = None) -> list[Any]:
         """The spec texts that may make `value` at `node`: the argument `hint` names, then every argument
-        (or item of a list argument) whose value it is."""
+        (or item of a list argument) whose value it is or ends it."""
         if node is None:
             return []
         found = [self.raw(node, hint)] if hint is not None else []
         for argument, given in node.args.items():
-            if repr(given) == repr(value):
+            if repr(given) == repr(value) or _ends_with(value, given):
                 found.append(self.raw(node, argument))
             elif isinstance(given, list | tuple):
                 raw = self.raw(node, argument)
@@ -120,6 +120,17 @@ class SpecText:
             if raw is not MISSING and all(raw is not other and raw != other for other in unique):
                 unique.append(raw)
         return unique
+
+
+def _ends_with(value: Any, given: Any) -> bool:
+    """A list the op made from the spec's by putting items before it (the batch's -1 of a reshape)."""
+    kinds = (list, tuple)
+    return (
+        isinstance(value, kinds)
+        and isinstance(given, kinds)
+        and 0 < len(given) < len(value)
+        and repr(list(value[-len(given) :])) == repr(list(given))
+    )
 
 
 def expressions(raw: Any, scope: Scope) -> Iterator[tuple[Formula, list[Any]]]:

@@ -20,9 +20,9 @@ import keyword
 import re
 from collections.abc import Collection, Iterable
 
-IMPORTS = frozenset({"torch", "nn", "F", "Tensor", "Any"})
+IMPORTS = frozenset({"torch", "nn", "F", "Tensor", "Any", "OrderedDict"})
 """What the file imports (`import torch`, `import torch.nn.functional as F`, `from torch import Tensor, nn`,
-`from typing import Any`)."""
+`from typing import Any`, `from collections import OrderedDict`)."""
 
 HELPERS = frozenset(
     {"reshape", "cat", "positions", "Attention", "LayerNorm2d", "StochasticDepth", "ShiftedWindowAttention", "pad_to", "arange_", "Group"}

@@ -4,6 +4,7 @@ each value a literal or its formula (see `parameters`)."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from ..names import MODULE_ATTRIBUTES
@@ -92,8 +93,10 @@ def _collapse(tree: Tree, prefix: str, cls: Class, renames: dict[str, str]) -> N
         if child.member is not None:
             continue
         _collapse(child, path + ".", cls, renames)
-        if child.kind == "list" and all(c.member is not None for c in child.children.values()):
-            chain = _chain(path, len(child.children), cls.first.lines, cls.first)
+        modules = all(c.member is not None and c.member.text is None for c in child.children.values())
+        named = child.kind == "plain" and len(child.children) > 1
+        if (child.kind == "list" or named) and modules:
+            chain = _chain(path, list(child.children), cls.first.lines, cls.first)
             if chain is not None:
                 child.kind = "sequential"
                 start, end = chain
@@ -104,15 +107,16 @@ def _collapse(tree: Tree, prefix: str, cls: Class, renames: dict[str, str]) -> N
                 renames[cls.first.lines[start].targets[0]] = path
 
 
-def _chain(path: str, count: int, lines: list[Line], instance: Instance) -> tuple[int, int] | None:
-    """Where the lines under `path` call its items one after the other and nothing else reads between."""
+def _chain(path: str, items: list[str], lines: list[Line], instance: Instance) -> tuple[int, int] | None:
+    """Where the lines under `path` call its `items` one after the other and nothing else reads between."""
+    count = len(items)
     under = [i for i, line in enumerate(lines) if _line_path(line) == path or _line_path(line).startswith(path + ".")]
     if len(under) != count or under != list(range(under[0], under[0] + count)):
         return None
     outputs = {instance.token(ref)[0] for ref in instance.outputs}
     for position, index in enumerate(under):
         line = lines[index]
-        if line.member != f"{path}.{position}" or line.expression != "{self}({0})" or len(line.targets) != 1 or line.tuple_valued:
+        if line.member != f"{path}.{items[position]}" or line.expression != "{self}({0})" or len(line.targets) != 1 or line.tuple_valued:
             return None
         if position and line.reads != ((lines[index - 1].targets[0], None),):
             return None
@@ -154,7 +158,10 @@ def attribute_of(prefix: str, name: str) -> str:
 def constructor(tree: Tree, cls: Class, of: dict[int, Class]) -> str:
     """The expression that builds a leaf or a list container."""
     if tree.member is None:
-        parts = _items([constructor(child, cls, of) for child in tree.children.values()])
+        texts = [constructor(child, cls, of) for child in tree.children.values()]
+        if tree.kind == "sequential" and list(tree.children) != [str(i) for i in range(len(texts))]:
+            return f"nn.Sequential({_named(list(tree.children), texts)})"
+        parts = _items(texts)
         if tree.kind == "sequential":
             return f"nn.Sequential({', '.join(parts)})"
         whole = len(parts) == 1 and parts[0].startswith("*[")
@@ -173,6 +180,25 @@ def constructor(tree: Tree, cls: Class, of: dict[int, Class]) -> str:
     return f"{callee}({', '.join(parts)})"
 
 
+def _named(names: list[str], texts: list[str]) -> str:
+    """`OrderedDict(...)` of a chain whose items have names: built by a loop where the items are
+    identical and their names numbered in a row (`f"encoder_layer_{i}"`)."""
+    numbered = [re.fullmatch(r"(.*?)(\d+)", name) for name in names]
+    if len(set(texts)) == 1 and len(texts) > 1 and all(numbered):
+        stems = {match.group(1) for match in numbered if match}
+        start = int(numbered[0].group(2)) if numbered[0] else 0
+        if len(stems) == 1 and names == [f"{next(iter(stems))}{start + i}" for i in range(len(names))]:
+            index = _free(texts[0], ("i", "index", "position"))
+            number = index if start == 0 else f"{index} + {start}"
+            return f'OrderedDict((f"{next(iter(stems))}{{{number}}}", {texts[0]}) for {index} in range({len(texts)}))'
+    return "OrderedDict([" + ", ".join(f"({code.literal(name)}, {text})" for name, text in zip(names, texts)) + "])"
+
+
+def _free(text: str, names: tuple[str, ...]) -> str:
+    """The first of `names` that `text` does not read (a loop's variable must shadow nothing)."""
+    return next(name for name in names if not re.search(rf"\b{name}\b", text))
+
+
 def _items(texts: list[str]) -> list[str]:
     """A container's items, each run of identical ones built by a loop (`*[Block() for _ in range(12)]`):
     a run of RUN or more, or all the items from two."""
@@ -184,7 +210,8 @@ def _items(texts: list[str]) -> list[str]:
             end += 1
         count = end - index
         looped = count >= RUN or (count == len(texts) and count > 1)
-        parts += [f"*[{texts[index]} for _ in range({count})]"] if looped else texts[index:end]
+        unused = _free(texts[index], ("_", "_copy", "_repeat"))
+        parts += [f"*[{texts[index]} for {unused} in range({count})]"] if looped else texts[index:end]
         index = end
     return parts
 
