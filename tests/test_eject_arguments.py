@@ -1,7 +1,8 @@
 """Ejected classes take only arguments they honour: every shipped spec, ejected by `build` (which offers
 the model parameters that qualify), built with other values of all its root's arguments at once, is the
 model nncompile builds with those values: the same state_dict keys in the same order, a strict load,
-the same leaf modules (type and settings: a dropout's p, a layer norm's bias) and the same outputs.
+the same leaf modules (type and settings: a dropout's p, a layer norm's bias) and the same outputs,
+scripted too.
 Ejected again at those values, the file is the same but for the defaults."""
 
 from __future__ import annotations
@@ -105,7 +106,10 @@ def test_the_root_builds_what_nncompile_builds_with_other_arguments(spec: Path, 
     ejected.load_state_dict(compiled.state_dict(), strict=True)
     assert _leaves(ejected) == _leaves(compiled)
     inputs = example_inputs(compiled, batch=2)
-    assert all(torch.equal(a, b) for a, b in zip(_outputs(ejected, inputs), _outputs(compiled, inputs), strict=True))
+    want = _outputs(compiled, inputs)
+    assert all(torch.equal(a, b) for a, b in zip(_outputs(ejected, inputs), want, strict=True))
+    scripted = torch.jit.script(ejected)  # the values forward reads from attributes (self.n_head) script too
+    assert all(torch.equal(a, b) for a, b in zip(_outputs(scripted, inputs), want, strict=True))
     again = eject_with_build(spec, tmp_path / f"{spec.stem}_again.py", {**base, **chosen})
     assert root_keywords(again) == chosen
     assert _signature_free(again) == _signature_free(text)  # nothing else in the file depended on them
