@@ -12,7 +12,6 @@ from . import code
 from .classes import Class, member_arguments
 from .instances import Instance, Line, Member, identifier
 from .namespace import numbered, python_name
-from .optional import line_path
 
 RUN = 3
 """Identical items in a row that a loop builds (a container of identical items: from two)."""
@@ -257,7 +256,3 @@ def line_sites(cls: Class, of: dict[int, Class]) -> dict[tuple[str, ...], int]:
         found[line.targets] = site
         site += len(line.values)
     return found
-
-
-def unit_of(line: Line) -> str:
-    return line_path(line).split(".")[0]
