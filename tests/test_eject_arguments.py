@@ -92,6 +92,7 @@ def _outputs(model: torch.nn.Module, inputs: tuple[torch.Tensor, ...]) -> tuple[
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:FutureWarning")
 @pytest.mark.parametrize("spec", SHIPPED, ids=lambda p: p.stem)
 def test_the_root_builds_what_nncompile_builds_with_other_arguments(spec: Path, tmp_path: Path, capsys):
     base = small(spec)

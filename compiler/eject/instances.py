@@ -130,11 +130,12 @@ def cut(typed: TypedGraph) -> Instance:
     return root
 
 
-def describe(instance: Instance, typed: TypedGraph, registry: Registry) -> None:
-    """Fill members, lines, inputs and outputs of the instance and of every instance below it."""
+def describe(instance: Instance, typed: TypedGraph, registry: Registry, readers: dict[str, set[str]] | None = None) -> None:
+    """Fill members, lines, inputs and outputs of the instance and of every instance below it
+    (`readers`: each node's readers, found here when not given)."""
+    readers = _readers(typed) if readers is None else readers
     for child in instance.children:
-        describe(child, typed, registry)
-    readers = _readers(typed)
+        describe(child, typed, registry, readers)
     inside = _names_inside(instance)
     produced = instance.produced
     if not instance.path:
@@ -261,10 +262,13 @@ def _sources(node: TypedNode, op: OpDef) -> dict[str, str]:
 def _stateless(node: TypedNode, op: OpDef) -> bool:
     """Whether the node's module holds nothing in a state_dict (built once to see its buffers)."""
     assert isinstance(op.emit, ModuleEmit)
-    if node.params:
+    if node.params or node.node.shares:
         return False
+    import torch
+
     try:
-        module = resolve_target(op.emit.target)(**op.emit.kwargs(Call(node.args, node.input_types)))
+        with torch.device("meta"):  # no memory, no initialisation: only its state_dict's keys are read
+            module = resolve_target(op.emit.target)(**op.emit.kwargs(Call(node.args, node.input_types)))
     except Exception:  # a plugin's module that cannot be built here: keep its name
         return False
     return not module.state_dict()
